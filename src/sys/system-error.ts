@@ -1,0 +1,42 @@
+import { constants } from 'node:os';
+import { VfioBarsError } from '../errors.js';
+
+const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+
+/** `EINVAL` for 22, `E123` for an errno Node does not know. */
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES.get(errno) ?? `E${errno}`;
+}
+
+export interface SystemErrorDetails {
+  errno: number;
+  syscall: string;
+  /** ioctl request name, for ioctl(2) failures. */
+  ioctl?: string;
+  path?: string;
+  fd?: number;
+}
+
+/** A failed system call, with errno read right after the call. */
+export class SystemError extends VfioBarsError {
+  /** errno name, e.g. `'EINVAL'`. */
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string;
+  readonly ioctl: string | undefined;
+  readonly path: string | undefined;
+  readonly fd: number | undefined;
+
+  constructor(details: SystemErrorDetails, options?: ErrorOptions) {
+    const code = errnoName(details.errno);
+    const what = details.ioctl ? `ioctl ${details.ioctl}` : details.syscall;
+    const where = details.path ? ` ${details.path}` : details.fd !== undefined ? ` (fd ${details.fd})` : '';
+    super(`${what}${where}: ${code}`, options);
+    this.code = code;
+    this.errno = details.errno;
+    this.syscall = details.syscall;
+    this.ioctl = details.ioctl;
+    this.path = details.path;
+    this.fd = details.fd;
+  }
+}

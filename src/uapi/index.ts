@@ -1,0 +1,14 @@
+/** The Linux ABI as data: ioctl numbers, flags, struct codecs. Imports nothing outside uapi/. */
+import { VFIO_IOCTL } from './vfio.js';
+import { IOMMUFD_IOCTL } from './iommufd.js';
+import { KVM_IOCTL } from './kvm.js';
+
+export * from './ioctl.js';
+export * from './u64.js';
+export * from './vfio.js';
+export * from './iommufd.js';
+export * from './kvm.js';
+
+/** Every ioctl the library issues, by kernel name. `Syscalls.ioctl` takes these names. */
+export const IOCTL = { ...VFIO_IOCTL, ...IOMMUFD_IOCTL, ...KVM_IOCTL } as const;
+export type IoctlName = keyof typeof IOCTL;
