@@ -12,3 +12,5 @@ export * from './kvm.js';
 /** Every ioctl the library issues, by kernel name. `Syscalls.ioctl` takes these names. */
 export const IOCTL = { ...VFIO_IOCTL, ...IOMMUFD_IOCTL, ...KVM_IOCTL } as const;
 export type IoctlName = keyof typeof IOCTL;
+export * from './kvm-x86.js';
+export * from './kvm-arm64.js';

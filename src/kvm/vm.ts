@@ -1,0 +1,163 @@
+/**
+ * `KvmVm`: a KVM virtual machine handle that owns its memory slots. Slot registration goes through
+ * `Syscalls.setUserMemoryRegion` (the N-API shim), so u64 values reach the kernel unchanged.
+ */
+import { KVM_API_VERSION, KVM_CAP, KVM_MEM_FLAGS } from '../uapi/index.js';
+import { O_FLAGS, type Syscalls } from '../sys/syscalls.js';
+import { realSyscalls } from '../sys/real-syscalls.js';
+import { hex } from '../errors.js';
+import { KvmError } from './errors.js';
+import { SlotAllocator } from './slot-allocator.js';
+
+export interface SlotRegion {
+  readonly guestPhysAddr: bigint;
+  readonly memorySize: bigint;
+  readonly userspaceAddr: bigint;
+  /** Register with KVM_MEM_READONLY: guest writes exit to the VMM as MMIO. */
+  readonly readonly?: boolean;
+}
+
+export interface KvmVmOptions {
+  syscalls?: Syscalls;
+  /** Default `/dev/kvm`. */
+  kvmPath?: string;
+}
+
+/** A KVM VM and the memory slots registered in it. Dispose it (or `close()`) to release everything. */
+export class KvmVm implements Disposable {
+  readonly fd: number;
+  readonly syscalls: Syscalls;
+  /** KVM_CAP_NR_MEMSLOTS: how many slot ids this VM accepts. */
+  readonly maxMemorySlots: number;
+  /** KVM_CAP_READONLY_MEM. */
+  readonly readonlyMemSupported: boolean;
+  readonly #kvmFd: number;
+  readonly #slots = new Map<number, SlotRegion>();
+  readonly #ids: SlotAllocator;
+  #closed = false;
+
+  private constructor(syscalls: Syscalls, kvmFd: number, vmFd: number, maxMemorySlots: number, readonlyMem: boolean) {
+    this.syscalls = syscalls;
+    this.#kvmFd = kvmFd;
+    this.fd = vmFd;
+    this.maxMemorySlots = maxMemorySlots;
+    this.readonlyMemSupported = readonlyMem;
+    this.#ids = new SlotAllocator(maxMemorySlots);
+  }
+
+  /** Opens /dev/kvm, checks API version 12 and creates a VM. Closes what it opened if a step fails. */
+  static create(options: KvmVmOptions = {}): KvmVm {
+    const syscalls = options.syscalls ?? realSyscalls();
+    const kvmFd = syscalls.open(options.kvmPath ?? '/dev/kvm', O_FLAGS.RDWR);
+    let vmFd = -1;
+    try {
+      const version = syscalls.ioctl(kvmFd, 'KVM_GET_API_VERSION');
+      if (version !== KVM_API_VERSION) {
+        throw new KvmError(`KVM API version ${version}, expected ${KVM_API_VERSION}`, { code: 'API_VERSION', ioctl: 'KVM_GET_API_VERSION' });
+      }
+      vmFd = syscalls.ioctl(kvmFd, 'KVM_CREATE_VM', 0);
+      // Both capabilities are VM-wide; asking the VM fd gives the per-VM answer where it differs.
+      const maxSlots = syscalls.ioctl(vmFd, 'KVM_CHECK_EXTENSION', KVM_CAP.NR_MEMSLOTS);
+      const readonlyMem = syscalls.ioctl(vmFd, 'KVM_CHECK_EXTENSION', KVM_CAP.READONLY_MEM) > 0;
+      return new KvmVm(syscalls, kvmFd, vmFd, maxSlots, readonlyMem);
+    } catch (error) {
+      if (vmFd >= 0) closeQuietly(syscalls, vmFd);
+      closeQuietly(syscalls, kvmFd);
+      throw error;
+    }
+  }
+
+  /** The /dev/kvm fd (for KVM_GET_VCPU_MMAP_SIZE and other system ioctls). */
+  get kvmFd(): number {
+    return this.#kvmFd;
+  }
+
+  /** Number of registered slots. */
+  get slotCount(): number {
+    return this.#slots.size;
+  }
+
+  slot(id: number): Readonly<SlotRegion> | undefined {
+    return this.#slots.get(id);
+  }
+
+  /** Registers a slot under a fresh (or recycled) id and returns the id. On failure the id is released. */
+  addSlot(region: SlotRegion): number {
+    this.#assertOpen();
+    const id = this.#ids.allocate();
+    if (id === undefined) {
+      throw new KvmError(`no free KVM memory slot (all ${this.maxMemorySlots} in use) for gpa ${hex(region.guestPhysAddr)} size ${hex(region.memorySize)}`, {
+        code: 'SLOTS_EXHAUSTED', guestPhysAddr: region.guestPhysAddr, memorySize: region.memorySize, userspaceAddr: region.userspaceAddr,
+      });
+    }
+    try {
+      this.#set(id, region.guestPhysAddr, region);
+    } catch (error) {
+      this.#ids.release(id);
+      throw error;
+    }
+    this.#slots.set(id, { ...region });
+    return id;
+  }
+
+  /**
+   * Moves a slot to a new guest address, keeping its id, size and host memory (KVM performs a MOVE).
+   * On failure the slot stays registered where it was.
+   */
+  moveSlot(id: number, guestPhysAddr: bigint): void {
+    this.#assertOpen();
+    const region = this.#registered(id);
+    this.#set(id, guestPhysAddr, region);
+    this.#slots.set(id, { ...region, guestPhysAddr });
+  }
+
+  /** Deletes a slot (memory_size 0) and frees its id. */
+  removeSlot(id: number): void {
+    this.#assertOpen();
+    const region = this.#registered(id);
+    this.#set(id, region.guestPhysAddr, { ...region, memorySize: 0n });
+    this.#slots.delete(id);
+    this.#ids.release(id);
+  }
+
+  /** Closes the VM (the kernel drops every slot with it) and /dev/kvm. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#slots.clear();
+    closeQuietly(this.syscalls, this.fd);
+    closeQuietly(this.syscalls, this.#kvmFd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #set(id: number, guestPhysAddr: bigint, region: SlotRegion): void {
+    const flags = region.readonly ? KVM_MEM_FLAGS.READONLY : 0;
+    try {
+      this.syscalls.setUserMemoryRegion(this.fd, { slot: id, flags, guestPhysAddr, memorySize: region.memorySize, userspaceAddr: region.userspaceAddr });
+    } catch (error) {
+      throw KvmError.fromSlotFailure(error, id, guestPhysAddr, region.memorySize, region.userspaceAddr);
+    }
+  }
+
+  #registered(id: number): SlotRegion {
+    const region = this.#slots.get(id);
+    if (!region) throw new KvmError(`KVM memory slot ${id} is not registered`, { code: 'NO_SUCH_SLOT', slot: id });
+    return region;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new KvmError('KVM VM is closed', { code: 'CLOSED' });
+  }
+}
+
+/** close() for cleanup paths, where a second error must not hide the first. */
+function closeQuietly(syscalls: Syscalls, fd: number): void {
+  try {
+    syscalls.close(fd);
+  } catch {
+    // Nothing useful to do: the fd is gone either way (close never leaves it open on Linux).
+  }
+}

@@ -1,0 +1,3 @@
+export * from './syscalls.js';
+export * from './system-error.js';
+export { realSyscalls } from './real-syscalls.js';

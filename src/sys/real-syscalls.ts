@@ -1,0 +1,111 @@
+/**
+ * The real kernel behind the `Syscalls` interface: libc through koffi, mmap and KVM slots through the
+ * N-API shim. errno is read immediately after each failing call and turned into a SystemError.
+ */
+import { IOCTL, type IoctlName, type KvmUserspaceMemoryRegion, checkU64 } from '../uapi/index.js';
+import { libc } from './libc.js';
+import { isShimError, shim } from './shim.js';
+import { SystemError, type SystemErrorDetails } from './system-error.js';
+import { O_FLAGS, type HostMapping, type MmapOptions, type Syscalls } from './syscalls.js';
+
+const SC_PAGESIZE = 30;
+const MAP_SHARED = 0x01;
+const MAP_PRIVATE = 0x02;
+/** Pages are never larger than this on the hosts we support; a bigger align is a caller bug. */
+const MAX_ALIGN = 1n << 30n;
+
+class RealSyscalls implements Syscalls {
+  #pageSize: number | undefined;
+
+  pageSize(): number {
+    this.#pageSize ??= this.#check(libc().sysconf(SC_PAGESIZE), { syscall: 'sysconf' });
+    return this.#pageSize;
+  }
+
+  open(path: string, flags: number): number {
+    return this.#check(libc().open(path, flags | O_FLAGS.CLOEXEC, 0), { syscall: 'open', path });
+  }
+
+  close(fd: number): void {
+    this.#check(libc().close(fd), { syscall: 'close', fd });
+  }
+
+  ioctl(fd: number, request: IoctlName, arg: Buffer | number = 0): number {
+    const number = IOCTL[request];
+    const result = typeof arg === 'number' ? libc().ioctlVal(fd, number, arg) : libc().ioctlPtr(fd, number, arg);
+    return this.#check(result, { syscall: 'ioctl', ioctl: request, fd });
+  }
+
+  pread(fd: number, buffer: Buffer, offset: bigint): number {
+    checkU64('offset', offset);
+    return this.#check(libc().pread(fd, buffer, buffer.length, offset), { syscall: 'pread', fd });
+  }
+
+  pwrite(fd: number, buffer: Buffer, offset: bigint): number {
+    checkU64('offset', offset);
+    return this.#check(libc().pwrite(fd, buffer, buffer.length, offset), { syscall: 'pwrite', fd });
+  }
+
+  mmap(fd: number, offset: bigint, length: bigint, prot: number, options: MmapOptions = {}): HostMapping {
+    const flags = options.shared === false ? MAP_PRIVATE : MAP_SHARED;
+    const align = options.align ?? 0n;
+    if (align !== 0n && (align & (align - 1n)) !== 0n) throw new RangeError(`mmap align ${align} is not a power of two`);
+    if (align > MAX_ALIGN) throw new RangeError(`mmap align ${align} exceeds 1 GiB`);
+    // Aligning to a page or less is what mmap does anyway: skip the reserve-and-trim dance.
+    const effectiveAlign = align > BigInt(this.pageSize()) ? align : 0n;
+    try {
+      const { address, buffer } = shim().mmap(fd, offset, length, prot, flags, effectiveAlign);
+      return { address, length, view: buffer };
+    } catch (error) {
+      throw this.#fromShim(error, { syscall: 'mmap', fd });
+    }
+  }
+
+  munmap(mapping: HostMapping): void {
+    try {
+      shim().munmap(mapping.address, mapping.length, mapping.view);
+    } catch (error) {
+      throw this.#fromShim(error, { syscall: 'munmap' });
+    }
+  }
+
+  setUserMemoryRegion(vmFd: number, region: KvmUserspaceMemoryRegion): void {
+    try {
+      shim().setUserMemoryRegion(vmFd, region.slot, region.flags, region.guestPhysAddr, region.memorySize, region.userspaceAddr);
+    } catch (error) {
+      throw this.#fromShim(error, { syscall: 'ioctl', ioctl: 'KVM_SET_USER_MEMORY_REGION', fd: vmFd });
+    }
+  }
+
+  eventfd(initval: number, flags: number): number {
+    return this.#check(libc().eventfd(initval, flags | O_FLAGS.CLOEXEC), { syscall: 'eventfd' });
+  }
+
+  memfdCreate(name: string, flags: number): number {
+    const MFD_CLOEXEC = 1;
+    return this.#check(libc().memfd_create(name, flags | MFD_CLOEXEC), { syscall: 'memfd_create' });
+  }
+
+  ftruncate(fd: number, length: bigint): void {
+    checkU64('length', length);
+    this.#check(libc().ftruncate(fd, length), { syscall: 'ftruncate', fd });
+  }
+
+  /** libc convention: -1 means failure and errno says why; read it before anything else runs. */
+  #check(result: number, details: Omit<SystemErrorDetails, 'errno'>): number {
+    if (result < 0) throw new SystemError({ ...details, errno: libc().koffi.errno() });
+    return result;
+  }
+
+  #fromShim(error: unknown, details: Omit<SystemErrorDetails, 'errno'>): unknown {
+    return isShimError(error) ? new SystemError({ ...details, errno: error.errno }, { cause: error }) : error;
+  }
+}
+
+let instance: Syscalls | undefined;
+
+/** The process-wide real `Syscalls`. */
+export function realSyscalls(): Syscalls {
+  instance ??= new RealSyscalls();
+  return instance;
+}
