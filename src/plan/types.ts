@@ -57,6 +57,11 @@ export interface PlannedBar {
   readonly msix?: PlannedMsix;
   readonly mappings: readonly DirectMapping[];
   readonly trapped: readonly TrappedRange[];
+  /**
+   * Direct mappings withheld because the guest address is not page-aligned (KVM would refuse them);
+   * their ranges are trapped meanwhile. `replan` to an aligned address restores them.
+   */
+  readonly suspended?: readonly DirectMapping[];
   /** BAR-level decisions, in order (also logged and shown by the CLI). */
   readonly reasons: readonly string[];
 }
@@ -78,4 +83,6 @@ export interface MappingPlan {
   readonly bars: readonly PlannedBar[];
   /** Warning-level decisions (a BAR or area left trapped that a user might expect to be mapped). */
   readonly warnings: readonly string[];
+  /** Regions 0-5 that produce no planned BAR (absent, size 0, I/O, upper half of a 64-bit BAR), and why. */
+  readonly skipped: readonly { readonly index: number; readonly reason: string }[];
 }

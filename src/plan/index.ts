@@ -1,0 +1,5 @@
+export * from './types.js';
+export { PlanError } from './errors.js';
+export { planBarMappings, replan } from './planner.js';
+export { checkPlanInvariants } from './invariants.js';
+export { planToJSON, planFromJSON } from './json.js';

@@ -1,0 +1,149 @@
+/** MappingPlan ⇄ JSON, with every u64 as a `"0x..."` string (JSON numbers lose precision past 2^53). */
+import { formatU64, parseU64 } from '../uapi/u64.js';
+import type { DirectMapping, MappingPlan, PlannedBar, PlannedMsix, TrappedRange } from './types.js';
+import { PlanError } from './errors.js';
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export function planToJSON(plan: MappingPlan): Json {
+  return {
+    pageSize: formatU64(plan.pageSize),
+    msixStrategy: plan.msixStrategy,
+    bars: plan.bars.map(barToJSON),
+    warnings: [...plan.warnings],
+    skipped: plan.skipped.map((s) => ({ index: s.index, reason: s.reason })),
+  };
+}
+
+function barToJSON(bar: PlannedBar): Json {
+  return {
+    index: bar.index,
+    regionOffset: formatU64(bar.regionOffset),
+    regionSize: formatU64(bar.regionSize),
+    guestSize: formatU64(bar.guestSize),
+    ...(bar.guestAddress !== undefined && { guestAddress: formatU64(bar.guestAddress) }),
+    sizeMask: formatU64(bar.sizeMask),
+    is64Bit: bar.is64Bit,
+    prefetchable: bar.prefetchable,
+    ...(bar.msix && { msix: msixToJSON(bar.msix) }),
+    mappings: bar.mappings.map(mappingToJSON),
+    trapped: bar.trapped.map((t) => ({ barOffset: formatU64(t.barOffset), size: formatU64(t.size), reason: t.reason })),
+    ...(bar.suspended && { suspended: bar.suspended.map(mappingToJSON) }),
+    reasons: [...bar.reasons],
+  };
+}
+
+function msixToJSON(m: PlannedMsix): Json {
+  const range = (r: { offset: bigint; size: bigint }): Json => ({ offset: formatU64(r.offset), size: formatU64(r.size) });
+  return { ...(m.table && { table: range(m.table) }), ...(m.pba && { pba: range(m.pba) }), relocated: m.relocated, reason: m.reason };
+}
+
+function mappingToJSON(m: DirectMapping): Json {
+  return {
+    fileOffset: formatU64(m.fileOffset),
+    barOffset: formatU64(m.barOffset),
+    size: formatU64(m.size),
+    ...(m.gpa !== undefined && { gpa: formatU64(m.gpa) }),
+    prot: m.prot,
+    reason: m.reason,
+  };
+}
+
+// ---- parsing -----------------------------------------------------------------------------------
+
+type Obj = Record<string, unknown>;
+
+export function planFromJSON(json: unknown): MappingPlan {
+  const o = object(json, 'plan');
+  const strategy = o.msixStrategy ?? 'relocate';
+  if (strategy !== 'relocate' && strategy !== 'hole') fail('plan.msixStrategy must be relocate or hole');
+  return {
+    pageSize: u64(o.pageSize, 'plan.pageSize'),
+    msixStrategy: strategy,
+    bars: array(o.bars, 'plan.bars').map((b, i) => barFromJSON(b, `plan.bars[${i}]`)),
+    warnings: array(o.warnings ?? [], 'plan.warnings').map((w, i) => string(w, `plan.warnings[${i}]`)),
+    skipped: array(o.skipped ?? [], 'plan.skipped').map((s, i) => {
+      const so = object(s, `plan.skipped[${i}]`);
+      return { index: int(so.index, `plan.skipped[${i}].index`), reason: string(so.reason, `plan.skipped[${i}].reason`) };
+    }),
+  };
+}
+
+function barFromJSON(json: unknown, at: string): PlannedBar {
+  const o = object(json, at);
+  return {
+    index: int(o.index, `${at}.index`),
+    regionOffset: u64(o.regionOffset ?? '0x0', `${at}.regionOffset`),
+    regionSize: u64(o.regionSize, `${at}.regionSize`),
+    guestSize: u64(o.guestSize, `${at}.guestSize`),
+    ...(o.guestAddress !== undefined && { guestAddress: u64(o.guestAddress, `${at}.guestAddress`) }),
+    sizeMask: u64(o.sizeMask ?? '0x0', `${at}.sizeMask`),
+    is64Bit: o.is64Bit === true,
+    prefetchable: o.prefetchable === true,
+    ...(o.msix !== undefined && { msix: msixFromJSON(o.msix, `${at}.msix`) }),
+    mappings: array(o.mappings, `${at}.mappings`).map((m, i) => mappingFromJSON(m, `${at}.mappings[${i}]`)),
+    trapped: array(o.trapped, `${at}.trapped`).map((t, i) => trappedFromJSON(t, `${at}.trapped[${i}]`)),
+    ...(o.suspended !== undefined && { suspended: array(o.suspended, `${at}.suspended`).map((m, i) => mappingFromJSON(m, `${at}.suspended[${i}]`)) }),
+    reasons: array(o.reasons ?? [], `${at}.reasons`).map((r, i) => string(r, `${at}.reasons[${i}]`)),
+  };
+}
+
+function msixFromJSON(json: unknown, at: string): PlannedMsix {
+  const o = object(json, at);
+  const range = (v: unknown, where: string): { offset: bigint; size: bigint } => {
+    const r = object(v, where);
+    return { offset: u64(r.offset, `${where}.offset`), size: u64(r.size, `${where}.size`) };
+  };
+  return {
+    ...(o.table !== undefined && { table: range(o.table, `${at}.table`) }),
+    ...(o.pba !== undefined && { pba: range(o.pba, `${at}.pba`) }),
+    relocated: o.relocated === true,
+    reason: string(o.reason ?? '', `${at}.reason`),
+  };
+}
+
+function mappingFromJSON(json: unknown, at: string): DirectMapping {
+  const o = object(json, at);
+  const prot = o.prot;
+  if (prot !== 'read' && prot !== 'read-write') fail(`${at}.prot must be read or read-write`);
+  return {
+    fileOffset: u64(o.fileOffset, `${at}.fileOffset`),
+    barOffset: u64(o.barOffset, `${at}.barOffset`),
+    size: u64(o.size, `${at}.size`),
+    ...(o.gpa !== undefined && { gpa: u64(o.gpa, `${at}.gpa`) }),
+    prot,
+    reason: string(o.reason, `${at}.reason`),
+  };
+}
+
+function trappedFromJSON(json: unknown, at: string): TrappedRange {
+  const o = object(json, at);
+  return { barOffset: u64(o.barOffset, `${at}.barOffset`), size: u64(o.size, `${at}.size`), reason: string(o.reason, `${at}.reason`) };
+}
+
+function fail(message: string): never {
+  throw new PlanError('BAD_PLAN_JSON', message);
+}
+function object(v: unknown, at: string): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(`${at} must be an object`);
+  return v as Obj;
+}
+function array(v: unknown, at: string): unknown[] {
+  if (!Array.isArray(v)) fail(`${at} must be an array`);
+  return v;
+}
+function string(v: unknown, at: string): string {
+  if (typeof v !== 'string') fail(`${at} must be a string`);
+  return v;
+}
+function int(v: unknown, at: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v)) fail(`${at} must be an integer`);
+  return v;
+}
+function u64(v: unknown, at: string): bigint {
+  try {
+    return parseU64(at, v as string);
+  } catch (error) {
+    throw new PlanError('BAD_PLAN_JSON', (error as Error).message);
+  }
+}

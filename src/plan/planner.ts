@@ -1,0 +1,75 @@
+/**
+ * `planBarMappings`: a pure function of (device description, host page size, guest BAR addresses) that
+ * decides, per BAR, the guest-visible size, where MSI-X appears, what to map directly and what to trap.
+ */
+import type { DeviceDescription } from '../vfio/description.js';
+import { regionByIndex } from '../vfio/description.js';
+import type { MappingPlan, PlanOptions, PlannedBar } from './types.js';
+import { PlanError } from './errors.js';
+import { validatePageSize } from './page-math.js';
+import { msixInBar } from './msix-layout.js';
+import { planRelativeBar } from './plan-bar.js';
+import { placeBar, relativeOf } from './place-bar.js';
+
+const BAR_INDICES = [0, 1, 2, 3, 4, 5] as const;
+
+export function planBarMappings(description: DeviceDescription, options: PlanOptions): MappingPlan {
+  const pageSize = validatePageSize(options.pageSize);
+  const strategy = options.msix ?? 'relocate';
+  if (strategy !== 'relocate' && strategy !== 'hole') throw new PlanError('BAD_MSIX_STRATEGY', `msix strategy ${String(strategy)} is not 'relocate' or 'hole'`);
+  const addresses = guestAddresses(options.barAddresses);
+  const bars: PlannedBar[] = [];
+  const warnings: string[] = [];
+  const skipped: { index: number; reason: string }[] = [];
+
+  for (const index of BAR_INDICES) {
+    const reasonToSkip = whySkip(description, index);
+    if (reasonToSkip) {
+      skipped.push({ index, reason: reasonToSkip });
+      if (addresses.has(index)) throw new PlanError('NO_SUCH_BAR', `guest address given for BAR${index}, but ${reasonToSkip}`, index);
+      continue;
+    }
+    const relative = planRelativeBar({
+      index,
+      region: regionByIndex(description, index)!,
+      register: description.bars.find((b) => b.index === index),
+      msix: msixInBar(description.msix, index),
+      pageSize,
+      strategy,
+    });
+    warnings.push(...relative.warnings);
+    bars.push(placeBar(relative, pageSize, addresses.get(index), warnings));
+  }
+  return { pageSize, msixStrategy: strategy, bars, warnings, skipped };
+}
+
+/** The same plan with BAR `barIndex` at a new guest address: only GPAs (and alignment consequences) change. */
+export function replan(plan: MappingPlan, barIndex: number, guestAddress: bigint): MappingPlan {
+  const target = plan.bars.find((b) => b.index === barIndex);
+  if (!target) throw new PlanError('NO_SUCH_BAR', `BAR${barIndex} is not in the plan`, barIndex);
+  const warnings = plan.warnings.filter((w) => !w.startsWith(`BAR${barIndex}: guest address`));
+  const bars = plan.bars.map((bar) => (bar.index === barIndex ? placeBar(relativeOf(bar), plan.pageSize, guestAddress, warnings) : bar));
+  return { ...plan, bars, warnings };
+}
+
+function whySkip(description: DeviceDescription, index: number): string | undefined {
+  const register = description.bars.find((b) => b.index === index);
+  if (register?.kind === 'upper-half') return `upper half of 64-bit BAR${index - 1}`;
+  if (register?.kind === 'io') return 'I/O port BAR: not MMIO, the VMM emulates port I/O';
+  const region = regionByIndex(description, index);
+  if (!region) return 'no VFIO region';
+  if (region.size === 0n) return 'region size 0 (BAR not implemented)';
+  return undefined;
+}
+
+function guestAddresses(input: PlanOptions['barAddresses']): Map<number, bigint> {
+  const entries = input === undefined ? [] : input instanceof Map ? [...input.entries()] : Object.entries(input).map(([k, v]) => [Number(k), v] as const);
+  const map = new Map<number, bigint>();
+  for (const [index, address] of entries) {
+    if (!Number.isInteger(index) || index < 0 || index > 5) throw new PlanError('NO_SUCH_BAR', `guest address for BAR index ${index}: BARs are 0-5`);
+    if (typeof address !== 'bigint' || address < 0n || address >= 1n << 64n) throw new PlanError('BAD_GUEST_ADDRESS', `guest address for BAR${index} must be a u64 bigint, got ${String(address)}`, index);
+    map.set(index, address);
+  }
+  return map;
+}
+
