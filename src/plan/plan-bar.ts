@@ -54,7 +54,8 @@ export function planRelativeBar(input: BarInput): RelativeBar {
   if (areas.spans.length === 0 && (region.flags & VFIO_REGION_FLAGS.MMAP) === 0) warnings.push(`BAR${input.index}: ${areas.reason}`);
 
   let spans: Span[] = [...areas.spans];
-  const labels: LabelledSpan[] = [];
+  // Without MMAP nothing else matters: say so for the whole region, ahead of any MSI-X label.
+  const labels: LabelledSpan[] = (region.flags & VFIO_REGION_FLAGS.MMAP) === 0 ? [{ span: span(0n, region.size), reason: areas.reason }] : [];
   let decision: MsixDecision | undefined;
   if (msix) {
     spans = excludeUnmappableMsix(spans, msix, areas, pageSize, reasons, labels);

@@ -1,0 +1,167 @@
+import { describe, expect, it } from 'vitest';
+import { checkPlanInvariants, planBarMappings, planToJSON, planFromJSON, replan, PlanError } from '../../src/plan/index.js';
+import { qemuE1000e, qemuNvme, qemuNvme64kBar, qemuNvmeUnaligned } from '../../src/cli/profiles.js';
+import type { DeviceDescription } from '../../src/vfio/description.js';
+
+const K4 = 0x1000, K16 = 0x4000, K64 = 0x1_0000;
+const BAR0_GPA = 0x80_0000_0000n;
+
+function bar0(description: DeviceDescription, pageSize: number, msix: 'relocate' | 'hole' = 'relocate') {
+  const plan = planBarMappings(description, { pageSize, msix, barAddresses: { 0: BAR0_GPA } });
+  expect(checkPlanInvariants(plan, description)).toEqual([]);
+  const bar = plan.bars.find((b) => b.index === 0)!;
+  return { plan, bar };
+}
+
+describe('the seed: QEMU NVMe 16 KiB BAR0 with MSI-X inside', () => {
+  it('64 KiB pages: one 0x10000 mapping at offset 0, MSI-X relocated into a trapped upper half at 0x10000', () => {
+    const { bar } = bar0(qemuNvme, K64);
+    expect(bar.guestSize).toBe(0x2_0000n);
+    expect(bar.regionSize).toBe(0x4000n);
+    expect(bar.mappings).toEqual([
+      { fileOffset: 0n, barOffset: 0n, size: 0x1_0000n, gpa: BAR0_GPA, prot: 'read-write', reason: 'expanded 0x4000 -> 0x10000: sub-page BAR, page-aligned (kernel reserves the rest of the page)' },
+    ]);
+    expect(bar.msix).toMatchObject({ relocated: true, table: { offset: 0x1_0000n, size: 0x410n }, pba: { offset: 0x1_1000n, size: 0x10n } });
+    expect(bar.trapped).toEqual([{ barOffset: 0x1_0000n, size: 0x1_0000n, reason: expect.stringContaining('relocated MSI-X') as string }]);
+    expect(bar.sizeMask).toBe(0xffff_ffff_fffe_0000n);
+  });
+
+  it('64 KiB pages, golden JSON', () => {
+    const { plan } = bar0(qemuNvme, K64);
+    const json = planToJSON(plan) as { bars: unknown[] };
+    expect(json.bars[0]).toEqual({
+      index: 0, regionOffset: '0x0', regionSize: '0x4000', guestSize: '0x20000', guestAddress: '0x8000000000', sizeMask: '0xfffffffffffe0000',
+      is64Bit: true, prefetchable: false,
+      msix: { table: { offset: '0x10000', size: '0x410' }, pba: { offset: '0x11000', size: '0x10' }, relocated: true, reason: 'MSI-X table 0x2000+0x410, PBA 0x3000+0x10 relocated to the upper half of a 0x20000 guest BAR: its pages would cut the direct mapping' },
+      mappings: [{ fileOffset: '0x0', barOffset: '0x0', size: '0x10000', gpa: '0x8000000000', prot: 'read-write', reason: 'expanded 0x4000 -> 0x10000: sub-page BAR, page-aligned (kernel reserves the rest of the page)' }],
+      trapped: [{ barOffset: '0x10000', size: '0x10000', reason: 'relocated MSI-X (table 0x2000+0x410, PBA 0x3000+0x10) in the upper half, emulated by the VMM' }],
+      reasons: ['whole region is mmappable', 'MSI-X table 0x2000+0x410, PBA 0x3000+0x10 relocated to the upper half of a 0x20000 guest BAR: its pages would cut the direct mapping', 'guest BAR size 0x20000 (device region 0x4000)'],
+    });
+    expect(planFromJSON(JSON.parse(JSON.stringify(json)))).toEqual(plan);
+  });
+
+  it('16 KiB pages: the BAR is exactly one page; MSI-X relocated to a 0x8000 BAR', () => {
+    const { bar } = bar0(qemuNvme, K16);
+    expect(bar.guestSize).toBe(0x8000n);
+    expect(bar.mappings).toMatchObject([{ fileOffset: 0n, size: 0x4000n, reason: 'direct: 0x0+0x4000' }]);
+    expect(bar.msix).toMatchObject({ relocated: true, table: { offset: 0x4000n }, pba: { offset: 0x5000n } });
+  });
+
+  it('4 KiB pages: relocating keeps all 4 pages mapped (hole would trap 2 of them)', () => {
+    const relocated = bar0(qemuNvme, K4).bar;
+    expect(relocated.guestSize).toBe(0x8000n);
+    expect(relocated.mappings.map((m) => [m.barOffset, m.size])).toEqual([[0n, 0x4000n]]);
+    const holed = bar0(qemuNvme, K4, 'hole').bar;
+    expect(holed.guestSize).toBe(0x4000n);
+    expect(holed.mappings.map((m) => [m.barOffset, m.size])).toEqual([[0n, 0x2000n]]);
+    expect(holed.trapped.map((t) => [t.barOffset, t.size])).toEqual([[0x2000n, 0x2000n]]);
+  });
+
+  it("'hole' on 64 KiB pages leaves no direct mapping at all, and the plan says so", () => {
+    const { plan, bar } = bar0(qemuNvme, K64, 'hole');
+    expect(bar.mappings).toEqual([]);
+    expect(bar.guestSize).toBe(0x1_0000n);
+    expect(bar.trapped).toEqual([{ barOffset: 0n, size: 0x1_0000n, reason: expect.stringContaining('MSI-X') as string }]);
+    expect(plan.warnings).toContain('BAR0: no direct mapping at all; every access is trapped');
+  });
+});
+
+describe('other layouts', () => {
+  it('msix_qsize=2048: a 64 KiB BAR0 on 64 KiB pages is relocated into a 0x20000 BAR and fully mapped', () => {
+    const { bar } = bar0(qemuNvme64kBar, K64);
+    expect(bar.mappings).toMatchObject([{ barOffset: 0n, size: 0x1_0000n, reason: 'direct: 0x0+0x10000' }]);
+    expect(bar.guestSize).toBe(0x2_0000n);
+    expect(bar.msix).toMatchObject({ table: { offset: 0x1_0000n, size: 0x8000n }, pba: { offset: 0x1_8000n, size: 0x100n } });
+  });
+
+  it('MSI-X in its own BAR: relocated within that BAR; the register BARs are fully mapped', () => {
+    for (const page of [K4, K16, K64]) {
+      const plan = planBarMappings(qemuE1000e, { pageSize: page });
+      expect(checkPlanInvariants(plan, qemuE1000e)).toEqual([]);
+      const [b0, b1, b3] = [0, 1, 3].map((i) => plan.bars.find((b) => b.index === i)!);
+      expect(b0!.mappings).toMatchObject([{ barOffset: 0n, size: 0x2_0000n }]);
+      expect(b0!.msix).toBeUndefined();
+      expect(b1!.mappings).toMatchObject([{ barOffset: 0n, size: 0x2_0000n }]);
+      expect(plan.skipped).toContainEqual({ index: 2, reason: 'I/O port BAR: not MMIO, the VMM emulates port I/O' });
+      // Table at 0 and PBA at 0x2000 keep their relative placement in the upper half.
+      const half = b3!.guestSize / 2n;
+      expect(b3!.msix).toMatchObject({ relocated: true, table: { offset: half, size: 0x50n }, pba: { offset: half + 0x2000n, size: 0x8n } });
+      expect(b3!.guestSize).toBe(page === K4 ? 0x8000n : 2n * BigInt(page));
+    }
+  });
+
+  it("MSI-X in its own BAR with 'hole': the MSI-X pages are trapped in place", () => {
+    const plan = planBarMappings(qemuE1000e, { pageSize: K4, msix: 'hole' });
+    const b3 = plan.bars.find((b) => b.index === 3)!;
+    expect(b3.msix).toMatchObject({ relocated: false, table: { offset: 0n }, pba: { offset: 0x2000n } });
+    expect(b3.mappings).toMatchObject([{ barOffset: 0x1000n, size: 0x1000n }, { barOffset: 0x3000n, size: 0x1000n }]);
+    expect(checkPlanInvariants(plan, qemuE1000e)).toEqual([]);
+  });
+
+  it('a region without MMAP is trapped whole, with the reason', () => {
+    for (const page of [K4, K16, K64]) {
+      const { plan, bar } = bar0(qemuNvmeUnaligned, page);
+      expect(bar.mappings).toEqual([]);
+      expect(bar.trapped.some((t) => t.reason.includes('no MMAP flag'))).toBe(true);
+      expect(plan.warnings.join('\n')).toContain('no MMAP flag');
+    }
+  });
+
+  it('SPARSE_MMAP areas are mapped as given; sub-page areas not at the region end are trapped with a warning', () => {
+    const sparse: DeviceDescription = {
+      ...qemuE1000e,
+      msix: undefined,
+      regions: [{ index: 0, flags: 0xf, size: 0x2_0000n, offset: 0n, capabilities: [{ kind: 'sparse-mmap', id: 1, version: 1, areas: [{ offset: 0n, size: 0x8000n }, { offset: 0x1_0000n, size: 0x800n }] }] }],
+      bars: [qemuE1000e.bars[0]!],
+    };
+    const plan = planBarMappings(sparse, { pageSize: K4 });
+    expect(checkPlanInvariants(plan, sparse)).toEqual([]);
+    const bar = plan.bars[0]!;
+    expect(bar.mappings).toMatchObject([{ barOffset: 0n, size: 0x8000n }]);
+    expect(plan.warnings.join('\n')).toContain('area 0x10000+0x800 is smaller than a page');
+  });
+
+  it('a sub-page area at a non-page-aligned offset is not mapped and the reason names the offset', () => {
+    const odd: DeviceDescription = { ...qemuNvme, msix: undefined, regions: [{ index: 0, flags: 0xf, size: 0x4000n, offset: 0n, capabilities: [{ kind: 'sparse-mmap', id: 1, version: 1, areas: [{ offset: 0x3000n, size: 0x1000n }] }] }] };
+    const plan = planBarMappings(odd, { pageSize: K64 });
+    expect(plan.bars[0]!.mappings).toEqual([]);
+    expect(plan.warnings.join('\n')).toContain('its offset 0x3000 is not page-aligned');
+  });
+});
+
+describe('guest addresses', () => {
+  it('without addresses the plan is relative', () => {
+    const plan = planBarMappings(qemuNvme, { pageSize: K64 });
+    expect(plan.bars[0]!.mappings[0]!.gpa).toBeUndefined();
+    expect(plan.bars[0]!.guestAddress).toBeUndefined();
+  });
+
+  it('an unaligned address suspends the mappings (trapped, warning); replan to an aligned address restores them', () => {
+    const aligned = planBarMappings(qemuNvme, { pageSize: K64, barAddresses: new Map([[0, BAR0_GPA]]) });
+    const moved = replan(aligned, 0, BAR0_GPA + 0x4000n);
+    const bar = moved.bars[0]!;
+    expect(bar.mappings).toEqual([]);
+    expect(bar.suspended).toHaveLength(1);
+    expect(moved.warnings.join('\n')).toContain('not page-aligned');
+    expect(checkPlanInvariants(moved, qemuNvme)).toEqual([]);
+    const back = replan(moved, 0, 0x90_0000_0000n);
+    expect(back.bars[0]!.mappings).toMatchObject([{ gpa: 0x90_0000_0000n, size: 0x1_0000n }]);
+    expect(back.bars[0]!.trapped).toEqual(aligned.bars[0]!.trapped);
+    expect(back.warnings).toEqual([]);
+    expect(checkPlanInvariants(back, qemuNvme)).toEqual([]);
+  });
+
+  it('replan changes only GPAs', () => {
+    const a = planBarMappings(qemuNvme, { pageSize: K64, barAddresses: { 0: BAR0_GPA } });
+    const b = replan(a, 0, BAR0_GPA + 0x10_0000n);
+    expect(b.bars[0]!.mappings.map((m) => m.gpa)).toEqual([BAR0_GPA + 0x10_0000n]);
+    expect({ ...b.bars[0]!, mappings: [], guestAddress: 0n }).toEqual({ ...a.bars[0]!, mappings: [], guestAddress: 0n });
+  });
+
+  it('rejects invalid options with PlanError', () => {
+    expect(() => planBarMappings(qemuNvme, { pageSize: 3000 })).toThrow(PlanError);
+    expect(() => planBarMappings(qemuNvme, { pageSize: 2048 })).toThrow(/power of two >= 4096/);
+    expect(() => planBarMappings(qemuNvme, { pageSize: K4, barAddresses: { 2: 0n } })).toThrow(PlanError);
+    expect(() => replan(planBarMappings(qemuNvme, { pageSize: K4 }), 3, 0n)).toThrow(/BAR3 is not in the plan/);
+  });
+});

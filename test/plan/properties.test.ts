@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { checkPlanInvariants, planBarMappings, planFromJSON, planToJSON, replan } from '../../src/plan/index.js';
+import type { DeviceDescription, RegionCapability, RegionDescription } from '../../src/vfio/description.js';
+
+const PAGE_SIZES = [0x1000, 0x4000, 0x1_0000] as const;
+
+/** A BAR region of power-of-two size, with or without MMAP, sometimes with sparse areas. */
+const regionArb = (index: number): fc.Arbitrary<RegionDescription> =>
+  fc.record({
+    sizeLog2: fc.integer({ min: 7, max: 22 }),
+    mmap: fc.boolean(),
+    write: fc.boolean(),
+    msixMappable: fc.boolean(),
+    sparse: fc.option(fc.array(fc.record({ start: fc.integer({ min: 0, max: 255 }), length: fc.integer({ min: 1, max: 64 }) }), { maxLength: 4 }), { nil: undefined }),
+  }).map(({ sizeLog2, mmap, write, msixMappable, sparse }) => {
+    const size = 1n << BigInt(sizeLog2);
+    const capabilities: RegionCapability[] = [];
+    if (msixMappable) capabilities.push({ kind: 'msix-mappable', id: 3, version: 1 });
+    if (sparse) {
+      // Areas in 1/256ths of the region, so they scale with it and sometimes fall below a page.
+      const unit = size / 256n > 0n ? size / 256n : 1n;
+      capabilities.push({ kind: 'sparse-mmap', id: 1, version: 1, areas: sparse.map((a) => ({ offset: BigInt(a.start) * unit, size: BigInt(a.length) * unit })) });
+    }
+    return { index, flags: 1 | (write ? 2 : 0) | (mmap ? 4 : 0) | (capabilities.length ? 8 : 0), size, offset: BigInt(index) << 40n, capabilities };
+  });
+
+const deviceArb: fc.Arbitrary<DeviceDescription> = fc
+  .record({
+    regions: fc.tuple(regionArb(0), regionArb(1), regionArb(2)),
+    is64: fc.boolean(),
+    msix: fc.option(fc.record({ tableBir: fc.integer({ min: 0, max: 2 }), pbaBir: fc.integer({ min: 0, max: 2 }), vectors: fc.integer({ min: 1, max: 2048 }), tablePos: fc.double({ min: 0, max: 1, noNaN: true }), pbaPos: fc.double({ min: 0, max: 1, noNaN: true }) }), { nil: undefined }),
+  })
+  .map(({ regions, is64, msix }) => {
+    const place = (regionSize: bigint, size: bigint, pos: number): bigint => {
+      const room = regionSize > size ? regionSize - size : 0n;
+      return (BigInt(Math.floor(Number(room) * pos)) / 8n) * 8n;
+    };
+    let msixDesc: DeviceDescription['msix'];
+    if (msix) {
+      const tableSize = BigInt(msix.vectors) * 16n;
+      const pbaSize = BigInt(Math.ceil(msix.vectors / 64)) * 8n;
+      const tableOffset = place(regions[msix.tableBir]!.size, tableSize, msix.tablePos);
+      let pbaOffset = place(regions[msix.pbaBir]!.size, pbaSize, msix.pbaPos);
+      if (msix.tableBir === msix.pbaBir && pbaOffset < tableOffset + tableSize && pbaOffset + pbaSize > tableOffset) pbaOffset = tableOffset + tableSize;
+      msixDesc = { capOffset: 0x40, vectors: msix.vectors, table: { bir: msix.tableBir, offset: tableOffset, size: tableSize }, pba: { bir: msix.pbaBir, offset: pbaOffset, size: pbaSize } };
+    }
+    return {
+      bdf: '0000:00:01.0', flags: 3, numRegions: 9, numIrqs: 0, regions, irqs: [],
+      bars: regions.map((r) => ({ index: r.index, kind: 'memory' as const, is64Bit: is64, prefetchable: false, address: 0n })),
+      ...(msixDesc && { msix: msixDesc }),
+    };
+  });
+
+describe('planner invariants over random devices', () => {
+  for (const pageSize of PAGE_SIZES) {
+    it(`hold at ${pageSize / 1024} KiB pages, both strategies, with and without guest addresses`, () => {
+      fc.assert(
+        fc.property(deviceArb, fc.constantFrom('relocate' as const, 'hole' as const), fc.option(fc.bigInt({ min: 0n, max: (1n << 20n) - 1n }), { nil: undefined }), (device, msix, slot) => {
+          // Guest addresses: either naturally aligned slots in a 64-bit window, or arbitrary ones.
+          const relative = planBarMappings(device, { pageSize, msix });
+          expect(checkPlanInvariants(relative, device)).toEqual([]);
+          const addresses = new Map(relative.bars.map((b) => [b.index, slot === undefined ? BigInt(b.index + 1) << 36n : (BigInt(b.index + 1) << 36n) + slot]));
+          const placed = planBarMappings(device, { pageSize, msix, barAddresses: addresses });
+          expect(checkPlanInvariants(placed, device)).toEqual([]);
+          for (const bar of placed.bars) {
+            for (const m of bar.mappings) expect(m.gpa).toBe(addresses.get(bar.index)! + m.barOffset);
+          }
+          // Deterministic, JSON round-trips, replan to the original addresses is the identity.
+          expect(planBarMappings(device, { pageSize, msix, barAddresses: addresses })).toEqual(placed);
+          expect(planFromJSON(JSON.parse(JSON.stringify(planToJSON(placed))))).toEqual(placed);
+          for (const bar of relative.bars) {
+            const moved = replan(placed, bar.index, BigInt(bar.index + 9) << 36n);
+            expect(checkPlanInvariants(moved, device)).toEqual([]);
+          }
+        }),
+        { numRuns: 1000 },
+      );
+    });
+  }
+
+  it('the relocated MSI-X table never falls inside a directly mapped (possibly expanded) page', () => {
+    fc.assert(
+      fc.property(deviceArb, fc.constantFrom(...PAGE_SIZES), (device, pageSize) => {
+        const plan = planBarMappings(device, { pageSize });
+        for (const bar of plan.bars) {
+          if (!bar.msix?.relocated) continue;
+          for (const r of [bar.msix.table, bar.msix.pba]) {
+            if (!r) continue;
+            expect(r.offset).toBeGreaterThanOrEqual(bar.guestSize / 2n);
+            expect(r.offset + r.size).toBeLessThanOrEqual(bar.guestSize);
+            for (const m of bar.mappings) expect(m.barOffset + m.size).toBeLessThanOrEqual(bar.guestSize / 2n);
+          }
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
