@@ -1,0 +1,42 @@
+/** DMA mappers: the IOMMU address space a device's DMA goes through (type1 container, iommufd IOAS). */
+import {
+  IOMMU_IOAS_MAP_FLAGS, VFIO_DMA_MAP_FLAGS, encodeDmaMap, encodeDmaUnmap, encodeIoasMap, encodeIoasUnmap,
+} from '../uapi/index.js';
+import type { Syscalls } from '../sys/syscalls.js';
+import type { DmaMapper } from './device-handle.js';
+
+export class Type1DmaMapper implements DmaMapper {
+  constructor(
+    readonly kind: 'type1' | 'type1v2',
+    private readonly sys: Syscalls,
+    private readonly containerFd: number,
+  ) {}
+
+  mapDma(iova: bigint, vaddr: bigint, size: bigint, prot: 'read' | 'read-write'): void {
+    const flags = VFIO_DMA_MAP_FLAGS.READ | (prot === 'read-write' ? VFIO_DMA_MAP_FLAGS.WRITE : 0);
+    this.sys.ioctl(this.containerFd, 'VFIO_IOMMU_MAP_DMA', encodeDmaMap({ flags, vaddr, iova, size }));
+  }
+
+  unmapDma(iova: bigint, size: bigint): void {
+    this.sys.ioctl(this.containerFd, 'VFIO_IOMMU_UNMAP_DMA', encodeDmaUnmap({ flags: 0, iova, size }));
+  }
+}
+
+export class IommufdDmaMapper implements DmaMapper {
+  readonly kind = 'iommufd';
+
+  constructor(
+    private readonly sys: Syscalls,
+    private readonly iommuFd: number,
+    private readonly ioasId: number,
+  ) {}
+
+  mapDma(iova: bigint, vaddr: bigint, size: bigint, prot: 'read' | 'read-write'): void {
+    const flags = IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA | IOMMU_IOAS_MAP_FLAGS.READABLE | (prot === 'read-write' ? IOMMU_IOAS_MAP_FLAGS.WRITEABLE : 0);
+    this.sys.ioctl(this.iommuFd, 'IOMMU_IOAS_MAP', encodeIoasMap({ flags, ioasId: this.ioasId, userVa: vaddr, length: size, iova }));
+  }
+
+  unmapDma(iova: bigint, size: bigint): void {
+    this.sys.ioctl(this.iommuFd, 'IOMMU_IOAS_UNMAP', encodeIoasUnmap({ ioasId: this.ioasId, iova, length: size }));
+  }
+}

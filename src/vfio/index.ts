@@ -1,0 +1,11 @@
+export type * from './description.js';
+export { regionByIndex } from './description.js';
+export type { VfioDeviceHandle, DmaMapper } from './device-handle.js';
+export { VfioDevice, type VfioOpenOptions, type IommuMode } from './device.js';
+export { VfioError, type VfioErrorDetails } from './errors.js';
+export { describeDevice } from './describe.js';
+export { descriptionToJSON, descriptionFromJSON } from './description-json.js';
+export { parseRegionCapabilities, type CapChainInput } from './region-caps.js';
+export { queryRegion } from './region-info.js';
+export { bindToVfioPci, iommuGroupOf, cdevOf } from './sysfs.js';
+export { validateBdf } from './bdf.js';
