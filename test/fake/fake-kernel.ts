@@ -1,0 +1,392 @@
+/**
+ * A fake kernel behind the `Syscalls` interface, answering as Linux does for every call the library
+ * makes (VFIO container/group/device, iommufd, KVM VM and slots, mmap, DMA maps), with fault injection
+ * and leak accounting. The KVM answers are cross-checked against the real /dev/kvm in
+ * test/map/fake-vs-real.test.ts.
+ */
+import { constants } from 'node:os';
+import { SystemError } from '../../src/sys/system-error.js';
+import type { HostMapping, MmapOptions, Syscalls } from '../../src/sys/syscalls.js';
+import {
+  KVM_API_VERSION, KVM_CAP, VFIO_EXTENSION, VFIO_GROUP_FLAGS, VFIO_REGION_FLAGS, decodeDmaMap, decodeDmaUnmap, decodeRegionInfo,
+  writeRegionInfo, type IoctlName, type KvmUserspaceMemoryRegion,
+} from '../../src/uapi/index.js';
+import type { DeviceDescription, RegionCapability, RegionDescription } from '../../src/vfio/description.js';
+
+const E = constants.errno;
+
+type FdKind =
+  | { kind: 'kvm' }
+  | { kind: 'vm'; slots: Map<number, KvmUserspaceMemoryRegion> }
+  | { kind: 'vcpu' }
+  | { kind: 'container'; iommuType?: number; dma: Map<bigint, bigint> }
+  | { kind: 'group'; container?: number }
+  | { kind: 'device' }
+  | { kind: 'memfd'; size: bigint }
+  | { kind: 'other'; path: string };
+
+export interface FakeKernelOptions {
+  pageSize?: number;
+  /** Device served at /dev/vfio/<group>; its regions answer GET_REGION_INFO like vfio-pci. */
+  device?: DeviceDescription;
+  /** Raw config space served through region 7 (defaults to zeros). */
+  config?: Buffer;
+  group?: string;
+  noiommu?: boolean;
+  nrMemslots?: number;
+  /** Prefix of the device nodes (matches VfioOpenOptions.devRoot). Default `/dev`. */
+  devRoot?: string;
+}
+
+export interface CallRecord {
+  readonly index: number;
+  readonly name: string;
+  readonly detail: string;
+}
+
+export class FakeKernel implements Syscalls {
+  readonly calls: CallRecord[] = [];
+  readonly #pageSize: bigint;
+  readonly #device: DeviceDescription | undefined;
+  readonly #config: Buffer;
+  readonly #files: Map<string, () => FdKind>;
+  readonly #fds = new Map<number, FdKind>();
+  readonly #mappings = new Map<bigint, { length: bigint; view: ArrayBuffer }>();
+  readonly #nrMemslots: number;
+  #nextFd = 10;
+  #nextAddress = 0x7f00_0000_0000n;
+  #faults: { when: (call: CallRecord) => boolean; errno: number; once: boolean }[] = [];
+
+  constructor(options: FakeKernelOptions = {}) {
+    this.#pageSize = BigInt(options.pageSize ?? 4096);
+    this.#device = options.device;
+    this.#config = options.config ?? Buffer.alloc(4096);
+    this.#nrMemslots = options.nrMemslots ?? 509;
+    const group = options.group ?? '7';
+    const dev = options.devRoot ?? '/dev';
+    this.#files = new Map<string, () => FdKind>([
+      [`${dev}/kvm`, () => ({ kind: 'kvm' })],
+      [`${dev}/vfio/vfio`, () => ({ kind: 'container', dma: new Map() })],
+      [options.noiommu ? `${dev}/vfio/noiommu-${group}` : `${dev}/vfio/${group}`, () => ({ kind: 'group' })],
+    ]);
+  }
+
+  // ---- fault injection and accounting --------------------------------------------------------
+
+  /** Make call number `index` (0-based, counting every call but pageSize) fail with `errno`. */
+  failAt(index: number, errno: number): void {
+    this.#faults.push({ when: (c) => c.index === index, errno, once: true });
+  }
+
+  /** Make every call matching `predicate` fail with `errno` (until `clearFaults`). */
+  failWhen(predicate: (call: CallRecord) => boolean, errno: number, once = false): void {
+    this.#faults.push({ when: predicate, errno, once });
+  }
+
+  clearFaults(): void {
+    this.#faults = [];
+  }
+
+  /** Resources alive right now. */
+  live(): { fds: number; mmaps: number; slots: number; dmaMaps: number } {
+    let slots = 0;
+    let dmaMaps = 0;
+    for (const fd of this.#fds.values()) {
+      if (fd.kind === 'vm') slots += fd.slots.size;
+      if (fd.kind === 'container') dmaMaps += fd.dma.size;
+    }
+    return { fds: this.#fds.size, mmaps: this.#mappings.size, slots, dmaMaps };
+  }
+
+  /** Snapshot of a VM's slots, for assertions. */
+  slotsOf(vmFd: number): KvmUserspaceMemoryRegion[] {
+    const vm = this.#fds.get(vmFd);
+    return vm?.kind === 'vm' ? [...vm.slots.values()] : [];
+  }
+
+  // ---- Syscalls ------------------------------------------------------------------------------
+
+  pageSize(): number {
+    return Number(this.#pageSize);
+  }
+
+  open(path: string, _flags: number): number {
+    this.#enter('open', path, { syscall: 'open', path });
+    const make = this.#files.get(path);
+    if (!make) this.#fail(E.ENOENT, { syscall: 'open', path });
+    return this.#newFd(make());
+  }
+
+  close(fd: number): void {
+    this.#enter('close', String(fd), { syscall: 'close', fd });
+    if (!this.#fds.delete(fd)) this.#fail(E.EBADF, { syscall: 'close', fd });
+  }
+
+  ioctl(fd: number, request: IoctlName, arg: Buffer | number = 0): number {
+    this.#enter(request, String(fd), { syscall: 'ioctl', ioctl: request, fd });
+    const file = this.#fds.get(fd);
+    if (!file) return this.#fail(E.EBADF, { syscall: 'ioctl', ioctl: request, fd });
+    const fail = (errno: number): never => this.#fail(errno, { syscall: 'ioctl', ioctl: request, fd });
+    const buffer = typeof arg === 'number' ? Buffer.alloc(0) : arg;
+    const value = typeof arg === 'number' ? arg : 0;
+    switch (`${file.kind}:${request}`) {
+      case 'kvm:KVM_GET_API_VERSION': return KVM_API_VERSION;
+      case 'kvm:KVM_CREATE_VM': return this.#newFd({ kind: 'vm', slots: new Map() });
+      case 'kvm:KVM_GET_VCPU_MMAP_SIZE': return 3 * 4096;
+      case 'vm:KVM_CHECK_EXTENSION':
+      case 'kvm:KVM_CHECK_EXTENSION':
+        return value === KVM_CAP.NR_MEMSLOTS ? this.#nrMemslots : value === KVM_CAP.READONLY_MEM ? 1 : 0;
+      case 'container:VFIO_GET_API_VERSION': return 0;
+      case 'container:VFIO_CHECK_EXTENSION':
+        return [VFIO_EXTENSION.TYPE1_IOMMU, VFIO_EXTENSION.TYPE1v2_IOMMU, VFIO_EXTENSION.NOIOMMU_IOMMU].includes(value as 1) ? 1 : 0;
+      case 'container:VFIO_SET_IOMMU':
+        if (file.kind === 'container') file.iommuType = value;
+        return 0;
+      case 'container:VFIO_IOMMU_MAP_DMA': return this.#mapDma(file, buffer, fail);
+      case 'container:VFIO_IOMMU_UNMAP_DMA': return this.#unmapDma(file, buffer, fail);
+      case 'group:VFIO_GROUP_GET_STATUS':
+        buffer.writeUInt32LE(VFIO_GROUP_FLAGS.VIABLE | (file.kind === 'group' && file.container !== undefined ? VFIO_GROUP_FLAGS.CONTAINER_SET : 0), 4);
+        return 0;
+      case 'group:VFIO_GROUP_SET_CONTAINER':
+        if (file.kind === 'group') file.container = buffer.readInt32LE(0);
+        return 0;
+      case 'group:VFIO_GROUP_GET_DEVICE_FD':
+        if (!this.#device || buffer.toString('utf8').replace(/\0.*$/s, '') !== this.#device.bdf) return fail(E.ENODEV);
+        return this.#newFd({ kind: 'device' });
+      case 'device:VFIO_DEVICE_GET_INFO':
+        return this.#deviceInfo(buffer, fail);
+      case 'device:VFIO_DEVICE_GET_REGION_INFO':
+        return this.#regionInfo(buffer, fail);
+      case 'device:VFIO_DEVICE_GET_IRQ_INFO': {
+        const irq = this.#device?.irqs.find((i) => i.index === buffer.readUInt32LE(8));
+        if (!irq) return fail(E.EINVAL);
+        buffer.writeUInt32LE(irq.flags, 4);
+        buffer.writeUInt32LE(irq.count, 12);
+        return 0;
+      }
+      default:
+        return fail(E.ENOTTY);
+    }
+  }
+
+  pread(fd: number, buffer: Buffer, offset: bigint): number {
+    this.#enter('pread', `${fd}@${offset.toString(16)}`, { syscall: 'pread', fd });
+    const file = this.#fds.get(fd);
+    if (file?.kind !== 'device') return this.#fail(E.EBADF, { syscall: 'pread', fd });
+    const region = this.#device?.regions.find((r) => r.index === Number(offset >> 40n));
+    if (!region || (region.flags & VFIO_REGION_FLAGS.READ) === 0) return this.#fail(E.EINVAL, { syscall: 'pread', fd });
+    const within = Number(offset & ((1n << 40n) - 1n));
+    if (region.index === 7) return this.#config.copy(buffer, 0, within, Math.min(this.#config.length, within + buffer.length));
+    buffer.fill(0);
+    return buffer.length;
+  }
+
+  pwrite(fd: number, buffer: Buffer, _offset: bigint): number {
+    this.#enter('pwrite', String(fd), { syscall: 'pwrite', fd });
+    if (!this.#fds.has(fd)) return this.#fail(E.EBADF, { syscall: 'pwrite', fd });
+    return buffer.length;
+  }
+
+  mmap(fd: number, offset: bigint, length: bigint, prot: number, options: MmapOptions = {}): HostMapping {
+    this.#enter('mmap', `${fd}@${offset.toString(16)}+${length.toString(16)}`, { syscall: 'mmap', fd });
+    const fail = (errno: number): never => this.#fail(errno, { syscall: 'mmap', fd });
+    const file = this.#fds.get(fd);
+    if (!file) return fail(E.EBADF);
+    if (length === 0n || offset % this.#pageSize !== 0n) return fail(E.EINVAL);
+    if (file.kind === 'device') this.#checkDeviceMmap(offset, length, prot, options, fail);
+    else if (file.kind === 'memfd' && offset + length > file.size) return fail(E.EINVAL);
+    else if (file.kind !== 'memfd' && file.kind !== 'vcpu') return fail(E.ENODEV);
+    const align = options.align && options.align > this.#pageSize ? options.align : this.#pageSize;
+    const address = roundUp(this.#nextAddress, align);
+    this.#nextAddress = address + roundUp(length, this.#pageSize) + this.#pageSize; // guard page between mappings
+    const view = new ArrayBuffer(Number(length < 1n << 24n ? length : 0n));
+    this.#mappings.set(address, { length, view });
+    return { address, length, view };
+  }
+
+  munmap(mapping: HostMapping): void {
+    this.#enter('munmap', mapping.address.toString(16), { syscall: 'munmap' });
+    const live = this.#mappings.get(mapping.address);
+    if (!live || live.length !== mapping.length) return this.#fail(E.EINVAL, { syscall: 'munmap' });
+    this.#mappings.delete(mapping.address);
+    // Detach like the shim does, so a use after unmap throws.
+    structuredClone(live.view, { transfer: [live.view] });
+  }
+
+  setUserMemoryRegion(vmFd: number, region: KvmUserspaceMemoryRegion): void {
+    this.#enter('KVM_SET_USER_MEMORY_REGION', `slot ${region.slot} gpa ${region.guestPhysAddr.toString(16)} size ${region.memorySize.toString(16)}`, { syscall: 'ioctl', ioctl: 'KVM_SET_USER_MEMORY_REGION', fd: vmFd });
+    const fail = (errno: number): never => this.#fail(errno, { syscall: 'ioctl', ioctl: 'KVM_SET_USER_MEMORY_REGION', fd: vmFd });
+    const vm = this.#fds.get(vmFd);
+    if (vm?.kind !== 'vm') return fail(E.ENOTTY);
+    kvmSetRegion(vm.slots, region, this.#pageSize, this.#nrMemslots, fail);
+  }
+
+  eventfd(_initval: number, _flags: number): number {
+    this.#enter('eventfd', '', { syscall: 'eventfd' });
+    return this.#newFd({ kind: 'other', path: 'eventfd' });
+  }
+
+  memfdCreate(name: string, _flags: number): number {
+    this.#enter('memfd_create', name, { syscall: 'memfd_create' });
+    return this.#newFd({ kind: 'memfd', size: 0n });
+  }
+
+  ftruncate(fd: number, length: bigint): void {
+    this.#enter('ftruncate', String(fd), { syscall: 'ftruncate', fd });
+    const file = this.#fds.get(fd);
+    if (file?.kind !== 'memfd') return this.#fail(E.EINVAL, { syscall: 'ftruncate', fd });
+    file.size = length;
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  #enter(name: string, detail: string, context: { syscall: string; ioctl?: string; path?: string; fd?: number }): void {
+    const call = { index: this.calls.length, name, detail };
+    this.calls.push(call);
+    const fault = this.#faults.find((f) => f.when(call));
+    if (!fault) return;
+    if (fault.once) this.#faults.splice(this.#faults.indexOf(fault), 1);
+    this.#fail(fault.errno, context);
+  }
+
+  #fail(errno: number, context: { syscall: string; ioctl?: string; path?: string; fd?: number }): never {
+    throw new SystemError({ errno, ...context });
+  }
+
+  #newFd(kind: FdKind): number {
+    const fd = this.#nextFd++;
+    this.#fds.set(fd, kind);
+    return fd;
+  }
+
+  #region(index: number): RegionDescription | undefined {
+    return this.#device?.regions.find((r) => r.index === index);
+  }
+
+  #checkDeviceMmap(offset: bigint, length: bigint, prot: number, options: MmapOptions, fail: (errno: number) => never): void {
+    const region = this.#region(Number(offset >> 40n));
+    const within = offset & ((1n << 40n) - 1n);
+    // vfio-pci: MAP_SHARED only, MMAP flag required, at most PAGE_ALIGN(region size) from the region start.
+    if (!region || (region.flags & VFIO_REGION_FLAGS.MMAP) === 0 || options.shared === false) fail(E.EINVAL);
+    if (within + length > roundUp(region!.size, this.#pageSize)) fail(E.EINVAL);
+    if ((prot & 2) !== 0 && (region!.flags & VFIO_REGION_FLAGS.WRITE) === 0) fail(E.EINVAL);
+  }
+
+  #deviceInfo(buffer: Buffer, fail: (errno: number) => never): number {
+    if (!this.#device || buffer.length < 16 || buffer.readUInt32LE(0) < 16) return fail(E.EINVAL);
+    buffer.writeUInt32LE(this.#device.flags, 4);
+    buffer.writeUInt32LE(this.#device.numRegions, 8);
+    buffer.writeUInt32LE(this.#device.numIrqs, 12);
+    return 0;
+  }
+
+  #regionInfo(buffer: Buffer, fail: (errno: number) => never): number {
+    const request = decodeRegionInfo(buffer);
+    if (request.argsz < 32) return fail(E.EINVAL);
+    const region = this.#region(request.index);
+    if (!region) return fail(E.EINVAL);
+    const caps = encodeCapChain(region.capabilities, 32);
+    const full = 32 + caps.length;
+    const flags = region.flags | (caps.length > 0 ? VFIO_REGION_FLAGS.CAPS : 0);
+    if (caps.length > 0 && request.argsz < full) {
+      // Too small: Linux answers 0 with CAPS set, the size it needs, and cap_offset 0.
+      writeRegionInfo(buffer, { argsz: full, flags, index: region.index, capOffset: 0, size: region.size, offset: region.offset });
+      return 0;
+    }
+    writeRegionInfo(buffer, { argsz: caps.length > 0 ? full : request.argsz, flags, index: region.index, capOffset: caps.length > 0 ? 32 : 0, size: region.size, offset: region.offset });
+    caps.copy(buffer, 32);
+    return 0;
+  }
+
+  #mapDma(file: FdKind, buffer: Buffer, fail: (errno: number) => never): number {
+    if (file.kind !== 'container' || file.iommuType === undefined || file.iommuType === VFIO_EXTENSION.NOIOMMU_IOMMU) return fail(E.EINVAL);
+    const map = decodeDmaMap(buffer);
+    if (map.size === 0n || map.iova % this.#pageSize !== 0n || map.size % this.#pageSize !== 0n || map.vaddr % this.#pageSize !== 0n) return fail(E.EINVAL);
+    for (const [iova, size] of file.dma) if (map.iova < iova + size && iova < map.iova + map.size) return fail(E.EEXIST);
+    file.dma.set(map.iova, map.size);
+    return 0;
+  }
+
+  #unmapDma(file: FdKind, buffer: Buffer, fail: (errno: number) => never): number {
+    if (file.kind !== 'container') return fail(E.EINVAL);
+    const unmap = decodeDmaUnmap(buffer);
+    // type1 unmaps every mapping wholly inside the range; one cut in half is EINVAL.
+    for (const [iova, size] of [...file.dma]) {
+      const inside = iova >= unmap.iova && iova + size <= unmap.iova + unmap.size;
+      const overlapping = iova < unmap.iova + unmap.size && unmap.iova < iova + size;
+      if (inside) file.dma.delete(iova);
+      else if (overlapping) return fail(E.EINVAL);
+    }
+    return 0;
+  }
+}
+
+/** KVM_SET_USER_MEMORY_REGION semantics of virt/kvm/kvm_main.c for the cases the library can produce. */
+function kvmSetRegion(slots: Map<number, KvmUserspaceMemoryRegion>, r: KvmUserspaceMemoryRegion, page: bigint, nrMemslots: number, fail: (errno: number) => never): void {
+  if ((r.flags & ~3) !== 0) fail(E.EINVAL);
+  if (r.memorySize % page !== 0n || r.guestPhysAddr % page !== 0n || r.userspaceAddr % page !== 0n) fail(E.EINVAL);
+  if (r.slot >= nrMemslots) fail(E.EINVAL);
+  if (r.guestPhysAddr + r.memorySize < r.guestPhysAddr) fail(E.EINVAL);
+  const existing = slots.get(r.slot);
+  if (r.memorySize === 0n) {
+    if (!existing) fail(E.EINVAL);
+    slots.delete(r.slot);
+    return;
+  }
+  if (existing) {
+    if (existing.memorySize !== r.memorySize || existing.userspaceAddr !== r.userspaceAddr) fail(E.EINVAL);
+    if (((existing.flags ^ r.flags) & 2) !== 0) fail(E.EINVAL); // READONLY cannot be toggled in place
+  }
+  for (const [id, other] of slots) {
+    if (id === r.slot) continue;
+    if (r.guestPhysAddr < other.guestPhysAddr + other.memorySize && other.guestPhysAddr < r.guestPhysAddr + r.memorySize) fail(E.EEXIST);
+  }
+  slots.set(r.slot, { ...r });
+}
+
+/** Capability chain bytes as vfio-pci lays them out: 8-byte aligned, `next` absolute, last next = 0. */
+export function encodeCapChain(caps: readonly RegionCapability[], start: number): Buffer {
+  const bodies = caps.map(capBody);
+  const parts: Buffer[] = [];
+  let offset = start;
+  bodies.forEach((body, i) => {
+    const size = roundUp(BigInt(8 + body.length), 8n);
+    const header = Buffer.alloc(Number(size));
+    const cap = caps[i]!;
+    header.writeUInt16LE(cap.id, 0);
+    header.writeUInt16LE(cap.version, 2);
+    header.writeUInt32LE(i === bodies.length - 1 ? 0 : offset + Number(size), 4);
+    body.copy(header, 8);
+    parts.push(header);
+    offset += Number(size);
+  });
+  return Buffer.concat(parts);
+}
+
+function capBody(cap: RegionCapability): Buffer {
+  switch (cap.kind) {
+    case 'sparse-mmap': {
+      const b = Buffer.alloc(8 + cap.areas.length * 16);
+      b.writeUInt32LE(cap.areas.length, 0);
+      cap.areas.forEach((a, i) => {
+        b.writeBigUInt64LE(a.offset, 8 + i * 16);
+        b.writeBigUInt64LE(a.size, 16 + i * 16);
+      });
+      return b;
+    }
+    case 'type': {
+      const b = Buffer.alloc(8);
+      b.writeUInt32LE(cap.type, 0);
+      b.writeUInt32LE(cap.subtype, 4);
+      return b;
+    }
+    case 'msix-mappable':
+      return Buffer.alloc(0);
+    case 'unknown':
+      return Buffer.from(cap.data, 'hex');
+  }
+}
+
+function roundUp(value: bigint, to: bigint): bigint {
+  return ((value + to - 1n) / to) * to;
+}
