@@ -109,13 +109,24 @@ export class GuestMemoryProbe implements Disposable {
     let value = 0n;
     for (let word = 0; word < width / 4; word++) {
       const exit = this.#vcpu.run();
-      if (exit.kind === 'mmio') return { kind: 'mmio', address: exit.address, isWrite: exit.isWrite };
+      if (exit.kind === 'mmio') {
+        this.#drainToHlt();
+        return { kind: 'mmio', address: exit.address, isWrite: exit.isWrite };
+      }
       if (exit.kind !== 'io' || exit.port !== X86_REPORT_PORT || exit.direction !== 'out') throw unexpectedExit(exit, gpa);
       value |= exit.data << BigInt(32 * word);
     }
     const last = this.#vcpu.run();
     if (last.kind !== 'hlt') throw unexpectedExit(last, gpa);
     return { kind: 'value', value };
+  }
+
+  /** Runs the rest of the x86 program (the unbacked load completes with zeros) so the vCPU ends at rest. */
+  #drainToHlt(): void {
+    for (let i = 0; i < MAX_EXITS_PER_READ; i++) {
+      if (this.#vcpu.run().kind === 'hlt') return;
+    }
+    throw new KvmError('probe vCPU did not reach hlt', { code: 'PROBE_STUCK' });
   }
 
   #readArm64(gpa: bigint, width: 4 | 8): ProbeResult {
@@ -127,6 +138,8 @@ export class GuestMemoryProbe implements Disposable {
     for (let i = 0; i < MAX_EXITS_PER_READ; i++) {
       const exit = this.#vcpu.run();
       if (exit.kind !== 'mmio') throw unexpectedExit(exit, gpa);
+      // Every exit leaves an instruction half-done; retire it before the next read re-points the PC.
+      this.#vcpu.completePendingExit();
       if (exit.isWrite && exit.address === reportGpa) return { kind: 'value', value: exit.data };
       if (!exit.isWrite && exit.address === gpa) return { kind: 'mmio', address: exit.address, isWrite: false };
       throw unexpectedExit(exit, gpa);

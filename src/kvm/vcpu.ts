@@ -4,11 +4,12 @@
  */
 import { KVM_EXIT } from '../uapi/index.js';
 import { PROT, type HostMapping } from '../sys/syscalls.js';
+import { SystemError } from '../sys/system-error.js';
 import { KvmError } from './errors.js';
 import type { KvmVm } from './vm.js';
 
 /** struct kvm_run offsets of the exit fields we decode (same on x86-64 and arm64). */
-const RUN = { exitReason: 8, io: { direction: 32, size: 33, port: 34, count: 36, dataOffset: 40 }, mmio: { physAddr: 32, data: 40, len: 48, isWrite: 52 } } as const;
+const RUN = { immediateExit: 1, exitReason: 8, io: { direction: 32, size: 33, port: 34, count: 36, dataOffset: 40 }, mmio: { physAddr: 32, data: 40, len: 48, isWrite: 52 } } as const;
 
 export type VcpuExit =
   | { readonly kind: 'io'; readonly direction: 'in' | 'out'; readonly port: number; readonly size: number; readonly data: bigint }
@@ -47,6 +48,23 @@ export class KvmVcpu implements Disposable {
   run(): VcpuExit {
     this.#vm.syscalls.ioctl(this.fd, 'KVM_RUN', 0);
     return this.#decodeExit();
+  }
+
+  /**
+   * Lets KVM finish the instruction of the last exit (an MMIO read gets its data, a write retires)
+   * without running the guest further: KVM_RUN with `immediate_exit` set returns EINTR right after.
+   * Needed before re-pointing the PC, or the completion would land on the new program.
+   */
+  completePendingExit(): void {
+    const run = this.#view();
+    run.setUint8(RUN.immediateExit, 1);
+    try {
+      this.#vm.syscalls.ioctl(this.fd, 'KVM_RUN', 0);
+    } catch (error) {
+      if (!(error instanceof SystemError && error.code === 'EINTR')) throw error;
+    } finally {
+      run.setUint8(RUN.immediateExit, 0);
+    }
   }
 
   close(): void {
