@@ -1,12 +1,51 @@
 /**
  * vfio-bars: map VFIO PCI device BARs into KVM guests.
  *
- * Layers (see README): uapi (Linux ABI as data) → sys (FFI) → vfio (discovery) → plan (pure) →
- * kvm (VM and slots) → map (executor with rollback).
+ * Layers: `uapi` (Linux ABI as data) → `sys` (FFI: koffi + the N-API shim) → `vfio` (discovery) →
+ * `plan` (pure planning) → `kvm` (VM, slots, probe vCPU) → `map` (executor with rollback).
+ *
+ * ```ts
+ * using device = VfioDevice.open('0000:00:01.0');
+ * const plan = planBarMappings(device.describe(), { pageSize: realSyscalls().pageSize(), barAddresses: { 0: 0x80_0000_0000n } });
+ * using vm = KvmVm.create();
+ * using mapper = new BarMapper(device, vm);
+ * mapper.map(plan);
+ * ```
  * @packageDocumentation
  */
 export { VfioBarsError, hex } from './errors.js';
-export type * from './vfio/description.js';
-export type * from './plan/types.js';
+
+// sys: the kernel interface
 export type { Syscalls, HostMapping, MmapOptions } from './sys/syscalls.js';
+export { PROT } from './sys/syscalls.js';
 export { SystemError, errnoName } from './sys/system-error.js';
+export { realSyscalls } from './sys/real-syscalls.js';
+
+// vfio: opening and describing devices
+export type * from './vfio/description.js';
+export { regionByIndex } from './vfio/description.js';
+export type { VfioDeviceHandle, DmaMapper } from './vfio/device-handle.js';
+export { VfioDevice, type VfioOpenOptions, type IommuMode } from './vfio/device.js';
+export { VfioError, type VfioErrorDetails } from './vfio/errors.js';
+export { describeDevice } from './vfio/describe.js';
+export { descriptionToJSON, descriptionFromJSON } from './vfio/description-json.js';
+export { parseRegionCapabilities } from './vfio/region-caps.js';
+export { bindToVfioPci, iommuGroupOf, cdevOf } from './vfio/sysfs.js';
+
+// plan: pure planning
+export type * from './plan/types.js';
+export { PlanError } from './plan/errors.js';
+export { planBarMappings, replan } from './plan/planner.js';
+export { checkPlanInvariants } from './plan/invariants.js';
+export { planToJSON, planFromJSON } from './plan/json.js';
+
+// kvm: VM, slots, vCPU probe
+export { KvmVm, type SlotRegion, type KvmVmOptions } from './kvm/vm.js';
+export { KvmError, type KvmErrorDetails } from './kvm/errors.js';
+export { KvmVcpu, type VcpuExit } from './kvm/vcpu.js';
+export { GuestMemoryProbe, type ProbeResult, type ProbeOptions } from './kvm/probe.js';
+
+// map: executing plans
+export { BarMapper, hugePfnAlignment, type BarMapperOptions, type MappedBar, type MappedRegion, type MoveResult } from './map/bar-mapper.js';
+export { MapError, type MapErrorDetails, type MapStep } from './map/errors.js';
+export type { MapperLogger } from './map/logger.js';

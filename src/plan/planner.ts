@@ -63,7 +63,7 @@ function whySkip(description: DeviceDescription, index: number): string | undefi
 }
 
 function guestAddresses(input: PlanOptions['barAddresses']): Map<number, bigint> {
-  const entries = input === undefined ? [] : input instanceof Map ? [...input.entries()] : Object.entries(input).map(([k, v]) => [Number(k), v] as const);
+  const entries: [number, unknown][] = input === undefined ? [] : isMap(input) ? [...input.entries()] : Object.entries(input).map(([k, v]): [number, unknown] => [Number(k), v]);
   const map = new Map<number, bigint>();
   for (const [index, address] of entries) {
     if (!Number.isInteger(index) || index < 0 || index > 5) throw new PlanError('NO_SUCH_BAR', `guest address for BAR index ${index}: BARs are 0-5`);
@@ -73,3 +73,7 @@ function guestAddresses(input: PlanOptions['barAddresses']): Map<number, bigint>
   return map;
 }
 
+
+function isMap(input: NonNullable<PlanOptions['barAddresses']>): input is ReadonlyMap<number, bigint> {
+  return input instanceof Map;
+}

@@ -4,8 +4,9 @@
  * koffi 3 aborts the process on a wrongly typed struct field, so structs never cross as JS objects.
  */
 import { createRequire } from 'node:module';
+import type * as Koffi from 'koffi';
 
-type KoffiModule = typeof import('koffi');
+type KoffiModule = typeof Koffi;
 
 export interface Libc {
   readonly koffi: KoffiModule;

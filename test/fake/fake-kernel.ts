@@ -268,8 +268,8 @@ export class FakeKernel implements Syscalls {
     const within = offset & ((1n << 40n) - 1n);
     // vfio-pci: MAP_SHARED only, MMAP flag required, at most PAGE_ALIGN(region size) from the region start.
     if (!region || (region.flags & VFIO_REGION_FLAGS.MMAP) === 0 || options.shared === false) fail(E.EINVAL);
-    if (within + length > roundUp(region!.size, this.#pageSize)) fail(E.EINVAL);
-    if ((prot & 2) !== 0 && (region!.flags & VFIO_REGION_FLAGS.WRITE) === 0) fail(E.EINVAL);
+    if (within + length > roundUp(region.size, this.#pageSize)) fail(E.EINVAL);
+    if ((prot & 2) !== 0 && (region.flags & VFIO_REGION_FLAGS.WRITE) === 0) fail(E.EINVAL);
   }
 
   #deviceInfo(buffer: Buffer, fail: (errno: number) => never): number {
