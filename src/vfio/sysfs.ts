@@ -33,7 +33,7 @@ export function iommuGroupOf(bdf: string, options: SysfsOptions = {}): string {
   return group;
 }
 
-/** `/dev/vfio/devices/vfioN` when the kernel exposes the VFIO cdev for this device (Linux 6.6+). */
+/** `/dev/vfio/devices/vfioN` when the kernel exposes the VFIO cdev for this device and /dev/iommu exists (Linux 6.6+). */
 export function cdevOf(bdf: string, options: SysfsOptions = {}): string | undefined {
   const dir = path.join(deviceDir(bdf, options.sysfsRoot ?? '/sys'), 'vfio-dev');
   let entries: string[];
@@ -43,7 +43,12 @@ export function cdevOf(bdf: string, options: SysfsOptions = {}): string | undefi
     return undefined;
   }
   const name = entries.find((e) => /^vfio[0-9]+$/.test(e));
-  return name ? path.join(options.devRoot ?? '/dev', 'vfio', 'devices', name) : undefined;
+  if (!name) return undefined;
+  // Linux 6.1-6.5 already list vfio-dev/vfioN in sysfs but have no cdev node (CONFIG_VFIO_DEVICE_CDEV
+  // arrived in 6.6), and the cdev path needs iommufd too: only report what can actually be opened.
+  const devRoot = options.devRoot ?? '/dev';
+  const node = path.join(devRoot, 'vfio', 'devices', name);
+  return existsSync(node) && existsSync(path.join(devRoot, 'iommu')) ? node : undefined;
 }
 
 /** Group device node: `/dev/vfio/N` (IOMMU) or `/dev/vfio/noiommu-N` (no-IOMMU mode). */

@@ -1,0 +1,116 @@
+// Runs inside the emulated aarch64 host (real vfio-pci, nested KVM) against QEMU's NVMe controller.
+// Prints one `VFIOBARS-RESULT {json}` line that the host-side vitest test asserts on.
+import { readFileSync } from 'node:fs';
+import {
+  BarMapper, GuestMemoryProbe, KvmError, KvmVm, PROT, VfioDevice, planBarMappings, realSyscalls,
+} from './lib/dist/index.js';
+
+const hex = (v) => (v === undefined ? undefined : `0x${BigInt(v).toString(16)}`);
+const BAR_GPA = 0x40_0000_0000n;
+const MOVED_GPA = 0x50_0000_0000n;
+const result = { steps: [] };
+const step = (name, data) => { result.steps.push({ name, ...data }); console.log(`VFIOBARS-LOG ${name} ${JSON.stringify(data, (_, v) => (typeof v === 'bigint' ? hex(v) : v))}`); };
+
+function errorInfo(error) {
+  return { name: error?.name, code: error?.code, message: String(error?.message ?? error) };
+}
+
+/** The bug, with the library's raw calls: a KVM slot the size of the 16 KiB BAR. */
+function showNaiveRegistration(device, region, sys) {
+  const page = BigInt(sys.pageSize());
+  if ((region.flags & 4) === 0) return { skipped: 'region has no MMAP flag' };
+  const length = (region.size + page - 1n) / page * page;
+  const mapping = sys.mmap(device.fd, region.offset, length, PROT.READ | PROT.WRITE);
+  const vm = KvmVm.create();
+  try {
+    vm.addSlot({ guestPhysAddr: BAR_GPA, memorySize: region.size, userspaceAddr: mapping.address });
+    return { registered: hex(region.size) };
+  } catch (error) {
+    return { error: errorInfo(error), isKvmError: error instanceof KvmError };
+  } finally {
+    vm.close();
+    sys.munmap(mapping);
+  }
+}
+
+function preadU64(device, region, offset) {
+  const b = Buffer.alloc(8);
+  device.syscalls.pread(device.fd, b, region.offset + offset);
+  return b.readBigUInt64LE(0);
+}
+
+function main() {
+  const sys = realSyscalls();
+  const cmdline = readFileSync('/proc/cmdline', 'utf8');
+  result.scenario = /vfiobars\.scenario=(\S+)/.exec(cmdline)?.[1];
+  result.pageSize = sys.pageSize();
+  result.iommuExpected = cmdline.includes('enable_unsafe_noiommu_mode=1') ? 'noiommu' : 'type1';
+  const bdf = process.env.BDF;
+  if (!bdf) throw new Error('no NVMe device found');
+
+  const device = VfioDevice.open(bdf);
+  try {
+    runWith(device, sys);
+  } finally {
+    device.close();
+  }
+}
+
+function runWith(device, sys) {
+  result.iommu = device.iommuMode;
+  const description = device.describe();
+  const region = description.regions.find((r) => r.index === 0);
+  result.bar0 = { size: hex(region.size), flags: region.flags, caps: region.capabilities.map((c) => c.kind) };
+  result.msix = description.msix && { vectors: description.msix.vectors, table: hex(description.msix.table.offset), pba: hex(description.msix.pba.offset), bir: description.msix.table.bir };
+
+  step('naive', showNaiveRegistration(device, region, sys));
+
+  const plan = planBarMappings(description, { pageSize: result.pageSize, barAddresses: { 0: BAR_GPA } });
+  const bar = plan.bars.find((b) => b.index === 0);
+  result.plan = {
+    guestSize: hex(bar.guestSize),
+    mappings: bar.mappings.map((m) => ({ size: hex(m.size), gpa: hex(m.gpa), reason: m.reason })),
+    trapped: bar.trapped.map((t) => ({ offset: hex(t.barOffset), size: hex(t.size), reason: t.reason })),
+    msix: bar.msix && { table: hex(bar.msix.table?.offset), pba: hex(bar.msix.pba?.offset), relocated: bar.msix.relocated },
+    warnings: plan.warnings,
+  };
+
+  const vm = KvmVm.create();
+  try {
+    const probe = GuestMemoryProbe.create(vm);
+    mapAndProbe(device, vm, probe, plan, bar, region);
+    probe.close();
+  } finally {
+    vm.close();
+  }
+  result.ok = true;
+}
+
+function mapAndProbe(device, vm, probe, plan, bar, region) {
+  const mapper = new BarMapper(device, vm, { dmaMap: device.dma !== undefined });
+  mapper.map(plan);
+  result.slotsAfterMap = vm.slotCount - 1; // minus the probe's code page
+
+  const host = { cap: preadU64(device, region, 0n), vs: preadU64(device, region, 8n) & 0xffff_ffffn };
+  result.host = { cap: hex(host.cap), vs: hex(host.vs) };
+  const read = (gpa, width) => {
+    const r = probe.read(gpa, width);
+    return r.kind === 'value' ? { value: hex(r.value) } : { mmio: hex(r.address) };
+  };
+  result.guest = { cap: read(BAR_GPA, 8), vs: read(BAR_GPA + 8n, 4) };
+  if (bar.msix?.table) result.guest.msixTable = read(BAR_GPA + bar.msix.table.offset, 4);
+
+  const moved = mapper.move(0, MOVED_GPA);
+  result.move = { state: moved.state, cap: read(MOVED_GPA, 8), old: read(BAR_GPA, 4) };
+
+  mapper.unmapAll();
+  result.afterUnmap = { slots: vm.slotCount - 1, mappedBars: mapper.bars.size, read: read(MOVED_GPA, 4) };
+}
+
+try {
+  main();
+} catch (error) {
+  result.ok = false;
+  result.error = { ...errorInfo(error), stack: error?.stack };
+}
+console.log(`VFIOBARS-RESULT ${JSON.stringify(result, (_, v) => (typeof v === 'bigint' ? hex(v) : v))}`);
