@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import {
+  IOCTL, decodeDmaMap, decodeRegionInfo, decodeUserspaceMemoryRegion, encodeDmaMap, encodeDmaUnmap, encodeIoasMap, encodeOneReg,
+  encodeRegionInfo, encodeUserspaceMemoryRegion, ioc, parseU64, vfioPciRegionOffset, writeRegionInfo,
+} from '../../src/uapi/index.js';
+
+const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
+
+describe('_IOC encoding', () => {
+  it('puts the read bit in bit 31 and stays an unsigned number', () => {
+    expect(IOCTL.KVM_GET_REGS).toBe(0x8090ae81);
+    expect(IOCTL.KVM_GET_REGS).toBeGreaterThan(0);
+    expect(ioc('readwrite', 0xae, 0xe0, 12)).toBe(0xc00caee0);
+    expect(IOCTL.KVM_SET_USER_MEMORY_REGION).toBe(0x4020ae46);
+  });
+  it('rejects fields that do not fit', () => {
+    expect(() => ioc('read', 0x100, 0, 0)).toThrow(RangeError);
+    expect(() => ioc('read', 0xae, 0, 1 << 14)).toThrow(RangeError);
+  });
+  it('vfio-pci region offsets are index << 40, beyond 32 bits', () => {
+    expect(vfioPciRegionOffset(7)).toBe(0x700_0000_0000n);
+  });
+});
+
+describe('struct codecs', () => {
+  it('round-trip every u64 across the whole range', () => {
+    fc.assert(fc.property(fc.nat({ max: 0xffff_ffff }), fc.nat({ max: 3 }), u64, u64, u64, (slot, flags, gpa, size, hva) => {
+      const r = { slot, flags, guestPhysAddr: gpa, memorySize: size, userspaceAddr: hva };
+      expect(decodeUserspaceMemoryRegion(encodeUserspaceMemoryRegion(r))).toEqual(r);
+    }), { numRuns: 2000 });
+    fc.assert(fc.property(u64, u64, u64, (vaddr, iova, size) => {
+      expect(decodeDmaMap(encodeDmaMap({ flags: 3, vaddr, iova, size }))).toEqual({ argsz: 32, flags: 3, vaddr, iova, size });
+    }), { numRuns: 2000 });
+    fc.assert(fc.property(u64, u64, (size, offset) => {
+      const b = Buffer.alloc(32);
+      writeRegionInfo(b, { argsz: 32, flags: 0xf, index: 7, capOffset: 0, size, offset });
+      expect(decodeRegionInfo(b)).toEqual({ argsz: 32, flags: 0xf, index: 7, capOffset: 0, size, offset });
+    }), { numRuns: 2000 });
+  });
+
+  it('never wraps: negative, > 2^64-1 and non-bigint values are rejected', () => {
+    const base = { slot: 0, flags: 0, guestPhysAddr: 0n, memorySize: 0n, userspaceAddr: 0n };
+    expect(() => encodeUserspaceMemoryRegion({ ...base, guestPhysAddr: -1n })).toThrow(RangeError);
+    expect(() => encodeUserspaceMemoryRegion({ ...base, memorySize: 1n << 64n })).toThrow(RangeError);
+    expect(() => encodeUserspaceMemoryRegion({ ...base, slot: -1 })).toThrow(RangeError);
+    expect(() => encodeUserspaceMemoryRegion({ ...base, slot: 2 ** 32 })).toThrow(RangeError);
+    expect(() => encodeUserspaceMemoryRegion({ ...base, slot: 1.5 })).toThrow(RangeError);
+    expect(() => encodeUserspaceMemoryRegion({ ...base, userspaceAddr: 5 as unknown as bigint })).toThrow(TypeError);
+    expect(() => encodeDmaUnmap({ flags: 0, iova: -4096n, size: 4096n })).toThrow(RangeError);
+    expect(() => encodeIoasMap({ flags: 0, ioasId: 1, userVa: 0n, length: 1n << 64n, iova: 0n })).toThrow(RangeError);
+    expect(() => encodeOneReg(-1n, 0n)).toThrow(RangeError);
+    expect(() => encodeRegionInfo(0, 16)).toThrow(RangeError);
+    expect(() => parseU64('x', '0x1' + '0'.repeat(16))).toThrow(RangeError);
+    expect(() => parseU64('x', '-1')).toThrow(RangeError);
+  });
+
+  it('decoders reject short buffers', () => {
+    expect(() => decodeRegionInfo(Buffer.alloc(31))).toThrow(RangeError);
+    expect(() => decodeUserspaceMemoryRegion(Buffer.alloc(16))).toThrow(RangeError);
+  });
+});
