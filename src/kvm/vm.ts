@@ -17,6 +17,14 @@ export interface SlotRegion {
   readonly readonly?: boolean;
 }
 
+/** Our record of a registered slot; moves update it in place so a hot move loop allocates nothing. */
+interface MutableSlot {
+  guestPhysAddr: bigint;
+  readonly memorySize: bigint;
+  readonly userspaceAddr: bigint;
+  readonly readonly: boolean;
+}
+
 export interface KvmVmOptions {
   syscalls?: Syscalls;
   /** Default `/dev/kvm`. */
@@ -32,7 +40,7 @@ export class KvmVm implements Disposable {
   /** KVM_CAP_READONLY_MEM. */
   readonly readonlyMemSupported: boolean;
   readonly #kvmFd: number;
-  readonly #slots = new Map<number, SlotRegion>();
+  readonly #slots = new Map<number, MutableSlot>();
   readonly #ids: SlotAllocator;
   #closed = false;
 
@@ -96,7 +104,7 @@ export class KvmVm implements Disposable {
       this.#ids.release(id);
       throw error;
     }
-    this.#slots.set(id, { ...region });
+    this.#slots.set(id, { guestPhysAddr: region.guestPhysAddr, memorySize: region.memorySize, userspaceAddr: region.userspaceAddr, readonly: region.readonly ?? false });
     return id;
   }
 
@@ -108,14 +116,14 @@ export class KvmVm implements Disposable {
     this.#assertOpen();
     const region = this.#registered(id);
     this.#set(id, guestPhysAddr, region);
-    this.#slots.set(id, { ...region, guestPhysAddr });
+    region.guestPhysAddr = guestPhysAddr;
   }
 
   /** Deletes a slot (memory_size 0) and frees its id. */
   removeSlot(id: number): void {
     this.#assertOpen();
     const region = this.#registered(id);
-    this.#set(id, region.guestPhysAddr, { ...region, memorySize: 0n });
+    this.#set(id, region.guestPhysAddr, region, 0n);
     this.#slots.delete(id);
     this.#ids.release(id);
   }
@@ -133,16 +141,16 @@ export class KvmVm implements Disposable {
     this.close();
   }
 
-  #set(id: number, guestPhysAddr: bigint, region: SlotRegion): void {
+  #set(id: number, guestPhysAddr: bigint, region: SlotRegion, memorySize = region.memorySize): void {
     const flags = region.readonly ? KVM_MEM_FLAGS.READONLY : 0;
     try {
-      this.syscalls.setUserMemoryRegion(this.fd, { slot: id, flags, guestPhysAddr, memorySize: region.memorySize, userspaceAddr: region.userspaceAddr });
+      this.syscalls.setUserMemoryRegion(this.fd, { slot: id, flags, guestPhysAddr, memorySize, userspaceAddr: region.userspaceAddr });
     } catch (error) {
-      throw KvmError.fromSlotFailure(error, id, guestPhysAddr, region.memorySize, region.userspaceAddr);
+      throw KvmError.fromSlotFailure(error, id, guestPhysAddr, memorySize, region.userspaceAddr);
     }
   }
 
-  #registered(id: number): SlotRegion {
+  #registered(id: number): MutableSlot {
     const region = this.#slots.get(id);
     if (!region) throw new KvmError(`KVM memory slot ${id} is not registered`, { code: 'NO_SUCH_SLOT', slot: id });
     return region;

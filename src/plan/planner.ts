@@ -47,9 +47,22 @@ export function planBarMappings(description: DeviceDescription, options: PlanOpt
 export function replan(plan: MappingPlan, barIndex: number, guestAddress: bigint): MappingPlan {
   const target = plan.bars.find((b) => b.index === barIndex);
   if (!target) throw new PlanError('NO_SUCH_BAR', `BAR${barIndex} is not in the plan`, barIndex);
+  const quick = movedBar(target, guestAddress);
+  if (quick) return { ...plan, bars: plan.bars.map((bar) => (bar.index === barIndex ? quick : bar)) };
   const warnings = plan.warnings.filter((w) => !w.startsWith(`BAR${barIndex}: guest address`));
   const bars = plan.bars.map((bar) => (bar.index === barIndex ? placeBar(relativeOf(bar), plan.pageSize, guestAddress, warnings) : bar));
   return { ...plan, bars, warnings };
+}
+
+/**
+ * The common move — a placed, unsuspended BAR to a naturally aligned address, which is all a guest can
+ * program through config space — changes nothing but GPAs. This is the BAR-move hot path, so it skips
+ * re-deriving the relative plan. Returns undefined when the general path is needed.
+ */
+export function movedBar(bar: PlannedBar, guestAddress: bigint): PlannedBar | undefined {
+  const clean = (address: bigint | undefined): boolean => address !== undefined && address % bar.guestSize === 0n;
+  if (bar.suspended || !clean(bar.guestAddress) || !clean(guestAddress)) return undefined;
+  return { ...bar, guestAddress, mappings: bar.mappings.map((m) => ({ ...m, gpa: guestAddress + m.barOffset })) };
 }
 
 function whySkip(description: DeviceDescription, index: number): string | undefined {

@@ -71,6 +71,7 @@ class RealSyscalls implements Syscalls {
 
   setUserMemoryRegion(vmFd: number, region: KvmUserspaceMemoryRegion): void {
     try {
+      // The shim checks each bigint is a lossless u64 and each number a u32: no JS-side encoding needed.
       shim().setUserMemoryRegion(vmFd, region.slot, region.flags, region.guestPhysAddr, region.memorySize, region.userspaceAddr);
     } catch (error) {
       throw this.#fromShim(error, { syscall: 'ioctl', ioctl: 'KVM_SET_USER_MEMORY_REGION', fd: vmFd });
