@@ -326,7 +326,7 @@ function kvmSetRegion(slots: Map<number, KvmUserspaceMemoryRegion>, r: KvmUsersp
   if ((r.flags & ~3) !== 0) fail(E.EINVAL);
   if (r.memorySize % page !== 0n || r.guestPhysAddr % page !== 0n || r.userspaceAddr % page !== 0n) fail(E.EINVAL);
   if (r.slot >= nrMemslots) fail(E.EINVAL);
-  if (r.guestPhysAddr + r.memorySize < r.guestPhysAddr) fail(E.EINVAL);
+  if (r.guestPhysAddr + r.memorySize > (1n << 64n) - 1n) fail(E.EINVAL); // a u64 wrap in the kernel
   const existing = slots.get(r.slot);
   if (r.memorySize === 0n) {
     if (!existing) fail(E.EINVAL);
