@@ -3,7 +3,6 @@
  * fake and against /dev/kvm, and every answer (ok or errno name) must agree.
  */
 import { expect, it } from 'vitest';
-import { KvmVm } from '../../src/kvm/index.js';
 import { realSyscalls } from '../../src/sys/real-syscalls.js';
 import { PROT, type Syscalls } from '../../src/sys/syscalls.js';
 import { FakeKernel } from '../fake/fake-kernel.js';
