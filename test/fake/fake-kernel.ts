@@ -8,7 +8,7 @@ import { constants } from 'node:os';
 import { SystemError } from '../../src/sys/system-error.js';
 import type { HostMapping, MmapOptions, Syscalls } from '../../src/sys/syscalls.js';
 import {
-  KVM_API_VERSION, KVM_CAP, VFIO_EXTENSION, VFIO_GROUP_FLAGS, VFIO_REGION_FLAGS, decodeDmaMap, decodeDmaUnmap, decodeRegionInfo,
+  KVM_API_VERSION, KVM_CAP, VFIO_EXTENSION, VFIO_GROUP_FLAGS, VFIO_REGION_FLAGS, decodeDmaMap, decodeDmaUnmap, decodeIoasMap, decodeIoasUnmap, decodeRegionInfo,
   writeRegionInfo, type IoctlName, type KvmUserspaceMemoryRegion,
 } from '../../src/uapi/index.js';
 import type { DeviceDescription, RegionCapability, RegionDescription } from '../../src/vfio/description.js';
@@ -21,7 +21,8 @@ type FdKind =
   | { kind: 'vcpu' }
   | { kind: 'container'; iommuType?: number; dma: Map<bigint, bigint> }
   | { kind: 'group'; container?: number }
-  | { kind: 'device' }
+  | { kind: 'device'; bound?: boolean }
+  | { kind: 'iommufd'; ioas: Map<number, Map<bigint, bigint>> }
   | { kind: 'memfd'; size: bigint }
   | { kind: 'other'; path: string };
 
@@ -68,6 +69,9 @@ export class FakeKernel implements Syscalls {
       [`${dev}/kvm`, () => ({ kind: 'kvm' })],
       [`${dev}/vfio/vfio`, () => ({ kind: 'container', dma: new Map() })],
       [options.noiommu ? `${dev}/vfio/noiommu-${group}` : `${dev}/vfio/${group}`, () => ({ kind: 'group' })],
+      // The cdev path (Linux 6.6+): the device node itself, and iommufd.
+      [`${dev}/vfio/devices/vfio0`, () => ({ kind: 'device' })],
+      [`${dev}/iommu`, () => ({ kind: 'iommufd', ioas: new Map() })],
     ]);
   }
 
@@ -94,6 +98,7 @@ export class FakeKernel implements Syscalls {
     for (const fd of this.#fds.values()) {
       if (fd.kind === 'vm') slots += fd.slots.size;
       if (fd.kind === 'container') dmaMaps += fd.dma.size;
+      if (fd.kind === 'iommufd') for (const maps of fd.ioas.values()) dmaMaps += maps.size;
     }
     return { fds: this.#fds.size, mmaps: this.#mappings.size, slots, dmaMaps };
   }
@@ -153,6 +158,28 @@ export class FakeKernel implements Syscalls {
       case 'group:VFIO_GROUP_GET_DEVICE_FD':
         if (!this.#device || buffer.toString('utf8').replace(/\0.*$/s, '') !== this.#device.bdf) return fail(E.ENODEV);
         return this.#newFd({ kind: 'device' });
+      case 'device:VFIO_DEVICE_BIND_IOMMUFD': {
+        const target = this.#fds.get(buffer.readInt32LE(8));
+        if (file.kind !== 'device' || file.bound) return fail(E.EINVAL); // a second bind is EINVAL
+        if (target?.kind !== 'iommufd') return fail(E.EBADF);
+        file.bound = true;
+        buffer.writeUInt32LE(1, 12); // out_devid
+        return 0;
+      }
+      case 'device:VFIO_DEVICE_ATTACH_IOMMUFD_PT':
+        if (file.kind !== 'device' || !file.bound) return fail(E.EINVAL);
+        if (![...this.#fds.values()].some((f) => f.kind === 'iommufd' && f.ioas.has(buffer.readUInt32LE(8)))) return fail(E.ENOENT);
+        return 0;
+      case 'iommufd:IOMMU_IOAS_ALLOC': {
+        if (file.kind !== 'iommufd') return fail(E.EINVAL);
+        const id = file.ioas.size + 1;
+        file.ioas.set(id, new Map());
+        buffer.writeUInt32LE(id, 8);
+        return 0;
+      }
+      case 'iommufd:IOMMU_IOAS_MAP':
+      case 'iommufd:IOMMU_IOAS_UNMAP':
+        return this.#ioas(file, request, buffer, fail);
       case 'device:VFIO_DEVICE_GET_INFO':
         return this.#deviceInfo(buffer, fail);
       case 'device:VFIO_DEVICE_GET_REGION_INFO':
@@ -304,6 +331,22 @@ export class FakeKernel implements Syscalls {
     if (map.size === 0n || map.iova % this.#pageSize !== 0n || map.size % this.#pageSize !== 0n || map.vaddr % this.#pageSize !== 0n) return fail(E.EINVAL);
     for (const [iova, size] of file.dma) if (map.iova < iova + size && iova < map.iova + map.size) return fail(E.EEXIST);
     file.dma.set(map.iova, map.size);
+    return 0;
+  }
+
+  #ioas(file: FdKind, request: IoctlName, buffer: Buffer, fail: (errno: number) => never): number {
+    if (file.kind !== 'iommufd') return fail(E.EINVAL);
+    if (request === 'IOMMU_IOAS_MAP') {
+      const map = decodeIoasMap(buffer);
+      const maps = file.ioas.get(map.ioasId);
+      if (!maps) return fail(E.ENOENT);
+      for (const [iova, size] of maps) if (map.iova < iova + size && iova < map.iova + map.length) return fail(E.EEXIST);
+      maps.set(map.iova, map.length);
+      return 0;
+    }
+    const unmap = decodeIoasUnmap(buffer);
+    const maps = file.ioas.get(unmap.ioasId);
+    if (!maps?.delete(unmap.iova)) return fail(E.ENOENT);
     return 0;
   }
 

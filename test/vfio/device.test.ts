@@ -7,8 +7,8 @@ import { fakeSysfs, qemuNvmeConfigSpace } from './fixtures.js';
 
 const BDF = '0000:00:01.0';
 
-function setup(noiommu = false) {
-  const roots = fakeSysfs(BDF, '7', noiommu);
+function setup(noiommu = false, cdev = false) {
+  const roots = fakeSysfs(BDF, '7', noiommu, cdev);
   // The device advertises 9 regions but, like a non-VGA device, has no VGA region (EINVAL for index 8).
   const kernel = new FakeKernel({ pageSize: 0x1_0000, device: qemuNvme, config: qemuNvmeConfigSpace(), noiommu, devRoot: roots.devRoot });
   return { kernel, options: { ...roots, syscalls: kernel } };
@@ -40,6 +40,33 @@ describe('VfioDevice', () => {
     // It used the two-call argsz protocol for the region with capabilities.
     expect(kernel.calls.filter((c) => c.name === 'VFIO_DEVICE_GET_REGION_INFO').length).toBe(9 + 1);
     expect(descriptionFromJSON(JSON.parse(JSON.stringify(descriptionToJSON(d))))).toEqual(d);
+  });
+
+  it("prefers iommufd + cdev when the kernel has them ('auto'), binds, attaches an IOAS and DMA-maps through it", () => {
+    const { kernel, options } = setup(false, true);
+    using device = VfioDevice.open(BDF, options);
+    expect(device.iommuMode).toBe('iommufd');
+    expect(kernel.calls.map((c) => c.name)).toEqual(['open', 'open', 'VFIO_DEVICE_BIND_IOMMUFD', 'IOMMU_IOAS_ALLOC', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT']);
+    expect(device.describe().msix?.vectors).toBe(65);
+    device.dma!.mapDma(0x1_0000n, 0x7f00_0000_0000n, 0x1_0000n, 'read-write');
+    expect(kernel.live().dmaMaps).toBe(1);
+    device.dma!.unmapDma(0x1_0000n, 0x1_0000n);
+    expect(kernel.live().dmaMaps).toBe(0);
+  });
+
+  it('every syscall of the iommufd open failing in turn: a typed error and no fd left open', () => {
+    for (let i = 0; i < 5; i++) {
+      const { kernel, options } = setup(false, true);
+      kernel.failAt(i, constants.errno.EIO);
+      expect(() => VfioDevice.open(BDF, options)).toThrow(expect.objectContaining({ code: 'EIO' }) as Error);
+      expect(kernel.live().fds).toBe(0);
+    }
+  });
+
+  it('Linux 6.1: vfio-dev/vfio0 in sysfs but no cdev node -> the legacy container path', () => {
+    const { options } = setup(false, false);
+    using device = VfioDevice.open(BDF, options);
+    expect(device.iommuMode).toBe('type1v2');
   });
 
   it('opens a no-IOMMU group with the noiommu container type and no DMA mapper', () => {

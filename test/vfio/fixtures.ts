@@ -25,7 +25,7 @@ export function qemuNvmeConfigSpace(): Buffer {
 }
 
 /** A throwaway /sys + /dev tree where `bdf` sits in IOMMU group `group` (or a no-IOMMU group). */
-export function fakeSysfs(bdf: string, group: string, noiommu = false): { sysfsRoot: string; devRoot: string } {
+export function fakeSysfs(bdf: string, group: string, noiommu = false, cdev = false): { sysfsRoot: string; devRoot: string } {
   const root = mkdtempSync(path.join(tmpdir(), 'vfio-bars-sysfs-'));
   const sysfsRoot = path.join(root, 'sys');
   const devRoot = path.join(root, 'dev');
@@ -36,5 +36,12 @@ export function fakeSysfs(bdf: string, group: string, noiommu = false): { sysfsR
   mkdirSync(path.join(devRoot, 'vfio'), { recursive: true });
   writeFileSync(path.join(devRoot, 'vfio', noiommu ? `noiommu-${group}` : group), '');
   writeFileSync(path.join(devRoot, 'vfio', 'vfio'), '');
+  // Linux 6.1+ lists vfio-dev/vfioN in sysfs; only 6.6+ with iommufd also has the device nodes.
+  mkdirSync(path.join(deviceDir, 'vfio-dev', 'vfio0'), { recursive: true });
+  if (cdev) {
+    mkdirSync(path.join(devRoot, 'vfio', 'devices'), { recursive: true });
+    writeFileSync(path.join(devRoot, 'vfio', 'devices', 'vfio0'), '');
+    writeFileSync(path.join(devRoot, 'iommu'), '');
+  }
   return { sysfsRoot, devRoot };
 }
