@@ -1,5 +1,6 @@
 /** MappingPlan ⇄ JSON, with every u64 as a `"0x..."` string (JSON numbers lose precision past 2^53). */
-import { formatU64, parseU64 } from '../uapi/u64.js';
+import { formatU64 } from '../uapi/u64.js';
+import { jsonFields } from '../json-fields.js';
 import type { DirectMapping, MappingPlan, PlannedBar, PlannedMsix, TrappedRange } from './types.js';
 import { PlanError } from './errors.js';
 
@@ -51,12 +52,11 @@ function mappingToJSON(m: DirectMapping): Json {
 
 // ---- parsing -----------------------------------------------------------------------------------
 
-type Obj = Record<string, unknown>;
 
 export function planFromJSON(json: unknown): MappingPlan {
   const o = object(json, 'plan');
   const strategy = o.msixStrategy ?? 'relocate';
-  if (strategy !== 'relocate' && strategy !== 'hole') fail('plan.msixStrategy must be relocate or hole');
+  if (strategy !== 'relocate' && strategy !== 'hole') throw new PlanError('BAD_PLAN_JSON', 'plan.msixStrategy must be relocate or hole');
   return {
     pageSize: u64(o.pageSize, 'plan.pageSize'),
     msixStrategy: strategy,
@@ -105,7 +105,7 @@ function msixFromJSON(json: unknown, at: string): PlannedMsix {
 function mappingFromJSON(json: unknown, at: string): DirectMapping {
   const o = object(json, at);
   const prot = o.prot;
-  if (prot !== 'read' && prot !== 'read-write') fail(`${at}.prot must be read or read-write`);
+  if (prot !== 'read' && prot !== 'read-write') throw new PlanError('BAD_PLAN_JSON', `${at}.prot must be read or read-write`);
   return {
     fileOffset: u64(o.fileOffset, `${at}.fileOffset`),
     barOffset: u64(o.barOffset, `${at}.barOffset`),
@@ -121,29 +121,6 @@ function trappedFromJSON(json: unknown, at: string): TrappedRange {
   return { barOffset: u64(o.barOffset, `${at}.barOffset`), size: u64(o.size, `${at}.size`), reason: string(o.reason, `${at}.reason`) };
 }
 
-function fail(message: string): never {
+const { object, array, string, int, u64 } = jsonFields((message) => {
   throw new PlanError('BAD_PLAN_JSON', message);
-}
-function object(v: unknown, at: string): Obj {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(`${at} must be an object`);
-  return v as Obj;
-}
-function array(v: unknown, at: string): unknown[] {
-  if (!Array.isArray(v)) fail(`${at} must be an array`);
-  return v;
-}
-function string(v: unknown, at: string): string {
-  if (typeof v !== 'string') fail(`${at} must be a string`);
-  return v;
-}
-function int(v: unknown, at: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v)) fail(`${at} must be an integer`);
-  return v;
-}
-function u64(v: unknown, at: string): bigint {
-  try {
-    return parseU64(at, v as string);
-  } catch (error) {
-    throw new PlanError('BAD_PLAN_JSON', (error as Error).message);
-  }
-}
+});

@@ -3,7 +3,8 @@
  * planned on another (`vfio-bars plan --description FILE`). Input is validated: a malformed file is a
  * VfioError naming the JSON path, never a crash later in the planner.
  */
-import { formatU64, parseU64 } from '../uapi/u64.js';
+import { formatU64 } from '../uapi/u64.js';
+import { jsonFields } from '../json-fields.js';
 import type { BarRegister, ByteRange, DeviceDescription, IrqDescription, MsixDescription, RegionCapability, RegionDescription } from './description.js';
 import { VfioError } from './errors.js';
 
@@ -32,7 +33,6 @@ function capToJSON(c: RegionCapability): unknown {
   return c.kind === 'sparse-mmap' ? { ...c, areas: c.areas.map((a) => ({ offset: formatU64(a.offset), size: formatU64(a.size) })) } : { ...c };
 }
 
-type Obj = Record<string, unknown>;
 
 export function descriptionFromJSON(json: unknown): DeviceDescription {
   const o = obj(json, '$');
@@ -116,27 +116,5 @@ function msixFromJSON(json: unknown, at: string): MsixDescription {
 function fail(message: string): never {
   throw new VfioError(`device description: ${message}`, { code: 'BAD_DESCRIPTION' });
 }
-function obj(v: unknown, at: string): Obj {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(`${at} must be an object`);
-  return v as Obj;
-}
-function arr(v: unknown, at: string): unknown[] {
-  if (!Array.isArray(v)) fail(`${at} must be an array`);
-  return v;
-}
-function str(v: unknown, at: string): string {
-  if (typeof v !== 'string') fail(`${at} must be a string`);
-  return v;
-}
-function int(v: unknown, at: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) fail(`${at} must be a non-negative integer`);
-  return v;
-}
-function u64(v: unknown, at: string): bigint {
-  if (typeof v !== 'string') fail(`${at} must be a "0x..." string`);
-  try {
-    return parseU64(at, v);
-  } catch (error) {
-    return fail((error as Error).message);
-  }
-}
+
+const { object: obj, array: arr, string: str, int, u64 } = jsonFields(fail);

@@ -3,6 +3,7 @@ import { KvmError, KvmVm, GuestMemoryProbe } from '../../src/kvm/index.js';
 import { realSyscalls } from '../../src/sys/real-syscalls.js';
 import { PROT, type HostMapping } from '../../src/sys/syscalls.js';
 import { describeKvm } from '../helpers/kvm-required.js';
+import { captureError } from '../helpers/capture-error.js';
 
 const sys = realSyscalls();
 const PAGE = BigInt(sys.pageSize());
@@ -118,12 +119,3 @@ describeKvm('KvmVm on the real /dev/kvm', () => {
     expect(captureError(() => vm.addSlot({ guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: memory.address }))).toMatchObject({ code: 'CLOSED' });
   });
 });
-
-function captureError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected an error');
-}

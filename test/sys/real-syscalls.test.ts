@@ -4,6 +4,7 @@ import { realSyscalls } from '../../src/sys/real-syscalls.js';
 import { SystemError, errnoName } from '../../src/sys/system-error.js';
 import { PROT } from '../../src/sys/syscalls.js';
 import type { Shim } from '../../src/sys/shim.js';
+import { captureError } from '../helpers/capture-error.js';
 
 const sys = realSyscalls();
 const PAGE = BigInt(sys.pageSize());
@@ -12,15 +13,6 @@ function memfd(size: bigint): number {
   const fd = sys.memfdCreate('vfio-bars-sys-test', 0);
   sys.ftruncate(fd, size);
   return fd;
-}
-
-function captureError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected an error');
 }
 
 describe('realSyscalls (koffi + N-API shim)', () => {

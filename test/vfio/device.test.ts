@@ -4,6 +4,7 @@ import { VfioDevice, VfioError, descriptionFromJSON, descriptionToJSON, validate
 import { qemuNvme } from '../../src/cli/profiles.js';
 import { FakeKernel } from '../fake/fake-kernel.js';
 import { fakeSysfs, qemuNvmeConfigSpace } from './fixtures.js';
+import { captureError } from '../helpers/capture-error.js';
 
 const BDF = '0000:00:01.0';
 
@@ -118,12 +119,3 @@ describe('VfioDevice', () => {
     expect(kernel.live().dmaMaps).toBe(0);
   });
 });
-
-function captureError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected an error');
-}
