@@ -37,7 +37,7 @@ export function buildInitrd(a: Artefacts): string {
   cpSync(path.join(REPO, 'dist'), path.join(lib, 'dist'), { recursive: true, filter: (f) => !f.endsWith('.map') && !f.endsWith('.d.ts') });
   cpSync(path.join(REPO, 'package.json'), path.join(lib, 'package.json'));
   cpSync(a.SHIM_ARM64, path.join(lib, 'build', 'Release', 'vfio_bars.node'));
-  for (const dep of ['koffi', 'node-gyp-build']) cpSync(path.join(REPO, 'node_modules', dep), path.join(lib, 'node_modules', dep), { recursive: true });
+  for (const dep of runtimeDependencies()) cpSync(path.join(REPO, 'node_modules', dep), path.join(lib, 'node_modules', dep), { recursive: true });
   cpSync(a.KOFFI_ARM64, path.join(lib, 'node_modules', '@koromix', 'koffi-linux-arm64'), { recursive: true });
   cpSync(path.join(import.meta.dirname, 'guest', 'guest-test.mjs'), path.join(stage, 'test', 'guest-test.mjs'));
   const overlay = path.join(stage, 'overlay.cpio');
@@ -46,6 +46,13 @@ export function buildInitrd(a: Artefacts): string {
   writeFileSync(initrd, Buffer.concat([readFileSync(a.BASE_INITRAMFS), readFileSync(overlay)]));
   rmSync(path.join(stage, 'test'), { recursive: true });
   return initrd;
+}
+
+/** The production dependency tree (as npm resolved it), minus koffi's x64 binary package. */
+function runtimeDependencies(): string[] {
+  const out = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: REPO, encoding: 'utf8' });
+  const prefix = path.join(REPO, 'node_modules') + path.sep;
+  return out.split('\n').filter((p) => p.startsWith(prefix)).map((p) => p.slice(prefix.length)).filter((p) => !p.startsWith('@koromix/'));
 }
 
 export interface Scenario {

@@ -1,5 +1,6 @@
 // Runs inside the emulated aarch64 host (real vfio-pci, nested KVM) against QEMU's NVMe controller.
 // Prints one `VFIOBARS-RESULT {json}` line that the host-side vitest test asserts on.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import {
   BarMapper, GuestMemoryProbe, KvmError, KvmVm, PROT, VfioDevice, planBarMappings, realSyscalls,
@@ -107,8 +108,20 @@ function mapAndProbe(device, vm, probe, plan, bar, region) {
   result.afterUnmap = { slots: vm.slotCount - 1, mappedBars: mapper.bars.size, read: read(MOVED_GPA, 4) };
 }
 
+/** The operator's commands on the same real device (after main() released it: a group has one owner). */
+function runCli() {
+  const cli = (...args) => spawnSync(process.execPath, ['/test/lib/dist/cli/main.js', ...args], { encoding: 'utf8' });
+  const inspect = cli('inspect', process.env.BDF);
+  const map = cli('map', process.env.BDF, '--verify', '--json');
+  result.cli = {
+    inspect: { exit: inspect.status, output: inspect.stdout + inspect.stderr },
+    map: { exit: map.status, json: map.status === 0 ? JSON.parse(map.stdout) : undefined, output: map.stderr },
+  };
+}
+
 try {
   main();
+  if (result.ok) runCli();
 } catch (error) {
   result.ok = false;
   result.error = { ...errorInfo(error), stack: error?.stack };
