@@ -98,6 +98,25 @@ describe('other layouts', () => {
     expect(checkPlanInvariants(plan, qemuE1000e)).toEqual([]);
   });
 
+  it('a 32-bit BAR that doubling would push past 1 GiB falls back to hole, with a warning', () => {
+    const big: DeviceDescription = {
+      ...qemuNvme,
+      regions: [{ index: 0, flags: 0xf, size: 1n << 30n, offset: 0n, capabilities: [{ kind: 'msix-mappable', id: 3, version: 1 }] }, ...qemuNvme.regions.slice(1)],
+      bars: [{ index: 0, kind: 'memory', is64Bit: false, prefetchable: false, address: 0n }],
+    };
+    const plan = planBarMappings(big, { pageSize: K64 });
+    expect(checkPlanInvariants(plan, big)).toEqual([]);
+    const bar = plan.bars[0]!;
+    expect(bar.guestSize).toBe(1n << 30n);
+    expect(bar.msix?.relocated).toBe(false);
+    expect(plan.warnings.join('\n')).toContain('relocating would make a 32-bit BAR 0x80000000');
+    // Only the 64 KiB page holding table and PBA is cut out.
+    expect(bar.mappings.map((m) => [m.barOffset, m.size])).toEqual([[0x1_0000n, (1n << 30n) - 0x1_0000n]]);
+    // The same BAR as 64-bit is relocated.
+    const as64 = planBarMappings({ ...big, bars: [{ ...big.bars[0]!, is64Bit: true }] }, { pageSize: K64 });
+    expect(as64.bars[0]!.msix?.relocated).toBe(true);
+  });
+
   it('a region without MMAP is trapped whole, with the reason', () => {
     for (const page of [K4, K16, K64]) {
       const { plan, bar } = bar0(qemuNvmeUnaligned, page);

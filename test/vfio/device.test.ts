@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { constants } from 'node:os';
-import { VfioDevice, VfioError, descriptionFromJSON, descriptionToJSON, validateBdf } from '../../src/vfio/index.js';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { VfioDevice, VfioError, bindToVfioPci, descriptionFromJSON, descriptionToJSON, validateBdf } from '../../src/vfio/index.js';
 import { qemuNvme } from '../../src/cli/profiles.js';
 import { FakeKernel } from '../fake/fake-kernel.js';
 import { fakeSysfs, qemuNvmeConfigSpace } from './fixtures.js';
@@ -117,5 +119,24 @@ describe('VfioDevice', () => {
     expect(captureError(() => device.dma!.mapDma(0x1_0000n, 0x7f00_0000_0000n, 0x1_0000n, 'read'))).toMatchObject({ code: 'EEXIST' });
     device.dma!.unmapDma(0x1_0000n, 0x1_0000n);
     expect(kernel.live().dmaMaps).toBe(0);
+  });
+});
+
+describe('bindToVfioPci', () => {
+  it('writes driver_override, unbinds the current driver and asks for a probe', () => {
+    const { sysfsRoot } = fakeSysfs(BDF, '7');
+    const dir = path.join(sysfsRoot, 'bus', 'pci', 'devices', BDF);
+    mkdirSync(path.join(dir, 'driver'));
+    writeFileSync(path.join(dir, 'driver', 'unbind'), '');
+    bindToVfioPci(BDF, { sysfsRoot });
+    expect(readFileSync(path.join(dir, 'driver_override'), 'utf8')).toBe('vfio-pci');
+    expect(readFileSync(path.join(dir, 'driver', 'unbind'), 'utf8')).toBe(BDF);
+    expect(readFileSync(path.join(sysfsRoot, 'bus', 'pci', 'drivers_probe'), 'utf8')).toBe(BDF);
+  });
+
+  it('a device that does not exist is a typed error, and a bad BDF never reaches the file system', () => {
+    const { sysfsRoot } = fakeSysfs(BDF, '7');
+    expect(() => bindToVfioPci('0000:00:1f.7', { sysfsRoot })).toThrow(expect.objectContaining({ code: 'SYSFS_WRITE_FAILED' }) as Error);
+    expect(() => bindToVfioPci('../../../etc', { sysfsRoot })).toThrow(expect.objectContaining({ code: 'BAD_BDF' }) as Error);
   });
 });
