@@ -21,9 +21,10 @@ export interface BarMapperOptions {
   logger?: MapperLogger;
 }
 
-/** One direct mapping as it lives in the host and the VM. */
+/** One direct mapping as it lives in the host and the VM (updated in place by `move`). */
 export interface MappedRegion {
-  readonly mapping: DirectMapping;
+  /** The planned mapping currently applied (its `gpa` follows moves). */
+  mapping: DirectMapping;
   readonly host: HostMapping;
   /** KVM slot id, or undefined while the BAR is trapped (unaligned guest address). */
   slot: number | undefined;
@@ -245,7 +246,7 @@ export class BarMapper implements Disposable {
     const order = bar.regions.map((_, i) => i);
     if (movingUp) order.reverse();
     for (const i of order) this.#moveRegion(bar.regions[i]!, targets[i]!, undo);
-    bar.regions.forEach((region, i) => { (region as { mapping: DirectMapping }).mapping = targets[i]!; });
+    bar.regions.forEach((region, i) => { region.mapping = targets[i]!; });
     const reason = `BAR${bar.planned.index}: moved ${hex(bar.planned.guestAddress ?? 0n)} -> ${hex(next.guestAddress!)}`;
     this.#log.info(reason);
     return { state: 'direct', reason };
@@ -277,10 +278,9 @@ export class BarMapper implements Disposable {
 
   /** Registers a kept mmap again (slot, DMA) at the target's GPA. */
   #reattach(region: MappedRegion, target: DirectMapping, undo: UndoStack): void {
-    const mutable = region as { mapping: DirectMapping };
     const previous = region.mapping;
-    mutable.mapping = target;
-    undo.push(() => { mutable.mapping = previous; });
+    region.mapping = target;
+    undo.push(() => { region.mapping = previous; });
     region.slot = this.#addSlot(region.host, target, target.gpa!);
     undo.push(() => this.#removeSlot(region));
     if (this.#dmaMap && this.#device.dma) {
