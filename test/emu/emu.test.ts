@@ -51,8 +51,10 @@ function expectSeedMapped(r: GuestResult, pageSize: number, iommu: string): void
   expect(r.guest.msixTable).toEqual({ mmio: tableGpa });
   // move: the BAR answers at the new GPA and no longer at the old one.
   expect(r.move).toEqual({ state: 'direct', cap: { value: NVME_CAP }, old: { mmio: BAR_GPA } });
-  // unmapAll leaves no slot, no mapped BAR, and the GPA exits as MMIO.
-  expect(r.afterUnmap).toEqual({ slots: 0, mappedBars: 0, read: { mmio: MOVED_GPA } });
+  // unmapAll leaves no slot, no mapped BAR, no mmap of the device, and the GPA exits as MMIO.
+  expect(r.slotsAfterMap).toBe(1);
+  expect(r.deviceMappingsAfterMap).toBe(1);
+  expect(r.afterUnmap).toEqual({ slots: 0, mappedBars: 0, deviceMappings: 0, read: { mmio: MOVED_GPA } });
 }
 
 describe('emulated aarch64 host, real vfio-pci + nested KVM', () => {

@@ -84,7 +84,7 @@ export type GuestResult = Record<string, unknown> & {
   host: { cap: string; vs: string };
   guest: { cap: { value?: string; mmio?: string }; vs: { value?: string; mmio?: string }; msixTable?: { value?: string; mmio?: string } };
   move: { state: string; cap: { value?: string; mmio?: string }; old: { value?: string; mmio?: string } };
-  afterUnmap: { slots: number; mappedBars: number; read: { value?: string; mmio?: string } };
+  afterUnmap: { slots: number; mappedBars: number; deviceMappings: number; read: { value?: string; mmio?: string } };
   error?: { message: string; stack?: string };
 };
 

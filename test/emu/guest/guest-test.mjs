@@ -34,6 +34,11 @@ function showNaiveRegistration(device, region, sys) {
   }
 }
 
+/** VMAs of the device fd in this process: a mapped BAR shows up as `anon_inode:[vfio-device]` in /proc/self/maps. */
+function deviceMappings() {
+  return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.endsWith('anon_inode:[vfio-device]')).length;
+}
+
 function preadU64(device, region, offset) {
   const b = Buffer.alloc(8);
   device.syscalls.pread(device.fd, b, region.offset + offset);
@@ -91,6 +96,7 @@ function mapAndProbe(device, vm, probe, plan, bar, region) {
   const mapper = new BarMapper(device, vm, { dmaMap: device.dma !== undefined });
   mapper.map(plan);
   result.slotsAfterMap = vm.slotCount - 1; // minus the probe's code page
+  result.deviceMappingsAfterMap = deviceMappings();
 
   const host = { cap: preadU64(device, region, 0n), vs: preadU64(device, region, 8n) & 0xffff_ffffn };
   result.host = { cap: hex(host.cap), vs: hex(host.vs) };
@@ -105,7 +111,7 @@ function mapAndProbe(device, vm, probe, plan, bar, region) {
   result.move = { state: moved.state, cap: read(MOVED_GPA, 8), old: read(BAR_GPA, 4) };
 
   mapper.unmapAll();
-  result.afterUnmap = { slots: vm.slotCount - 1, mappedBars: mapper.bars.size, read: read(MOVED_GPA, 4) };
+  result.afterUnmap = { slots: vm.slotCount - 1, mappedBars: mapper.bars.size, deviceMappings: deviceMappings(), read: read(MOVED_GPA, 4) };
 }
 
 /** The operator's commands on the same real device (after main() released it: a group has one owner). */
