@@ -74,19 +74,10 @@ export function planRelativeBar(input: BarInput): RelativeBar {
   if (guestSize !== region.size) reasons.push(`guest BAR size ${hex(guestSize)} (device region ${hex(region.size)})`);
   if (relocate) labels.unshift({ span: span(guestSize / 2n, guestSize), reason: `relocated MSI-X (${describeMsix(msix)}) in the upper half, emulated by the VMM` });
 
-  const prot = (region.flags & VFIO_REGION_FLAGS.WRITE) !== 0 ? 'read-write' : 'read';
-  const mappings: DirectMapping[] = [];
-  for (const area of spans) {
-    const verdict = effectiveMapping(area, region.size, pageSize);
-    if (verdict.kind === 'skip') {
-      labels.push({ span: area, reason: verdict.reason });
-      if (verdict.warning) warnings.push(`BAR${input.index}: ${verdict.reason}`);
-      continue;
-    }
-    labels.push(...verdict.leftOut);
-    const { start, end } = verdict.mapped;
-    mappings.push({ fileOffset: start, barOffset: start, size: end - start, prot, reason: verdict.reason });
-  }
+  const mapped = mapSpans(spans, region, pageSize);
+  const mappings = mapped.mappings;
+  labels.push(...mapped.labels);
+  warnings.push(...mapped.warnings.map((w) => `BAR${input.index}: ${w}`));
   if (mappings.length === 0 && areas.spans.length > 0) warnings.push(`BAR${input.index}: no direct mapping at all; every access is trapped`);
 
   labels.push({ span: span(region.size, guestSize), reason: `beyond the device region (${hex(region.size)}): emulated by the VMM` });
@@ -104,6 +95,24 @@ export function planRelativeBar(input: BarInput): RelativeBar {
     reasons,
     warnings,
   };
+}
+
+/** Page-granular direct mappings for the mappable spans; what cannot be mapped becomes a labelled trap. */
+function mapSpans(spans: readonly Span[], region: RegionDescription, pageSize: bigint): { mappings: DirectMapping[]; labels: LabelledSpan[]; warnings: string[] } {
+  const prot = (region.flags & VFIO_REGION_FLAGS.WRITE) !== 0 ? 'read-write' : 'read';
+  const result = { mappings: [] as DirectMapping[], labels: [] as LabelledSpan[], warnings: [] as string[] };
+  for (const area of spans) {
+    const verdict = effectiveMapping(area, region.size, pageSize);
+    if (verdict.kind === 'skip') {
+      result.labels.push({ span: area, reason: verdict.reason });
+      if (verdict.warning) result.warnings.push(verdict.reason);
+      continue;
+    }
+    result.labels.push(...verdict.leftOut);
+    const { start, end } = verdict.mapped;
+    result.mappings.push({ fileOffset: start, barOffset: start, size: end - start, prot, reason: verdict.reason });
+  }
+  return result;
 }
 
 /** Without MSIX_MAPPABLE (and no sparse areas already excluding it) the kernel may refuse the table page. */
