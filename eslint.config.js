@@ -16,6 +16,19 @@ export default tseslint.config(
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
     },
   },
+  // The layers of DESIGN.md, enforced: uapi is self-contained, the planner does no I/O, the CLI uses the public API.
+  {
+    files: ['src/uapi/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./|^node:|^koffi$', message: 'src/uapi is the Linux ABI as data: it imports nothing outside uapi/.' }] }] },
+  },
+  {
+    files: ['src/plan/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./(sys|kvm|map|cli)/|^node:|^koffi$', message: 'The planner is pure: no I/O, no FFI, no executor.' }] }] },
+  },
+  {
+    files: ['src/cli/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^(\\.\\./)+(uapi|sys|vfio|plan|kvm|map)/|^(\\.\\./)+errors\\.js$', message: 'The CLI uses the public API (src/index.ts) only.' }] }] },
+  },
   {
     files: ['**/*.js', '**/*.cjs', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,

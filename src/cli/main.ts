@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `vfio-bars` command. Exit codes: 0 ok, 1 mapping failed, 2 usage error. */
 import { debuglog } from 'node:util';
-import { VfioBarsError } from '../errors.js';
+import { VfioBarsError } from '../index.js';
 import { PROFILES } from './profiles.js';
 import { planCommand } from './commands/plan.js';
 import { inspectCommand } from './commands/inspect.js';

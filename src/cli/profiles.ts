@@ -3,7 +3,7 @@
  * reports for devices QEMU 7.2 emulates (the layouts follow QEMU's BAR construction; the NVMe one is
  * the case captured on the emulated 64 KiB-page arm64 host: BAR0 0x4000, flags 0xf, MSIX_MAPPABLE).
  */
-import type { DeviceDescription, RegionDescription } from '../vfio/description.js';
+import type { DeviceDescription, RegionDescription } from '../index.js';
 
 const R = 1, W = 2, MMAP = 4, CAPS = 8;
 const offsetOf = (index: number): bigint => BigInt(index) << 40n;

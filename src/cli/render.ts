@@ -1,8 +1,6 @@
 /** Human-readable tables for plans and descriptions (cli-table3). */
 import Table from 'cli-table3';
-import { hex } from '../errors.js';
-import type { MappingPlan, PlannedBar } from '../plan/types.js';
-import type { DeviceDescription } from '../vfio/description.js';
+import { hex, type DeviceDescription, type MappingPlan, type PlannedBar } from '../index.js';
 
 const FLAG_NAMES = [[1, 'READ'], [2, 'WRITE'], [4, 'MMAP'], [8, 'CAPS']] as const;
 

@@ -1,5 +1,5 @@
 /** Command-line parsing helpers: sizes, addresses, and the usage error (exit code 2). */
-import { VfioBarsError } from '../errors.js';
+import { VfioBarsError } from '../index.js';
 
 export class UsageError extends VfioBarsError {
   readonly code = 'USAGE';

@@ -1,8 +1,6 @@
 /** `vfio-bars inspect BDF`: describe a real device and show its plan here and on 4K/16K/64K hosts. */
 import { parseArgs } from 'node:util';
-import { planBarMappings, planToJSON } from '../../plan/index.js';
-import { VfioDevice, descriptionToJSON } from '../../vfio/index.js';
-import { realSyscalls } from '../../sys/real-syscalls.js';
+import { descriptionToJSON, planBarMappings, planToJSON, realSyscalls, VfioDevice } from '../../index.js'; // the public API only
 import { renderDescription, renderPlan } from '../render.js';
 import { UsageError } from '../usage.js';
 

@@ -3,12 +3,7 @@
  * direct mapping and compare with what pread of the device returns — a self-test for a new host.
  */
 import { parseArgs } from 'node:util';
-import { hex } from '../../errors.js';
-import { GuestMemoryProbe, KvmVm } from '../../kvm/index.js';
-import { BarMapper } from '../../map/index.js';
-import { planBarMappings, type MappingPlan, type PlannedBar } from '../../plan/index.js';
-import { realSyscalls } from '../../sys/real-syscalls.js';
-import { VfioDevice } from '../../vfio/index.js';
+import { BarMapper, GuestMemoryProbe, hex, KvmVm, planBarMappings, realSyscalls, VfioDevice, type MappingPlan, type PlannedBar } from '../../index.js'; // the public API only
 import { UsageError } from '../usage.js';
 
 /** Guest MMIO window for the self-test; below 4 GiB so the x86 probe (32-bit addressing) reaches it. */

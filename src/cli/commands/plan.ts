@@ -1,10 +1,7 @@
 /** `vfio-bars plan`: run the planner on a built-in profile or a captured description. */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { hex } from '../../errors.js';
-import { planBarMappings, planToJSON, type MappingPlan } from '../../plan/index.js';
-import { descriptionFromJSON, type DeviceDescription } from '../../vfio/index.js';
-import { realSyscalls } from '../../sys/real-syscalls.js';
+import { descriptionFromJSON, hex, planBarMappings, planToJSON, realSyscalls, type DeviceDescription, type MappingPlan } from '../../index.js'; // the public API only
 import { PROFILES } from '../profiles.js';
 import { renderPlan } from '../render.js';
 import { UsageError, parseBarGpa, parseSize } from '../usage.js';
