@@ -12,6 +12,22 @@ const msixMappable = { kind: 'msix-mappable', id: 3, version: 1 } as const;
 function emptyBars(from: number): RegionDescription[] {
   return Array.from({ length: 6 - from }, (_, i) => ({ index: from + i, flags: 0, size: 0n, offset: offsetOf(from + i), capabilities: [] }));
 }
+/** vfio-pci's irq indices: INTx, MSI, MSI-X (with `msixVectors`), ERR, REQ. */
+function pciIrqs(msixVectors: number): DeviceDescription['irqs'] {
+  return [
+    { index: 0, flags: 0x7, count: 1 },
+    { index: 1, flags: 0x9, count: 1 },
+    { index: 2, flags: 0x9, count: msixVectors },
+    { index: 3, flags: 0x9, count: 1 },
+    { index: 4, flags: 0x9, count: 1 },
+  ];
+}
+
+/** BAR registers `from`..5 unimplemented. */
+function unusedBars(from: number): DeviceDescription['bars'] {
+  return Array.from({ length: 6 - from }, (_, i) => ({ index: from + i, kind: 'unused' as const, is64Bit: false, prefetchable: false, address: 0n }));
+}
+
 const CONFIG: RegionDescription = { index: 7, flags: R | W, size: 0x1000n, offset: offsetOf(7), capabilities: [] };
 const NO_ROM: RegionDescription = { index: 6, flags: 0, size: 0n, offset: offsetOf(6), capabilities: [] };
 
@@ -27,21 +43,12 @@ export const qemuNvme: DeviceDescription = {
     NO_ROM,
     CONFIG,
   ],
-  irqs: [
-    { index: 0, flags: 0x7, count: 1 },
-    { index: 1, flags: 0x9, count: 1 },
-    { index: 2, flags: 0x9, count: 65 },
-    { index: 3, flags: 0x9, count: 1 },
-    { index: 4, flags: 0x9, count: 1 },
-  ],
+  irqs: pciIrqs(65),
   config: { vendorId: 0x1b36, deviceId: 0x0010, classCode: 0x010802, headerType: 0, capabilities: [{ id: 0x11, offset: 0x40 }, { id: 0x01, offset: 0x80 }, { id: 0x10, offset: 0x60 }] },
   bars: [
     { index: 0, kind: 'memory', is64Bit: true, prefetchable: false, address: 0x80_0000_0000n },
     { index: 1, kind: 'upper-half', is64Bit: true, prefetchable: false, address: 0n },
-    { index: 2, kind: 'unused', is64Bit: false, prefetchable: false, address: 0n },
-    { index: 3, kind: 'unused', is64Bit: false, prefetchable: false, address: 0n },
-    { index: 4, kind: 'unused', is64Bit: false, prefetchable: false, address: 0n },
-    { index: 5, kind: 'unused', is64Bit: false, prefetchable: false, address: 0n },
+    ...unusedBars(2),
   ],
   msix: { capOffset: 0x40, vectors: 65, table: { bir: 0, offset: 0x2000n, size: 0x410n }, pba: { bir: 0, offset: 0x3000n, size: 0x10n } },
 };
@@ -53,7 +60,7 @@ export const qemuNvme64kBar: DeviceDescription = {
     { index: 0, flags: R | W | MMAP | CAPS, size: 0x1_0000n, offset: offsetOf(0), capabilities: [msixMappable] },
     ...qemuNvme.regions.slice(1),
   ],
-  irqs: qemuNvme.irqs.map((irq) => (irq.index === 2 ? { ...irq, count: 2048 } : irq)),
+  irqs: pciIrqs(2048),
   msix: { capOffset: 0x40, vectors: 2048, table: { bir: 0, offset: 0x2000n, size: 0x8000n }, pba: { bir: 0, offset: 0xa000n, size: 0x100n } },
 };
 
@@ -75,21 +82,14 @@ export const qemuE1000e: DeviceDescription = {
     NO_ROM,
     CONFIG,
   ],
-  irqs: [
-    { index: 0, flags: 0x7, count: 1 },
-    { index: 1, flags: 0x9, count: 1 },
-    { index: 2, flags: 0x9, count: 5 },
-    { index: 3, flags: 0x9, count: 1 },
-    { index: 4, flags: 0x9, count: 1 },
-  ],
+  irqs: pciIrqs(5),
   config: { vendorId: 0x8086, deviceId: 0x10d3, classCode: 0x020000, headerType: 0, capabilities: [{ id: 0x01, offset: 0xc8 }, { id: 0x05, offset: 0xd0 }, { id: 0x10, offset: 0xe0 }, { id: 0x11, offset: 0xa0 }] },
   bars: [
     { index: 0, kind: 'memory', is64Bit: false, prefetchable: false, address: 0x1000_0000n },
     { index: 1, kind: 'memory', is64Bit: false, prefetchable: false, address: 0x1002_0000n },
     { index: 2, kind: 'io', is64Bit: false, prefetchable: false, address: 0xc000n },
     { index: 3, kind: 'memory', is64Bit: false, prefetchable: false, address: 0x1004_0000n },
-    { index: 4, kind: 'unused', is64Bit: false, prefetchable: false, address: 0n },
-    { index: 5, kind: 'unused', is64Bit: false, prefetchable: false, address: 0n },
+    ...unusedBars(4),
   ],
   msix: { capOffset: 0xa0, vectors: 5, table: { bir: 3, offset: 0n, size: 0x50n }, pba: { bir: 3, offset: 0x2000n, size: 0x8n } },
 };

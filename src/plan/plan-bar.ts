@@ -5,7 +5,7 @@
 import { VFIO_REGION_FLAGS } from '../uapi/vfio.js';
 import type { BarRegister, RegionDescription } from '../vfio/description.js';
 import { hex } from '../errors.js';
-import type { DirectMapping, MsixStrategy, PlannedMsix, TrappedRange } from './types.js';
+import type { DirectMapping, MsixStrategy, PlannedBar, PlannedMsix } from './types.js';
 import { mappableAreas } from './mappable-areas.js';
 import {
   MAX_RELOCATED_32BIT_BAR, describeMsix, msixCutsMappings, msixPageSpans, relocatedGuestSize, relocatedLayout, type MsixInBar,
@@ -24,19 +24,8 @@ export interface BarInput {
   readonly strategy: MsixStrategy;
 }
 
-export interface RelativeBar {
-  readonly index: number;
-  readonly regionOffset: bigint;
-  readonly regionSize: bigint;
-  readonly guestSize: bigint;
-  readonly is64Bit: boolean;
-  readonly prefetchable: boolean;
-  readonly msix?: PlannedMsix;
-  readonly mappings: readonly DirectMapping[];
-  readonly trapped: readonly TrappedRange[];
-  readonly reasons: readonly string[];
-  readonly warnings: readonly string[];
-}
+/** A planned BAR before it is given a guest address (placeBar adds guestAddress and sizeMask). */
+export type RelativeBar = Omit<PlannedBar, 'guestAddress' | 'sizeMask' | 'suspended'> & { readonly warnings: readonly string[] };
 
 /** What to do about the MSI-X structures of a BAR, decided before any mapping is computed. */
 interface MsixDecision {
