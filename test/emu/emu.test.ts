@@ -95,7 +95,12 @@ describe('emulated aarch64 host, real vfio-pci + nested KVM', () => {
     expect(r.guest.cap).toEqual({ mmio: BAR_GPA });
   });
 
-  it('seed, 16 KiB pages (noiommu: the SMMUv3 model has no 16 KiB granule)', async () => {
+  it('seed, 16 KiB pages, SMMUv3 (type1)', async () => {
+    const r = await boot({ name: 'seed-16k-smmu', pages: '16K', iommu: 'smmu' });
+    expectSeedMapped(r, 0x4000, 'type1v2');
+  });
+
+  it('seed, 16 KiB pages, noiommu', async () => {
     const r = await boot({ name: 'seed-16k-noiommu', pages: '16K', iommu: 'noiommu' });
     expectSeedMapped(r, 0x4000, 'noiommu');
   });
