@@ -40,7 +40,7 @@ export { checkPlanInvariants } from './plan/invariants.js';
 export { planToJSON, planFromJSON } from './plan/json.js';
 
 // kvm: VM, slots, vCPU probe
-export { KvmVm, type SlotRegion, type KvmVmOptions } from './kvm/vm.js';
+export { KvmVm, type SlotRegion, type KvmVmOptions, type SlotRange, type AdoptOptions } from './kvm/vm.js';
 export { KvmError, type KvmErrorDetails } from './kvm/errors.js';
 export { KvmVcpu, type VcpuExit } from './kvm/vcpu.js';
 export { GuestMemoryProbe, type ProbeResult, type ProbeOptions } from './kvm/probe.js';

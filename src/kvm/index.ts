@@ -1,4 +1,4 @@
-export { KvmVm, type SlotRegion, type KvmVmOptions } from './vm.js';
+export { KvmVm, type SlotRegion, type KvmVmOptions, type SlotRange, type AdoptOptions } from './vm.js';
 export { KvmError, type KvmErrorDetails } from './errors.js';
 export { SlotAllocator } from './slot-allocator.js';
 export { KvmVcpu, type VcpuExit } from './vcpu.js';

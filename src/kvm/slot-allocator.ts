@@ -3,15 +3,21 @@
  * so a VMM that moves BARs all day never walks the slot table.
  */
 export class SlotAllocator {
+  readonly #first: number;
   readonly #limit: number;
   readonly #released: number[] = [];
   #nextUnused = 0;
   #inUse = 0;
 
-  /** @param limit number of usable ids (KVM_CAP_NR_MEMSLOTS). */
-  constructor(limit: number) {
+  /**
+   * @param limit number of usable ids (KVM_CAP_NR_MEMSLOTS, or the share of them a VMM gives us).
+   * @param first the lowest id handed out (a VMM keeps ids below it for RAM and other slots).
+   */
+  constructor(limit: number, first = 0) {
     if (!Number.isInteger(limit) || limit < 0) throw new RangeError(`slot limit ${limit} is not a non-negative integer`);
+    if (!Number.isInteger(first) || first < 0) throw new RangeError(`first slot id ${first} is not a non-negative integer`);
     this.#limit = limit;
+    this.#first = first;
   }
 
   get limit(): number {
@@ -27,7 +33,7 @@ export class SlotAllocator {
     let id = this.#released.pop();
     if (id === undefined) {
       if (this.#nextUnused >= this.#limit) return undefined;
-      id = this.#nextUnused++;
+      id = this.#first + this.#nextUnused++;
     }
     this.#inUse++;
     return id;
@@ -35,7 +41,7 @@ export class SlotAllocator {
 
   /** Returns an id obtained from `allocate`. */
   release(id: number): void {
-    if (!Number.isInteger(id) || id < 0 || id >= this.#nextUnused) throw new RangeError(`slot id ${id} was never allocated`);
+    if (!Number.isInteger(id) || id < this.#first || id >= this.#first + this.#nextUnused) throw new RangeError(`slot id ${id} was never allocated`);
     this.#released.push(id);
     this.#inUse--;
   }

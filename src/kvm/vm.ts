@@ -31,6 +31,28 @@ export interface KvmVmOptions {
   kvmPath?: string;
 }
 
+/** The slot ids a VMM lets the library use in a VM it owns: [first, first + count). */
+export interface SlotRange {
+  readonly first: number;
+  readonly count: number;
+}
+
+export interface AdoptOptions extends KvmVmOptions {
+  /** Required: the VMM keeps its own slots (RAM, ROM...) outside this range. */
+  slots: SlotRange;
+}
+
+interface VmParts {
+  syscalls: Syscalls;
+  kvmFd: number;
+  vmFd: number;
+  maxMemorySlots: number;
+  readonlyMem: boolean;
+  slots: SlotRange;
+  /** True when the VMM owns the VM fd: closing removes our slots and leaves the VM alone. */
+  adopted: boolean;
+}
+
 /** A KVM VM and the memory slots registered in it. Dispose it (or `close()`) to release everything. */
 export class KvmVm implements Disposable {
   readonly fd: number;
@@ -39,37 +61,56 @@ export class KvmVm implements Disposable {
   readonly maxMemorySlots: number;
   /** KVM_CAP_READONLY_MEM. */
   readonly readonlyMemSupported: boolean;
+  /** The slot ids this handle may use: all of them for a VM it created, the VMM's grant for an adopted one. */
+  readonly slotRange: SlotRange;
   readonly #kvmFd: number;
+  readonly #adopted: boolean;
   readonly #slots = new Map<number, MutableSlot>();
   readonly #ids: SlotAllocator;
   #closed = false;
 
-  private constructor(syscalls: Syscalls, kvmFd: number, vmFd: number, maxMemorySlots: number, readonlyMem: boolean) {
-    this.syscalls = syscalls;
-    this.#kvmFd = kvmFd;
-    this.fd = vmFd;
-    this.maxMemorySlots = maxMemorySlots;
-    this.readonlyMemSupported = readonlyMem;
-    this.#ids = new SlotAllocator(maxMemorySlots);
+  private constructor(parts: VmParts) {
+    this.syscalls = parts.syscalls;
+    this.#kvmFd = parts.kvmFd;
+    this.fd = parts.vmFd;
+    this.maxMemorySlots = parts.maxMemorySlots;
+    this.readonlyMemSupported = parts.readonlyMem;
+    this.slotRange = parts.slots;
+    this.#adopted = parts.adopted;
+    this.#ids = new SlotAllocator(parts.slots.count, parts.slots.first);
   }
 
   /** Opens /dev/kvm, checks API version 12 and creates a VM. Closes what it opened if a step fails. */
   static create(options: KvmVmOptions = {}): KvmVm {
     const syscalls = options.syscalls ?? realSyscalls();
-    const kvmFd = syscalls.open(options.kvmPath ?? '/dev/kvm', O_FLAGS.RDWR);
+    const kvmFd = openKvm(syscalls, options.kvmPath);
     let vmFd = -1;
     try {
-      const version = syscalls.ioctl(kvmFd, 'KVM_GET_API_VERSION');
-      if (version !== KVM_API_VERSION) {
-        throw new KvmError(`KVM API version ${version}, expected ${KVM_API_VERSION}`, { code: 'API_VERSION', ioctl: 'KVM_GET_API_VERSION' });
-      }
       vmFd = syscalls.ioctl(kvmFd, 'KVM_CREATE_VM', 0);
-      // Both capabilities are VM-wide; asking the VM fd gives the per-VM answer where it differs.
-      const maxSlots = syscalls.ioctl(vmFd, 'KVM_CHECK_EXTENSION', KVM_CAP.NR_MEMSLOTS);
-      const readonlyMem = syscalls.ioctl(vmFd, 'KVM_CHECK_EXTENSION', KVM_CAP.READONLY_MEM) > 0;
-      return new KvmVm(syscalls, kvmFd, vmFd, maxSlots, readonlyMem);
+      const caps = vmCapabilities(syscalls, vmFd);
+      return new KvmVm({ syscalls, kvmFd, vmFd, ...caps, slots: { first: 0, count: caps.maxMemorySlots }, adopted: false });
     } catch (error) {
       if (vmFd >= 0) closeQuietly(syscalls, vmFd);
+      closeQuietly(syscalls, kvmFd);
+      throw error;
+    }
+  }
+
+  /**
+   * Works inside a VM the VMM already created, using only the slot ids it grants. Closing the handle
+   * removes the slots the library registered and leaves the VM (and the VMM's own slots) alone.
+   */
+  static adopt(vmFd: number, options: AdoptOptions): KvmVm {
+    const syscalls = options.syscalls ?? realSyscalls();
+    const kvmFd = openKvm(syscalls, options.kvmPath);
+    try {
+      const caps = vmCapabilities(syscalls, vmFd);
+      const { first, count } = options.slots;
+      if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 1 || first + count > caps.maxMemorySlots) {
+        throw new KvmError(`slot range ${first}+${count} does not fit the VM's ${caps.maxMemorySlots} slots`, { code: 'BAD_SLOT_RANGE' });
+      }
+      return new KvmVm({ syscalls, kvmFd, vmFd, ...caps, slots: options.slots, adopted: true });
+    } catch (error) {
       closeQuietly(syscalls, kvmFd);
       throw error;
     }
@@ -94,7 +135,7 @@ export class KvmVm implements Disposable {
     this.#assertOpen();
     const id = this.#ids.allocate();
     if (id === undefined) {
-      throw new KvmError(`no free KVM memory slot (all ${this.maxMemorySlots} in use) for gpa ${hex(region.guestPhysAddr)} size ${hex(region.memorySize)}`, {
+      throw new KvmError(`no free KVM memory slot (all ${this.slotRange.count} in use) for gpa ${hex(region.guestPhysAddr)} size ${hex(region.memorySize)}`, {
         code: 'SLOTS_EXHAUSTED', guestPhysAddr: region.guestPhysAddr, memorySize: region.memorySize, userspaceAddr: region.userspaceAddr,
       });
     }
@@ -128,13 +169,28 @@ export class KvmVm implements Disposable {
     this.#ids.release(id);
   }
 
-  /** Closes the VM (the kernel drops every slot with it) and /dev/kvm. Idempotent. */
+  /**
+   * A created VM is closed (the kernel drops every slot with it); an adopted one gets back exactly the
+   * slots this handle registered, and the VMM keeps its VM. /dev/kvm is closed either way. Idempotent.
+   */
   close(): void {
     if (this.#closed) return;
+    const errors: unknown[] = [];
+    if (this.#adopted) {
+      for (const id of [...this.#slots.keys()]) {
+        try {
+          this.removeSlot(id);
+        } catch (error) {
+          errors.push(error);
+        }
+      }
+    }
     this.#closed = true;
     this.#slots.clear();
-    closeQuietly(this.syscalls, this.fd);
+    if (!this.#adopted) closeQuietly(this.syscalls, this.fd);
     closeQuietly(this.syscalls, this.#kvmFd);
+    // A slot KVM refused to delete stays in the VMM's VM: say so rather than pretend.
+    if (errors.length > 0) throw errors[0];
   }
 
   [Symbol.dispose](): void {
@@ -159,6 +215,28 @@ export class KvmVm implements Disposable {
   #assertOpen(): void {
     if (this.#closed) throw new KvmError('KVM VM is closed', { code: 'CLOSED' });
   }
+}
+
+function openKvm(syscalls: Syscalls, path = '/dev/kvm'): number {
+  const kvmFd = syscalls.open(path, O_FLAGS.RDWR);
+  try {
+    const version = syscalls.ioctl(kvmFd, 'KVM_GET_API_VERSION');
+    if (version !== KVM_API_VERSION) {
+      throw new KvmError(`KVM API version ${version}, expected ${KVM_API_VERSION}`, { code: 'API_VERSION', ioctl: 'KVM_GET_API_VERSION' });
+    }
+    return kvmFd;
+  } catch (error) {
+    closeQuietly(syscalls, kvmFd);
+    throw error;
+  }
+}
+
+/** Both capabilities are VM-wide; asking the VM fd gives the per-VM answer where it differs. */
+function vmCapabilities(syscalls: Syscalls, vmFd: number): { maxMemorySlots: number; readonlyMem: boolean } {
+  return {
+    maxMemorySlots: syscalls.ioctl(vmFd, 'KVM_CHECK_EXTENSION', KVM_CAP.NR_MEMSLOTS),
+    readonlyMem: syscalls.ioctl(vmFd, 'KVM_CHECK_EXTENSION', KVM_CAP.READONLY_MEM) > 0,
+  };
 }
 
 /** close() for cleanup paths, where a second error must not hide the first. */

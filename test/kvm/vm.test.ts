@@ -119,3 +119,32 @@ describeKvm('KvmVm on the real /dev/kvm', () => {
     expect(captureError(() => vm.addSlot({ guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: memory.address }))).toMatchObject({ code: 'CLOSED' });
   });
 });
+
+describeKvm('KvmVm.adopt: inside a VM the VMM owns', () => {
+  it('uses only the granted slot ids, coexists with the VMM slots, and gives back exactly its own on close', () => {
+    const kvm = sys.open('/dev/kvm', 2);
+    const vmFd = sys.ioctl(kvm, 'KVM_CREATE_VM', 0);
+    const memory = hostMemory(4n * PAGE);
+    try {
+      // The VMM's own RAM slot 0.
+      sys.setUserMemoryRegion(vmFd, { slot: 0, flags: 0, guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: memory.address });
+      const vm = KvmVm.adopt(vmFd, { slots: { first: 100, count: 2 } });
+      expect(vm.slotRange).toEqual({ first: 100, count: 2 });
+      const a = vm.addSlot({ guestPhysAddr: 0x10_0000n, memorySize: PAGE, userspaceAddr: memory.address });
+      // The VMM's slot is untouched by ours: overlapping it is the kernel's EEXIST.
+      expect(captureError(() => vm.addSlot({ guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: memory.address }))).toMatchObject({ code: 'EEXIST', slot: 101 });
+      const b = vm.addSlot({ guestPhysAddr: 0x20_0000n, memorySize: PAGE, userspaceAddr: memory.address });
+      expect([a, b]).toEqual([100, 101]);
+      expect(captureError(() => vm.addSlot({ guestPhysAddr: 0x30_0000n, memorySize: PAGE, userspaceAddr: memory.address }))).toMatchObject({ code: 'SLOTS_EXHAUSTED' });
+      vm.close();
+      // Our slots are gone (their GPAs are free again), the VMM's slot 0 and its VM fd are not.
+      sys.setUserMemoryRegion(vmFd, { slot: 5, flags: 0, guestPhysAddr: 0x10_0000n, memorySize: PAGE, userspaceAddr: memory.address });
+      expect(captureError(() => sys.setUserMemoryRegion(vmFd, { slot: 6, flags: 0, guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: memory.address }))).toMatchObject({ code: 'EEXIST' });
+      expect(() => KvmVm.adopt(vmFd, { slots: { first: 32_760, count: 10 } })).toThrow(expect.objectContaining({ code: 'BAD_SLOT_RANGE' }) as Error);
+    } finally {
+      sys.close(vmFd);
+      sys.close(kvm);
+      sys.munmap(memory);
+    }
+  });
+});
