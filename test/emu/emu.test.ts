@@ -78,6 +78,32 @@ describe('emulated aarch64 host, real vfio-pci + nested KVM', () => {
     expectSeedMapped(r, 0x1_0000, 'noiommu');
   });
 
+  it('a second real device, e1000e, with MSI-X in its own BAR: every BAR mapped, registers read through, MSI-X trapped', async () => {
+    const r = await boot({ name: 'e1000e-64k-smmu', pages: '64K', iommu: 'smmu', e1000e: true });
+    const e = r.e1000e as {
+      msix: { bir: number; pbaBir: number; table: string; pba: string; vectors: number };
+      bars: { index: number; regionSize: string; guestSize: string; mappings: string[]; msix?: { relocated: boolean; table?: string } }[];
+      reads: { bar0Status: { device: string; guest: string }; bar1Flash: { device: string; guest: string }; msixTable: string };
+      slots: number;
+      slotsAfterUnmap: number;
+    };
+    expect(e.msix).toMatchObject({ bir: 3, pbaBir: 3, table: '0x0', pba: '0x2000' });
+    const byIndex = new Map(e.bars.map((b) => [b.index, b]));
+    expect(byIndex.get(0)).toMatchObject({ regionSize: '0x20000', mappings: ['0x20000'] });
+    expect(byIndex.get(1)).toMatchObject({ regionSize: '0x20000', mappings: ['0x20000'] });
+    expect(byIndex.has(2)).toBe(false); // the I/O BAR is the VMM's port I/O
+    // BAR3 (16 KiB, MSI-X only) on 64 KiB pages: expanded and relocated, or trapped if the host put it off a page boundary.
+    const bar3 = byIndex.get(3)!;
+    expect(bar3.msix?.table).toBeDefined();
+    if (bar3.mappings.length > 0) expect(bar3).toMatchObject({ guestSize: '0x20000', mappings: ['0x10000'], msix: { relocated: true, table: '0x10000' } });
+    // A vCPU reads the e1000e STATUS register and the flash BAR through their slots: same as pread.
+    expect(e.reads.bar0Status.guest).toBe(e.reads.bar0Status.device);
+    expect(e.reads.bar1Flash.guest).toBe(e.reads.bar1Flash.device);
+    expect(e.reads.msixTable).toBe('mmio');
+    expect(e.slots).toBe(2 + bar3.mappings.length);
+    expect(e.slotsAfterUnmap).toBe(0);
+  });
+
   it('positive control: msix_qsize=2048 gives a 64 KiB BAR0 that maps without expansion', async () => {
     const r = await boot({ name: 'control-64k-bar', pages: '64K', iommu: 'smmu', nvmeOptions: ',msix_qsize=2048' });
     expect(r.bar0.size).toBe('0x10000');

@@ -39,7 +39,7 @@ export function buildInitrd(a: Artefacts): string {
   cpSync(a.SHIM_ARM64, path.join(lib, 'build', 'Release', 'vfio_bars.node'));
   for (const dep of runtimeDependencies()) cpSync(path.join(REPO, 'node_modules', dep), path.join(lib, 'node_modules', dep), { recursive: true });
   cpSync(a.KOFFI_ARM64, path.join(lib, 'node_modules', '@koromix', 'koffi-linux-arm64'), { recursive: true });
-  cpSync(path.join(import.meta.dirname, 'guest', 'guest-test.mjs'), path.join(stage, 'test', 'guest-test.mjs'));
+  for (const file of ['guest-test.mjs', 'run.sh']) cpSync(path.join(import.meta.dirname, 'guest', file), path.join(stage, 'test', file));
   const overlay = path.join(stage, 'overlay.cpio');
   execFileSync('sh', ['-c', 'find test | sort | cpio -o -H newc --quiet -R 0:0 > overlay.cpio'], { cwd: stage });
   const initrd = path.join(stage, 'initrd.cpio');
@@ -65,6 +65,8 @@ export interface Scenario {
    */
   defaultNic?: boolean;
   nvmeOptions?: string;
+  /** Add QEMU's e1000e (MSI-X in its own 16 KiB BAR3) next to the NVMe. */
+  e1000e?: boolean;
 }
 
 export interface GuestRun {
@@ -99,6 +101,7 @@ export async function bootScenario(a: Artefacts, initrd: string, s: Scenario, ti
     '-nographic', '-no-reboot', '-kernel', kernel, '-initrd', initrd, '-append', append,
     '-nic', 'none', ...(s.defaultNic ? ['-device', 'virtio-net-pci,romfile='] : []),
     '-device', `nvme,serial=deadbeef,drive=d0${s.nvmeOptions ?? ''}`, '-drive', `if=none,id=d0,file=${disk},format=raw`,
+    ...(s.e1000e ? ['-device', 'e1000e,romfile='] : []),
   ];
   const started = Date.now();
   const log = await runQemu(args, timeoutMs);

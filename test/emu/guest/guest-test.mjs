@@ -114,6 +114,60 @@ function mapAndProbe(device, vm, probe, plan, bar, region) {
   result.afterUnmap = { slots: vm.slotCount - 1, mappedBars: mapper.bars.size, deviceMappings: deviceMappings(), read: read(MOVED_GPA, 4) };
 }
 
+/** A second real device with MSI-X in its own BAR: every BAR planned and mapped, registers read by a vCPU. */
+function e1000eFlow(bdf, sys) {
+  const device = VfioDevice.open(bdf);
+  try {
+    const description = device.describe();
+    const pageSize = sys.pageSize();
+    const relative = planBarMappings(description, { pageSize });
+    // Naturally aligned guest addresses, largest BAR first, as a guest's BAR allocator would place them.
+    const addresses = new Map();
+    let next = 0x60_0000_0000n;
+    for (const bar of [...relative.bars].sort((a, b) => (a.guestSize > b.guestSize ? -1 : 1))) {
+      next = ((next + bar.guestSize - 1n) / bar.guestSize) * bar.guestSize;
+      addresses.set(bar.index, next);
+      next += bar.guestSize;
+    }
+    const plan = planBarMappings(description, { pageSize, barAddresses: addresses });
+    const out = {
+      msix: description.msix && { bir: description.msix.table.bir, table: hex(description.msix.table.offset), pbaBir: description.msix.pba.bir, pba: hex(description.msix.pba.offset), vectors: description.msix.vectors },
+      bars: plan.bars.map((b) => ({ index: b.index, regionSize: hex(b.regionSize), guestSize: hex(b.guestSize), mappings: b.mappings.map((m) => hex(m.size)), msix: b.msix && { relocated: b.msix.relocated, table: hex(b.msix.table?.offset), pba: hex(b.msix.pba?.offset) } })),
+      skipped: plan.skipped,
+      warnings: plan.warnings,
+    };
+    const vm = KvmVm.create();
+    try {
+      const probe = GuestMemoryProbe.create(vm);
+      const mapper = new BarMapper(device, vm, { dmaMap: device.dma !== undefined });
+      mapper.map(plan);
+      const readBoth = (index, offset) => {
+        const bar = plan.bars.find((b) => b.index === index);
+        const region = description.regions.find((r) => r.index === index);
+        const b = Buffer.alloc(4);
+        device.syscalls.pread(device.fd, b, region.offset + offset);
+        const guest = probe.read(bar.guestAddress + offset, 4);
+        return { device: hex(b.readUInt32LE(0)), guest: guest.kind === 'value' ? hex(guest.value) : `mmio ${hex(guest.address)}` };
+      };
+      out.reads = { bar0Status: readBoth(0, 0x8n), bar1Flash: readBoth(1, 0n) };
+      const msixBar = plan.bars.find((b) => b.msix?.table);
+      if (msixBar) {
+        const r = probe.read(msixBar.guestAddress + msixBar.msix.table.offset, 4);
+        out.reads.msixTable = r.kind === 'mmio' ? 'mmio' : hex(r.value);
+      }
+      out.slots = vm.slotCount - 1;
+      mapper.unmapAll();
+      out.slotsAfterUnmap = vm.slotCount - 1;
+      probe.close();
+    } finally {
+      vm.close();
+    }
+    result.e1000e = out;
+  } finally {
+    device.close();
+  }
+}
+
 /** The operator's commands on the same real device (after main() released it: a group has one owner). */
 function runCli() {
   const cli = (...args) => spawnSync(process.execPath, ['/test/lib/dist/cli/main.js', ...args], { encoding: 'utf8' });
@@ -128,6 +182,7 @@ function runCli() {
 try {
   main();
   if (result.ok) runCli();
+  if (result.ok && process.env.E1000E_BDF) e1000eFlow(process.env.E1000E_BDF, realSyscalls());
 } catch (error) {
   result.ok = false;
   result.error = { ...errorInfo(error), stack: error?.stack };
