@@ -1,7 +1,8 @@
 /**
- * Built-in device descriptions for `vfio-bars plan --profile NAME`, modelled on what Linux 6.1 vfio-pci
- * reports for devices QEMU 7.2 emulates (the layouts follow QEMU's BAR construction; the NVMe one is
- * the case captured on the emulated 64 KiB-page arm64 host: BAR0 0x4000, flags 0xf, MSIX_MAPPABLE).
+ * Built-in device descriptions for `vfio-bars plan --profile NAME`: what `describe()` returns under Linux
+ * 6.1 vfio-pci on the emulated 64 KiB-page arm64 host for QEMU 7.2's NVMe and e1000e. The emulated tier
+ * captures both on every run and asserts they still equal these (test/emu/emu.test.ts); the 64 KiB-BAR
+ * and unaligned variants are the same device under those QEMU options.
  */
 import type { DeviceDescription, RegionDescription } from '../index.js';
 
@@ -12,11 +13,11 @@ const msixMappable = { kind: 'msix-mappable', id: 3, version: 1 } as const;
 function emptyBars(from: number): RegionDescription[] {
   return Array.from({ length: 6 - from }, (_, i) => ({ index: from + i, flags: 0, size: 0n, offset: offsetOf(from + i), capabilities: [] }));
 }
-/** vfio-pci's irq indices: INTx, MSI, MSI-X (with `msixVectors`), ERR, REQ. */
-function pciIrqs(msixVectors: number): DeviceDescription['irqs'] {
+/** vfio-pci's irq indices: INTx, MSI (0 vectors when the device has no MSI capability), MSI-X, ERR, REQ. */
+function pciIrqs(msiVectors: number, msixVectors: number): DeviceDescription['irqs'] {
   return [
     { index: 0, flags: 0x7, count: 1 },
-    { index: 1, flags: 0x9, count: 1 },
+    { index: 1, flags: 0x9, count: msiVectors },
     { index: 2, flags: 0x9, count: msixVectors },
     { index: 3, flags: 0x9, count: 1 },
     { index: 4, flags: 0x9, count: 1 },
@@ -43,8 +44,8 @@ export const qemuNvme: DeviceDescription = {
     NO_ROM,
     CONFIG,
   ],
-  irqs: pciIrqs(65),
-  config: { vendorId: 0x1b36, deviceId: 0x0010, classCode: 0x010802, headerType: 0, capabilities: [{ id: 0x11, offset: 0x40 }, { id: 0x01, offset: 0x80 }, { id: 0x10, offset: 0x60 }] },
+  irqs: pciIrqs(0, 65),
+  config: { vendorId: 0x1b36, deviceId: 0x0010, classCode: 0x010802, headerType: 0, capabilities: [{ id: 0x11, offset: 0x40 }, { id: 0x10, offset: 0x80 }, { id: 0x01, offset: 0x60 }] },
   bars: [
     { index: 0, kind: 'memory', is64Bit: true, prefetchable: false, address: 0x80_0000_0000n },
     { index: 1, kind: 'upper-half', is64Bit: true, prefetchable: false, address: 0n },
@@ -60,7 +61,7 @@ export const qemuNvme64kBar: DeviceDescription = {
     { index: 0, flags: R | W | MMAP | CAPS, size: 0x1_0000n, offset: offsetOf(0), capabilities: [msixMappable] },
     ...qemuNvme.regions.slice(1),
   ],
-  irqs: pciIrqs(2048),
+  irqs: pciIrqs(0, 2048),
   msix: { capOffset: 0x40, vectors: 2048, table: { bir: 0, offset: 0x2000n, size: 0x8000n }, pba: { bir: 0, offset: 0xa000n, size: 0x100n } },
 };
 
@@ -82,12 +83,12 @@ export const qemuE1000e: DeviceDescription = {
     NO_ROM,
     CONFIG,
   ],
-  irqs: pciIrqs(5),
+  irqs: pciIrqs(1, 5),
   config: { vendorId: 0x8086, deviceId: 0x10d3, classCode: 0x020000, headerType: 0, capabilities: [{ id: 0x01, offset: 0xc8 }, { id: 0x05, offset: 0xd0 }, { id: 0x10, offset: 0xe0 }, { id: 0x11, offset: 0xa0 }] },
   bars: [
     { index: 0, kind: 'memory', is64Bit: false, prefetchable: false, address: 0x1000_0000n },
     { index: 1, kind: 'memory', is64Bit: false, prefetchable: false, address: 0x1002_0000n },
-    { index: 2, kind: 'io', is64Bit: false, prefetchable: false, address: 0xc000n },
+    { index: 2, kind: 'io', is64Bit: false, prefetchable: false, address: 0x1000n },
     { index: 3, kind: 'memory', is64Bit: false, prefetchable: false, address: 0x1004_0000n },
     ...unusedBars(4),
   ],

@@ -4,6 +4,13 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bootScenario, buildInitrd, prepare, type Artefacts, type GuestResult, type Scenario } from './run-guest.js';
+import { PROFILES } from '../../src/cli/profiles.js';
+import { descriptionToJSON } from '../../src/vfio/index.js';
+
+/** The built-in CLI profiles are captures: the real kernel must still describe the devices that way. */
+function expectProfile(captured: unknown, profile: string): void {
+  expect(captured).toEqual(JSON.parse(JSON.stringify(descriptionToJSON(PROFILES[profile]!.description))));
+}
 
 const NVME_CAP = '0x4018200f0107ff';
 const NVME_VS = '0x10400';
@@ -61,6 +68,7 @@ describe('emulated aarch64 host, real vfio-pci + nested KVM', () => {
   it('seed, 64 KiB pages, SMMUv3 (type1): the 16 KiB NVMe BAR0 is expanded, mapped and read by a vCPU', async () => {
     const r = await boot({ name: 'seed-64k-smmu', pages: '64K', iommu: 'smmu' });
     expectSeedMapped(r, 0x1_0000, 'type1v2');
+    expectProfile(r.description, 'qemu-nvme');
     expect(r.plan.guestSize).toBe('0x20000');
     expect(r.plan.mappings[0]!.reason).toContain('expanded 0x4000 -> 0x10000');
     // The operator commands on the same device: inspect explains, map --verify reads through with a vCPU.
@@ -88,6 +96,7 @@ describe('emulated aarch64 host, real vfio-pci + nested KVM', () => {
       slotsAfterUnmap: number;
     };
     expect(e.msix).toMatchObject({ bir: 3, pbaBir: 3, table: '0x0', pba: '0x2000' });
+    expectProfile((r.e1000e as { description: unknown }).description, 'qemu-e1000e');
     const byIndex = new Map(e.bars.map((b) => [b.index, b]));
     expect(byIndex.get(0)).toMatchObject({ regionSize: '0x20000', mappings: ['0x20000'] });
     expect(byIndex.get(1)).toMatchObject({ regionSize: '0x20000', mappings: ['0x20000'] });
@@ -107,6 +116,7 @@ describe('emulated aarch64 host, real vfio-pci + nested KVM', () => {
   it('positive control: msix_qsize=2048 gives a 64 KiB BAR0 that maps without expansion', async () => {
     const r = await boot({ name: 'control-64k-bar', pages: '64K', iommu: 'smmu', nvmeOptions: ',msix_qsize=2048' });
     expect(r.bar0.size).toBe('0x10000');
+    expectProfile(r.description, 'qemu-nvme-64k-bar');
     expect(r.steps.find((s) => s.name === 'naive')!.registered).toBe('0x10000');
     expect(r.plan.mappings).toEqual([expect.objectContaining({ size: '0x10000', reason: 'direct: 0x0+0x10000' })]);
     expect(r.guest.cap).toEqual({ value: r.host.cap });

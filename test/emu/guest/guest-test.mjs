@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import {
-  BarMapper, GuestMemoryProbe, KvmError, KvmVm, PROT, VfioDevice, planBarMappings, realSyscalls,
+  BarMapper, GuestMemoryProbe, KvmError, KvmVm, PROT, VfioDevice, descriptionToJSON, planBarMappings, realSyscalls,
 } from './lib/dist/index.js';
 
 const hex = (v) => (v === undefined ? undefined : `0x${BigInt(v).toString(16)}`);
@@ -65,6 +65,7 @@ function main() {
 function runWith(device, sys) {
   result.iommu = device.iommuMode;
   const description = device.describe();
+  result.description = descriptionToJSON(description);
   const region = description.regions.find((r) => r.index === 0);
   result.bar0 = { size: hex(region.size), flags: region.flags, caps: region.capabilities.map((c) => c.kind) };
   result.msix = description.msix && { vectors: description.msix.vectors, table: hex(description.msix.table.offset), pba: hex(description.msix.pba.offset), bir: description.msix.table.bir };
@@ -131,6 +132,7 @@ function e1000eFlow(bdf, sys) {
     }
     const plan = planBarMappings(description, { pageSize, barAddresses: addresses });
     const out = {
+      description: descriptionToJSON(description),
       msix: description.msix && { bir: description.msix.table.bir, table: hex(description.msix.table.offset), pbaBir: description.msix.pba.bir, pba: hex(description.msix.pba.offset), vectors: description.msix.vectors },
       bars: plan.bars.map((b) => ({ index: b.index, regionSize: hex(b.regionSize), guestSize: hex(b.guestSize), mappings: b.mappings.map((m) => hex(m.size)), msix: b.msix && { relocated: b.msix.relocated, table: hex(b.msix.table?.offset), pba: hex(b.msix.pba?.offset) } })),
       skipped: plan.skipped,
