@@ -4,12 +4,12 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bootScenario, buildInitrd, prepare, type Artefacts, type GuestResult, type Scenario } from './run-guest.js';
-import { PROFILES } from '../../src/cli/profiles.js';
+import { loadProfile } from '../helpers/profiles.js';
 import { descriptionToJSON } from '../../src/vfio/index.js';
 
 /** The built-in CLI profiles are captures: the real kernel must still describe the devices that way. */
 function expectProfile(captured: unknown, profile: string): void {
-  expect(captured).toEqual(JSON.parse(JSON.stringify(descriptionToJSON(PROFILES[profile]!.description))));
+  expect(captured).toEqual(JSON.parse(JSON.stringify(descriptionToJSON(loadProfile(profile)))));
 }
 
 const NVME_CAP = '0x4018200f0107ff';
