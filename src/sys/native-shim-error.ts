@@ -26,7 +26,7 @@ export class NativeShimError extends VfioBarsError {
   }
 }
 
-const BUILD_HINT = 'build it from source: install python3, make and a C compiler (Debian: apt-get install python3 make gcc), '
+const BUILD_HINT = 'build it from source: install python3, make and a C compiler (Debian: apt-get install python3 make g++), '
   + 'then run `npm rebuild vfio-bars`';
 
 function nativeShimMessage(code: NativeShimErrorCode, packageRoot: string, platform: string): string {

@@ -37,3 +37,11 @@ describe('native shim loader', () => {
     }
   });
 });
+
+describe('native shim errors (errno names mapped in C, no strerrorname_np)', () => {
+  it('a failed mmap carries the errno, its name as code, and the syscall', () => {
+    const error = captureError(() => shim().mmap(-1, 0n, 4096n, 1, 1, 0n)) as Error & { code: string; errno: number; syscall: string };
+    expect(error).toMatchObject({ code: 'EBADF', errno: 9, syscall: 'mmap' });
+    expect(error.message).toMatch(/^mmap: EBADF \(/);
+  });
+});
