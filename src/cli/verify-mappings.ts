@@ -1,6 +1,7 @@
 /**
- * `vfio-bars map --verify`: a vCPU reads words of every direct mapping and each is compared with what pread
- * of the device returns at the same device offset. The device's MSI-X table and PBA are left out: vfio-pci
+ * `vfio-bars map --verify`: a vCPU reads one word of every direct mapping (its first compared word: on real
+ * hardware a read can have side effects, e.g. read-to-clear status registers, so nothing else is read) and it
+ * is compared with what pread of the device returns at the same device offset. The device's MSI-X table and PBA are left out: vfio-pci
  * answers pread there with all-ones (the table belongs to its MSI-X emulation) while a mapping shows the
  * real bytes, and PBA bits change on their own. Bytes past the end of a sub-page region (the rest of an
  * expanded page) have no pread counterpart and are left out too.
@@ -71,17 +72,13 @@ function subtract(span: Span, holes: readonly Span[]): Span[] {
   return pieces;
 }
 
-/** The first and last whole, aligned word of each piece. */
-function sampleOffsets(pieces: readonly Span[]): bigint[] {
-  const offsets = new Set<bigint>();
+/** The first whole, aligned word of the first piece that has one: the one word read of this mapping. */
+function firstWord(pieces: readonly Span[]): bigint | undefined {
   for (const piece of pieces) {
     const first = (piece.start + WORD - 1n) / WORD * WORD;
-    const last = (piece.end - WORD) / WORD * WORD;
-    if (first > last) continue;
-    offsets.add(first);
-    offsets.add(last);
+    if (first + WORD <= piece.end) return first;
   }
-  return [...offsets].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return undefined;
 }
 
 function readDevice(device: VfioDeviceHandle, bar: PlannedBar, deviceOffset: bigint): bigint {
@@ -94,13 +91,13 @@ function checkMapping(probe: WordReader, device: VfioDeviceHandle, bar: PlannedB
   if (mapping.gpa === undefined) return [];
   const end = mapping.fileOffset + mapping.size < bar.regionSize ? mapping.fileOffset + mapping.size : bar.regionSize;
   const spans = holes.map((h) => ({ start: h.deviceOffset, end: h.deviceOffset + h.size }));
-  return sampleOffsets(subtract({ start: mapping.fileOffset, end }, spans)).map((deviceOffset) => {
-    const gpa = mapping.gpa! + (deviceOffset - mapping.fileOffset);
-    const read = probe.read(gpa, 4);
-    const guest = read.kind === 'value' ? read.value : 'mmio';
-    const value = readDevice(device, bar, deviceOffset);
-    return { bar: bar.index, deviceOffset, gpa, guest, device: value, ok: guest === value };
-  });
+  const deviceOffset = firstWord(subtract({ start: mapping.fileOffset, end }, spans));
+  if (deviceOffset === undefined) return [];
+  const gpa = mapping.gpa + (deviceOffset - mapping.fileOffset);
+  const read = probe.read(gpa, 4);
+  const guest = read.kind === 'value' ? read.value : 'mmio';
+  const value = readDevice(device, bar, deviceOffset);
+  return [{ bar: bar.index, deviceOffset, gpa, guest, device: value, ok: guest === value }];
 }
 
 /** Whether a hole overlaps any direct mapping of `bar` (only those are worth reporting as not compared). */
@@ -109,8 +106,8 @@ function overlapsMapping(bar: PlannedBar, hole: NotCompared): boolean {
 }
 
 /**
- * Compares every direct mapping of a mapped `plan` with the device, word samples at the start and end of each
- * compared piece, skipping the MSI-X table and PBA (listed in `notCompared`).
+ * Compares every direct mapping of a mapped `plan` with the device, one word each: the first word that is
+ * neither in the MSI-X table or PBA (listed in `notCompared`) nor past the end of the region.
  */
 export function verifyMappings(probe: WordReader, device: VfioDeviceHandle, description: DeviceDescription, plan: MappingPlan): VerifyReport {
   const checks: VerifyCheck[] = [];

@@ -41,13 +41,13 @@ export class FakeSysfs implements Disposable {
   }
 }
 
-export const MSIX_TABLE = { offset: 0x2800n, size: 0x100n } as const;
+export const MSIX_TABLE = { offset: 0x0n, size: 0x100n } as const;
 export const MSIX_PBA = { offset: 0x3800n, size: 0x8n } as const;
 const BAR_SIZE = 0x4000n;
 
 /**
- * BAR0 of 16 KiB over a memfd, MSIX_MAPPABLE, MSI-X table at 0x2800 (not page-aligned, so the planner relocates it and maps
- * the whole BAR directly, table bytes included). Every word holds a pattern; `preadLie` makes pread return a
+ * BAR0 of 16 KiB over a memfd, MSIX_MAPPABLE, MSI-X table at 0: its page would cut the direct mapping, so the
+ * planner relocates it and maps the whole BAR directly, table bytes included. Every word holds a pattern; `preadLie` makes pread return a
  * wrong value at one offset, to see a real mismatch reported.
  */
 export class MsixMemfdDevice implements CliDevice {
