@@ -12,6 +12,7 @@ export interface CliDevice extends VfioDeviceHandle, Disposable {
   readonly iommuReason?: string;
 }
 
+/** `--iommu`: which kernel path `VfioDevice.open` takes (its `iommu` option). */
 export type IommuChoice = 'auto' | 'iommufd' | 'type1' | 'noiommu';
 
 export interface CliEnvironment {

@@ -18,7 +18,9 @@ function bindHint(bdf: string): string {
  */
 export function openVfioDevice(env: CliEnvironment, bdf: string, iommu: IommuChoice): CliDevice {
   const driver = env.driverOf(bdf);
-  if (driver === null) throw new VfioError(`no PCI device ${bdf} on this host (not in /sys/bus/pci/devices)`, { code: 'NO_SUCH_DEVICE', bdf });
+  if (driver === null) {
+    throw new VfioError(`no PCI device ${bdf} on this host (not in /sys/bus/pci/devices)`, { code: 'NO_SUCH_DEVICE', bdf });
+  }
   if (driver === undefined) throw new VfioError(`${bdf} is bound to no driver: ${bindHint(bdf)}`, { code: 'NO_DRIVER', bdf });
   if (!isVfioDriver(driver)) {
     throw new VfioError(`${bdf} is bound to the ${driver} driver, not vfio-pci: ${bindHint(bdf)}`, { code: 'WRONG_DRIVER', bdf });

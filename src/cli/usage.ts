@@ -1,5 +1,6 @@
 /** Usage texts and command-line parsing helpers: sizes, addresses, BAR addresses, and the usage error (exit 2). */
 import { VfioBarsError, normalizeBdf } from '../index.js';
+import type { IommuChoice } from './environment.js';
 
 /** Longest piece of an argument echoed in a message: a 100,000-character argument is cut, not repeated. */
 const MAX_ECHO = 40;
@@ -101,7 +102,8 @@ export function parsePageSize(text: string): bigint {
   const size = parseSize(text, '--page-size');
   const powerOfTwo = size > 0n && (size & (size - 1n)) === 0n;
   if (!powerOfTwo || size < MIN_PAGE || size > MAX_PAGE) {
-    throw new UsageError(`--page-size ${quote(text)}: expected a power of two from 4K to 1G, e.g. 4K, 16K or 64K`, { code: 'BAD_PAGE_SIZE' });
+    const expected = 'expected a power of two from 4K to 1G, e.g. 4K, 16K or 64K';
+    throw new UsageError(`--page-size ${quote(text)}: ${expected}`, { code: 'BAD_PAGE_SIZE' });
   }
   return size;
 }
@@ -146,7 +148,7 @@ export function parseMsixStrategy(text: string | undefined): 'relocate' | 'hole'
 }
 
 /** `--iommu`: which kernel path VfioDevice.open takes. */
-export function parseIommu(text: string | undefined): 'auto' | 'iommufd' | 'type1' | 'noiommu' {
+export function parseIommu(text: string | undefined): IommuChoice {
   const iommu = text ?? 'auto';
   if (iommu !== 'auto' && iommu !== 'iommufd' && iommu !== 'type1' && iommu !== 'noiommu') {
     throw new UsageError(`--iommu ${quote(iommu)}: expected auto, iommufd, type1 or noiommu`);

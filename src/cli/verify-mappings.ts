@@ -56,7 +56,9 @@ function msixRanges(description: DeviceDescription, index: number): NotCompared[
   if (msix.table.bir === index) {
     ranges.push({ bar: index, deviceOffset: msix.table.offset, size: msix.table.size, what: 'msix-table', reason: PREAD_ALL_ONES });
   }
-  if (msix.pba.bir === index) ranges.push({ bar: index, deviceOffset: msix.pba.offset, size: msix.pba.size, what: 'msix-pba', reason: PBA_LIVE });
+  if (msix.pba.bir === index) {
+    ranges.push({ bar: index, deviceOffset: msix.pba.offset, size: msix.pba.size, what: 'msix-pba', reason: PBA_LIVE });
+  }
   return ranges;
 }
 
@@ -87,7 +89,9 @@ function readDevice(device: VfioDeviceHandle, bar: PlannedBar, deviceOffset: big
   return BigInt(buffer.readUInt32LE(0));
 }
 
-function checkMapping(probe: WordReader, device: VfioDeviceHandle, bar: PlannedBar, mapping: DirectMapping, holes: readonly NotCompared[]): VerifyCheck[] {
+function checkMapping(
+  probe: WordReader, device: VfioDeviceHandle, bar: PlannedBar, mapping: DirectMapping, holes: readonly NotCompared[],
+): VerifyCheck[] {
   if (mapping.gpa === undefined) return [];
   const end = mapping.fileOffset + mapping.size < bar.regionSize ? mapping.fileOffset + mapping.size : bar.regionSize;
   const spans = holes.map((h) => ({ start: h.deviceOffset, end: h.deviceOffset + h.size }));
@@ -109,7 +113,9 @@ function overlapsMapping(bar: PlannedBar, hole: NotCompared): boolean {
  * Compares every direct mapping of a mapped `plan` with the device, one word each: the first word that is
  * neither in the MSI-X table or PBA (listed in `notCompared`) nor past the end of the region.
  */
-export function verifyMappings(probe: WordReader, device: VfioDeviceHandle, description: DeviceDescription, plan: MappingPlan): VerifyReport {
+export function verifyMappings(
+  probe: WordReader, device: VfioDeviceHandle, description: DeviceDescription, plan: MappingPlan,
+): VerifyReport {
   const checks: VerifyCheck[] = [];
   const notCompared: NotCompared[] = [];
   for (const bar of plan.bars) {

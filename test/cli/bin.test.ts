@@ -12,7 +12,9 @@ const installed = path.join(scratch, 'odd #1 %41 path', 'node_modules', 'vfio-ba
 beforeAll(() => {
   if (!existsSync(path.join(root, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is not built: npm test builds it (npm run build)');
   mkdirSync(installed, { recursive: true });
-  for (const entry of ['bin', 'dist', 'profiles', 'package.json']) cpSync(path.join(root, entry), path.join(installed, entry), { recursive: true });
+  for (const entry of ['bin', 'dist', 'profiles', 'package.json']) {
+    cpSync(path.join(root, entry), path.join(installed, entry), { recursive: true });
+  }
   symlinkSync(path.join(root, 'node_modules'), path.join(installed, 'node_modules'));
 });
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

@@ -19,7 +19,11 @@ interface MapReport {
   iommu: string;
   dmaMapped: boolean;
   bars: { index: number; guestAddress: string; mappings: number }[];
-  verify: { ok: boolean; checks: { deviceOffset: string; ok: boolean }[]; notCompared: { what: string; deviceOffset: string; size: string }[] };
+  verify: {
+    ok: boolean;
+    checks: { deviceOffset: string; ok: boolean }[];
+    notCompared: { what: string; deviceOffset: string; size: string }[];
+  };
 }
 
 function vfioSysfs(): FakeSysfs {
@@ -65,7 +69,8 @@ describe('vfio-bars map: guest addresses of the scratch VM', () => {
   });
 
   it('BARs that do not fit below 4 GiB are a typed error, never a placement above it', () => {
-    const big = { ...qemuNvme, regions: qemuNvme.regions.map((r) => (r.index === 0 ? { ...r, size: 0x1_0000_0000n } : r)), msix: undefined };
+    const regions = qemuNvme.regions.map((r) => (r.index === 0 ? { ...r, size: 0x1_0000_0000n } : r));
+    const big = { ...qemuNvme, regions, msix: undefined };
     const error = captureError(() => assignGuestAddresses(planBarMappings(big, { pageSize: 0x1000n })));
     expect(error).toBeInstanceOf(CliError);
     expect(error).toMatchObject({ code: 'NO_ROOM_BELOW_4G' });
@@ -118,7 +123,8 @@ describeKvm('vfio-bars map on the real /dev/kvm (a memfd stands in for the devic
 
   it('--msix hole, --iommu and --dma-map reach the mapper (noiommu: nothing to DMA-map)', () => {
     using sysfs = vfioSysfs();
-    const { output, exitCode } = run(['map', '01:00.0', '--msix', 'hole', '--iommu', 'noiommu', '--dma-map', '--json'], testEnvironment(sysfs));
+    const argv = ['map', '01:00.0', '--msix', 'hole', '--iommu', 'noiommu', '--dma-map', '--json'];
+    const { output, exitCode } = run(argv, testEnvironment(sysfs));
     expect(exitCode, output).toBe(0);
     const report = JSON.parse(output) as MapReport;
     expect(report).toMatchObject({ bdf: '0000:01:00.0', iommu: 'noiommu', dmaMapped: true });

@@ -36,7 +36,8 @@ for file in "$work"/unpacked/package/prebuilds/*/*.glibc.node; do
   [ "$(printf '%s\n%s\n' "$newest" "$MAX_GLIBC" | sort -V | tail -1)" = "$MAX_GLIBC" ] || fail "$file needs GLIBC_$newest > $MAX_GLIBC"
   say "${file#"$work"/unpacked/package/}: newest symbol GLIBC_$newest"
 done
-ls "$work"/unpacked/package/prebuilds/linux-x64/*.musl.node >/dev/null 2>&1 && say "musl prebuild present" || say "no musl prebuild (musl-gcc was missing)"
+if ls "$work"/unpacked/package/prebuilds/linux-x64/*.musl.node >/dev/null 2>&1; then say "musl prebuild present"
+else say "no musl prebuild (musl-gcc was missing)"; fi
 
 # A PATH with node and the basic tools only: no cc, gcc, make or python (npm and node-gyp would need them to compile).
 tools="$work/tools"

@@ -12,6 +12,10 @@ const OPTIONS = {
   iommu: { type: 'string' },
 } as const;
 
+/**
+ * `vfio-bars describe BDF [--out FILE]`: the description JSON itself, or a line saying where it was written.
+ * @throws {UsageError} for bad options; VfioError when the device cannot be opened; CliError OUT_UNWRITABLE.
+ */
 export function describeCommand(args: string[], env: CliEnvironment): string {
   const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
   const bdf = parseBdfArgument('describe', positionals);

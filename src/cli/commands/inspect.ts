@@ -34,10 +34,17 @@ function summaryLine(pageSize: bigint, plan: MappingPlan): string {
 /** What `map --dma-map` (or a VMM without a vIOMMU) would DMA-map through this device's IOMMU. */
 function dmaLine(device: CliDevice, plan: MappingPlan, dmaMap: boolean): string {
   if (!dmaMap) return 'DMA mapping: off (--dma-map maps each direct mapping at its guest address, as VMMs without a vIOMMU do)';
-  if (device.dma === undefined) return 'DMA mapping: requested, but noiommu mode has no IOMMU to program (the device uses host physical addresses)';
+  if (device.dma === undefined) {
+    return 'DMA mapping: requested, but noiommu mode has no IOMMU to program (the device uses host physical addresses)';
+  }
   return `DMA mapping: ${directMappingCount(plan)} direct mapping(s), ${hex(mappedBytes(plan))} bytes, through ${device.dma.kind}`;
 }
 
+/**
+ * `vfio-bars inspect BDF`: the device's regions, capabilities and MSI-X, its plan on this host and a summary
+ * for 4/16/64 KiB pages, with the IOMMU and DMA-mapping choices spelled out.
+ * @throws {UsageError} for bad options; VfioError when the device cannot be opened or described.
+ */
 export function inspectCommand(args: string[], env: CliEnvironment): string {
   const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
   const bdf = parseBdfArgument('inspect', positionals);
@@ -60,6 +67,7 @@ export function inspectCommand(args: string[], env: CliEnvironment): string {
   }
   const iommuLine = `IOMMU: ${device.iommuReason ?? device.iommuMode}`;
   const summary = elsewhere.map(({ pageSize, plan: p }) => summaryLine(pageSize, p));
-  return [renderDescription(description), iommuLine, dmaLine(device, plan, values['dma-map']), '', 'plan on this host:', renderPlan(plan), '',
-    'on other hosts:', ...summary].join('\n');
+  const dma = dmaLine(device, plan, values['dma-map']);
+  const here = ['plan on this host:', renderPlan(plan)];
+  return [renderDescription(description), iommuLine, dma, '', ...here, '', 'on other hosts:', ...summary].join('\n');
 }

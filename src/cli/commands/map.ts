@@ -29,7 +29,11 @@ interface MapRun {
   readonly report: VerifyReport | undefined;
 }
 
-/** The report goes to stdout whether or not verification passed; `ok` decides the exit code (0 or 1). */
+/**
+ * `vfio-bars map BDF`: maps, optionally verifies, releases; the report goes to stdout whether or not verification
+ * passed, and `ok` decides the exit code (0 or 1).
+ * @throws {UsageError} for bad options; VfioError, KvmError, MapError, CliError NO_ROOM_BELOW_4G when mapping fails.
+ */
 export function mapCommand(args: string[], env: CliEnvironment): { output: string; ok: boolean } {
   const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
   const bdf = parseBdfArgument('map', positionals);
@@ -57,30 +61,37 @@ export function mapCommand(args: string[], env: CliEnvironment): { output: strin
 }
 
 function checkJSON(c: VerifyCheck): unknown {
-  return { bar: c.bar, deviceOffset: hex(c.deviceOffset), gpa: hex(c.gpa), guest: c.guest === 'mmio' ? 'mmio' : hex(c.guest), device: hex(c.device), ok: c.ok };
+  const guest = c.guest === 'mmio' ? 'mmio' : hex(c.guest);
+  return { bar: c.bar, deviceOffset: hex(c.deviceOffset), gpa: hex(c.gpa), guest, device: hex(c.device), ok: c.ok };
 }
 
 function mapReportJSON(run: MapRun): unknown {
-  const bars = run.plan.bars.map((b) => ({ index: b.index, guestAddress: hex(b.guestAddress!), mappings: b.mappings.length, trapped: b.trapped.length }));
+  const bars = run.plan.bars.map((b) => ({
+    index: b.index, guestAddress: hex(b.guestAddress!), mappings: b.mappings.length, trapped: b.trapped.length,
+  }));
   const verify = run.report && {
     ok: run.report.ok,
     checks: run.report.checks.map(checkJSON),
     notCompared: run.report.notCompared.map((n) => ({ ...n, deviceOffset: hex(n.deviceOffset), size: hex(n.size) })),
   };
-  return { bdf: run.bdf, iommu: run.device.iommuMode, pageSize: hex(run.pageSize), slots: run.slots, dmaMapped: run.dmaMapped, bars, verify };
+  const { bdf, pageSize, slots, dmaMapped } = run;
+  return { bdf, iommu: run.device.iommuMode, pageSize: hex(pageSize), slots, dmaMapped, bars, verify };
 }
 
 function checkLine(c: VerifyCheck): string {
   const guest = c.guest === 'mmio' ? 'an MMIO exit' : hex(c.guest);
-  return `verify BAR${c.bar}+${hex(c.deviceOffset)} at gpa ${hex(c.gpa)}: guest read ${guest}, device ${hex(c.device)} ${c.ok ? 'OK' : 'MISMATCH'}`;
+  const verdict = c.ok ? 'OK' : 'MISMATCH';
+  return `verify BAR${c.bar}+${hex(c.deviceOffset)} at gpa ${hex(c.gpa)}: guest read ${guest}, device ${hex(c.device)} ${verdict}`;
 }
 
 function mapReportText(run: MapRun): string {
-  const lines = run.plan.bars.map((b) => `BAR${b.index}: ${b.mappings.length} direct mapping(s) at ${hex(b.guestAddress!)}, ${b.trapped.length} trapped range(s)`);
+  const lines = run.plan.bars.map((b) =>
+    `BAR${b.index}: ${b.mappings.length} direct mapping(s) at ${hex(b.guestAddress!)}, ${b.trapped.length} trapped range(s)`);
   const report = run.report;
   if (report) {
     lines.push(...report.checks.map(checkLine));
-    lines.push(...report.notCompared.map((n) => `not compared: BAR${n.bar}+${hex(n.deviceOffset)} (${hex(n.size)} bytes, ${n.what}): ${n.reason}`));
+    lines.push(...report.notCompared.map((n) =>
+      `not compared: BAR${n.bar}+${hex(n.deviceOffset)} (${hex(n.size)} bytes, ${n.what}): ${n.reason}`));
   }
   const dma = run.dmaMapped ? `, DMA-mapped through ${run.device.iommuMode}` : '';
   lines.push(report && !report.ok ? 'verification FAILED' : `mapped ${run.slots} KVM slot(s)${dma}${report ? ', verified' : ''}`);

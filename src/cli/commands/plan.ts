@@ -1,6 +1,7 @@
 /** `vfio-bars plan`: run the planner on a built-in profile or a captured description. */
 import { parseArgs } from 'node:util';
-import { hex, planBarMappings, planToJSON, type DeviceDescription, type MappingPlan, type PlannedBar } from '../../index.js'; // the public API only
+// The public API only.
+import { hex, planBarMappings, planToJSON, type DeviceDescription, type MappingPlan, type PlannedBar } from '../../index.js';
 import type { CliEnvironment } from '../environment.js';
 import { loadProfile } from '../profiles.js';
 import { readDescriptionFile } from '../read-description.js';
@@ -19,6 +20,10 @@ const OPTIONS = {
   json: { type: 'boolean', default: false },
 } as const;
 
+/**
+ * `vfio-bars plan ARGS`: the plan as a table (with the naive-vs-planned comparison) or as JSON.
+ * @throws {UsageError} for bad options (exit 2); the planner's PlanError for a description it cannot plan.
+ */
 export function planCommand(args: string[], env: CliEnvironment): string {
   const { values } = parseArgs({ args, options: OPTIONS, strict: true });
   const description = loadDescription(values.profile, values.description);
