@@ -8,6 +8,16 @@ import { PlanError } from './errors.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
+/**
+ * A plan as JSON: every u64 as a `"0x..."` string; trapped ranges with `kind`, `fileOffset` (absent for
+ * padding) and `cause`; warnings `{ bar, code, message }`; skipped BARs `{ index, code, reason }`; BAR
+ * notes `{ code, message }`. `planFromJSON` reads it back to an equal plan.
+ *
+ * @example
+ * ```ts
+ * writeFileSync('plan.json', JSON.stringify(planToJSON(plan), null, 2));
+ * ```
+ */
 export function planToJSON(plan: MappingPlan): Json {
   return {
     pageSize: formatU64(plan.pageSize),
@@ -66,6 +76,16 @@ function trappedToJSON(t: TrappedRange): Json {
 // ---- parsing -----------------------------------------------------------------------------------
 
 
+/**
+ * Reads a plan written by `planToJSON`.
+ *
+ * @throws PlanError `BAD_PLAN_JSON` naming the JSON path of the first field that is missing, of the wrong
+ *   type, or not one of the known kinds/causes/codes (a trapped range needs `fileOffset` unless it is padding).
+ * @example
+ * ```ts
+ * const plan = planFromJSON(JSON.parse(readFileSync('plan.json', 'utf8')));
+ * ```
+ */
 export function planFromJSON(json: unknown): MappingPlan {
   const o = object(json, 'plan');
   const strategy = o.msixStrategy ?? 'relocate';
