@@ -12,6 +12,9 @@ import { planRelativeBar } from './plan-bar.js';
 import { isPlacementWarning, placeBar } from './place-bar.js';
 import { replanBar } from './replan-bar.js';
 
+/** Also importable from here (the mapper's move path imports the planner). */
+export { replanBar, movedBar } from './replan-bar.js';
+
 const BAR_INDICES = [0, 1, 2, 3, 4, 5] as const;
 
 export function planBarMappings(description: DeviceDescription, options: PlanOptions): MappingPlan {

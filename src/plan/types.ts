@@ -27,6 +27,10 @@ export interface DirectMapping {
  * - `'msix-table'`: emulate the MSI-X table (the guest's view; `fileOffset` names the device's own entry);
  * - `'msix-pba'`: emulate the Pending Bit Array (the device's own PBA is at `fileOffset`);
  * - `'padding'`: no device behind it (beyond the region): reads return zeros, writes are dropped.
+ *
+ * Where the MSI-X table and PBA are relocated, the device's own table bytes in the lower half are plain
+ * `'device'` bytes (the guest's table is in the upper half); vfio-pci reads them as 0xff and drops writes.
+ * If a (malformed) device's table and PBA overlap, the overlapping bytes are `'msix-table'`.
  */
 export type TrapKind = 'device' | 'msix-table' | 'msix-pba' | 'padding';
 
