@@ -121,6 +121,11 @@ export class KvmVm implements Disposable {
     return this.#kvmFd;
   }
 
+  /** True once `close()` ran: the VM's slots (ours) are gone, every slot call throws `CLOSED`. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Number of registered slots. */
   get slotCount(): number {
     return this.#slots.size;

@@ -13,6 +13,11 @@ export interface DmaMapper {
   mapDma(iova: bigint, vaddr: bigint, size: bigint, prot: 'read' | 'read-write'): void;
   /** Undo exactly one earlier `mapDma(iova, ..., size)`. */
   unmapDma(iova: bigint, size: bigint): void;
+  /**
+   * Set when this IOMMU cannot DMA-map a BAR's mmap (iommufd before Linux 6.19 refuses PFNMAP memory):
+   * the mapper then maps BARs without DMA and logs this once, instead of failing.
+   */
+  readonly mmioDmaUnsupported?: { readonly code: string; readonly message: string };
 }
 
 export interface VfioDeviceHandle {
