@@ -91,6 +91,8 @@ export class BarMapper implements Disposable {
   readonly #log: MapperLogger;
   readonly #bars = new Map<number, BarState>();
   readonly #warnings: MapperWarning[] = [];
+  /** Resources a failed rollback could not release: retried by unmapAll and dispose, so nothing leaks. */
+  readonly #orphans: { bar: number; resource: DirectResource }[] = [];
   #disposed = false;
 
   /**
@@ -100,7 +102,10 @@ export class BarMapper implements Disposable {
   constructor(device: VfioDeviceHandle, vm: KvmVm, options: BarMapperOptions = {}) {
     this.#device = device;
     this.#log = mapperLog(options.logger);
-    this.#ctx = { vm, deviceFd: device.fd, syscalls: device.syscalls, dma: this.#dmaTarget(options.dmaMap ?? false), hugePfnAlign: options.hugePfnAlign ?? true };
+    this.#ctx = {
+      vm, deviceFd: device.fd, syscalls: device.syscalls, dma: this.#dmaTarget(options.dmaMap ?? false),
+      hugePfnAlign: options.hugePfnAlign ?? true, deviceClosed: () => device.closed === true,
+    };
   }
 
   /** The BARs currently mapped, by index: frozen copies, so writing to them cannot change the mapper. */
@@ -134,6 +139,7 @@ export class BarMapper implements Disposable {
    */
   map(plan: MappingPlan): MappedBar[] {
     this.#assertUsable('validate');
+    this.#assertDeviceOpen('validate');
     checkPlanShape(plan);
     for (const bar of plan.bars) {
       if (this.#bars.has(bar.index)) throw new MapError(`BAR${bar.index} is already mapped`, { step: 'validate', code: 'ALREADY_MAPPED', bar: bar.index });
@@ -266,7 +272,9 @@ export class BarMapper implements Disposable {
     undo.push(() => {
       bar.resources.splice(bar.resources.indexOf(resource), 1);
       const errors = resource.release();
-      if (errors.length > 0) throw errors[0];
+      if (errors.length === 0) return;
+      this.#orphans.push({ bar: planned.index, resource });
+      throw errors[0];
     });
     if (mode !== 'detached') undo.push(resource.attach(mapping));
   }
@@ -284,6 +292,11 @@ export class BarMapper implements Disposable {
 
   #unmapAll(): void {
     const errors: unknown[] = [];
+    for (const orphan of this.#orphans.splice(0)) {
+      const failed = orphan.resource.release();
+      if (failed.length > 0) this.#orphans.push(orphan);
+      if (failed.length > 0) errors.push(MapError.fromStep(failed[0], 'unmap', orphan.bar, orphan.resource.placed.gpa, failed.slice(1)));
+    }
     for (const index of [...this.#bars.keys()].reverse()) {
       try {
         this.#unmap(index);
@@ -340,10 +353,16 @@ export class BarMapper implements Disposable {
 
   #barFor(step: MapStep, index: number): BarState {
     this.#assertUsable(step);
+    this.#assertDeviceOpen(step);
     checkBarIndex(step, index);
     const bar = this.#bars.get(index);
     if (!bar) throw new MapError(`BAR${index} is not mapped`, { step, code: 'NOT_MAPPED', bar: index });
     return bar;
+  }
+
+  /** A closed device's fd number may already name another file: never mmap or DMA-map through it. */
+  #assertDeviceOpen(step: MapStep): void {
+    if (this.#device.closed === true) throw new MapError(`${this.#device.bdf}: the device is closed`, { step, code: 'DEVICE_CLOSED' });
   }
 
   #assertUsable(step: MapStep): void {

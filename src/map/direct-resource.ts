@@ -24,6 +24,8 @@ export interface ResourceContext {
   readonly dma: DmaMapper | undefined;
   readonly hugePfnAlign: boolean;
   readonly pageSize: bigint;
+  /** True once the device is closed: its IOMMU dropped every DMA map. */
+  readonly deviceClosed: () => boolean;
 }
 
 type HostSyscalls = Pick<Syscalls, 'mmap' | 'munmap'>;
@@ -170,7 +172,8 @@ export class DirectResource {
 
   #unmapDma(): void {
     if (this.#iova === undefined) return;
-    this.#ctx.dma!.unmapDma(this.#iova, this.#placed.size);
+    // A closed device's container/IOAS is gone with its maps; its fd number may belong to someone else now.
+    if (!this.#ctx.deviceClosed()) this.#ctx.dma!.unmapDma(this.#iova, this.#placed.size);
     this.#iova = undefined;
   }
 

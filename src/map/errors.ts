@@ -8,7 +8,7 @@ export interface MapErrorDetails {
   step: MapStep;
   /**
    * errno name of the failing call, or a library code: `'NO_GUEST_ADDRESS'`, `'ALREADY_MAPPED'`, `'NOT_MAPPED'`,
-   * `'DUPLICATE_BAR'`, `'BAD_PLAN'`, `'BAD_ARGUMENT'`, `'DISPOSED'`, `'PLAN_MISMATCH'`.
+   * `'DUPLICATE_BAR'`, `'BAD_PLAN'`, `'BAD_ARGUMENT'`, `'DISPOSED'`, `'DEVICE_CLOSED'`, `'PLAN_MISMATCH'`.
    */
   code: string;
   bar?: number;

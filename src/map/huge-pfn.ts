@@ -34,30 +34,25 @@ export function hugePfnBlock(size: bigint, pageSize: bigint): bigint | undefined
 }
 
 /**
- * The placement for an mmap of `size` bytes at `fileOffset` in the device fd (region offset included),
- * or undefined when no huge block applies.
+ * The placement for an mmap of `size` bytes at `fileOffset` in the device fd (region offset included):
+ * the largest block of the page size such that at least one whole block of the mapping can be mapped
+ * huge (the first block boundary lies `A - fileOffset % A` bytes in). Undefined when none can.
  *
  * @throws RangeError when an argument is negative, non-bigint, or `size`/`pageSize` is 0.
  * @example
- * hugePfnPlacement(0x4000_0000n, 0x1_0000_0000_2000_0000n, 0x1000n) // { align: 0x200000n, alignOffset: 0n }
+ * hugePfnPlacement(0x4000_0000n, 0x1_0000_0020_0000n, 0x1000n) // { align: 0x200000n, alignOffset: 0n }
  */
 export function hugePfnPlacement(size: bigint, fileOffset: bigint, pageSize: bigint): HugePfnPlacement | undefined {
   if (typeof fileOffset !== 'bigint' || fileOffset < 0n) throw new RangeError(`fileOffset must be a non-negative bigint, got ${String(fileOffset)}`);
-  const block = hugePfnBlock(size, pageSize);
-  if (block === undefined) return undefined;
-  const align = largestUsableBlock(size, fileOffset, block);
-  return { align, alignOffset: fileOffset % align };
+  checkPositive('size', size);
+  checkPositive('pageSize', pageSize);
+  const align = blocksFor(pageSize).find((block) => leadIn(fileOffset, block) + block <= size);
+  return align === undefined ? undefined : { align, alignOffset: fileOffset % align };
 }
 
-/**
- * The 2 MiB fallback for 4 KiB pages when the mapping cannot start a 1 GiB block: with 1 GiB blocks
- * the first PUD-aligned VA would lie `A - offset % A` bytes in, so if fewer than 1 GiB remain after that
- * point no PUD can be used and 2 MiB blocks are the best; the congruence is then taken mod 2 MiB.
- */
-function largestUsableBlock(size: bigint, fileOffset: bigint, block: bigint): bigint {
-  if (block !== GIB) return block;
-  const lead = (GIB - (fileOffset % GIB)) % GIB;
-  return lead + GIB <= size ? GIB : 2n * MIB;
+/** Bytes from the mapping's start to its first block boundary when VA ≡ fileOffset (mod block). */
+function leadIn(fileOffset: bigint, block: bigint): bigint {
+  return (block - (fileOffset % block)) % block;
 }
 
 function blocksFor(pageSize: bigint): readonly bigint[] {
