@@ -48,6 +48,7 @@ export { KvmVcpu, type VcpuExit } from './kvm/vcpu.js';
 export { GuestMemoryProbe, type ProbeResult, type ProbeOptions } from './kvm/probe.js';
 
 // map: executing plans
-export { BarMapper, hugePfnAlignment, type BarMapperOptions, type MappedBar, type MappedRegion, type MoveResult } from './map/bar-mapper.js';
+export { BarMapper, type BarMapperOptions, type MappedBar, type MappedRegion, type MapperWarning, type MoveResult } from './map/bar-mapper.js';
+export { hugePfnAlignment, hugePfnBlock, hugePfnPlacement, type HugePfnPlacement } from './map/huge-pfn.js';
 export { MapError, type MapErrorDetails, type MapStep } from './map/errors.js';
 export type { MapperLogger } from './map/logger.js';

@@ -74,6 +74,11 @@ export class VfioDevice implements VfioDeviceHandle, Disposable {
     return describeDevice(this.syscalls, this.fd, this.bdf);
   }
 
+  /** True once `close()` ran (the DMA maps went with the container or iommufd). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Closes the device, group/iommufd and container fds, newest first. Idempotent. */
   close(): void {
     if (this.#closed) return;

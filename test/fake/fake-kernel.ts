@@ -224,7 +224,8 @@ export class FakeKernel implements Syscalls {
     else if (file.kind === 'memfd' && offset + length > file.size) return fail(E.EINVAL);
     else if (file.kind !== 'memfd' && file.kind !== 'vcpu') return fail(E.ENODEV);
     const align = options.align && options.align > this.#pageSize ? options.align : this.#pageSize;
-    const address = roundUp(this.#nextAddress, align);
+    const alignOffset = align > this.#pageSize ? (options.alignOffset ?? 0n) : 0n; // address ≡ alignOffset (mod align)
+    const address = roundUp(this.#nextAddress - alignOffset, align) + alignOffset;
     this.#nextAddress = address + roundUp(length, this.#pageSize) + this.#pageSize; // guard page between mappings
     const view = new ArrayBuffer(Number(length < 1n << 24n ? length : 0n));
     this.#mappings.set(address, { length, view });
