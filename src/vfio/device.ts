@@ -136,7 +136,8 @@ function privateContext(bdf: string, options: VfioOpenOptions, owned: UndoStack)
   const request = options.iommu ?? 'auto';
   const cdev = request === 'iommufd' || request === 'auto' ? cdevOf(bdf, options) : undefined;
   if (request === 'iommufd' && !cdev) throw noCdev(bdf);
-  if (request !== 'iommufd' && request !== 'auto') legacyGroupNode(bdf, request, options);
+  // Legacy path: find the group (sysfs) before opening anything, so a device that is not set up fails first.
+  if (!cdev) legacyGroupNode(bdf, request, options);
   const context = IommuContext.openFor(cdev !== undefined, request, options);
   owned.push(() => context.close());
   return context;
