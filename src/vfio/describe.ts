@@ -31,7 +31,7 @@ export function describeDevice(sys: Syscalls, deviceFd: number, bdf: string): De
       return fn();
     } catch (error) {
       if (error instanceof SystemError) throw VfioError.fromSystem(error, `${bdf}: ${what}`, { bdf, ...(region !== undefined && { region }) });
-      throw error;
+      throw withDevice(error, bdf);
     }
   };
   const infoBuffer = encodeDeviceInfo(DEVICE_INFO_ARGSZ);
@@ -74,6 +74,14 @@ function optional<T>(fn: () => T): T | undefined {
     if (error instanceof VfioError && error.code === 'EINVAL') return undefined;
     throw error;
   }
+}
+
+/** A VfioError raised below describe() (region-info, cap chain) gets the device named, like the errno ones. */
+function withDevice(error: unknown, bdf: string): unknown {
+  if (!(error instanceof VfioError) || error.bdf !== undefined) return error;
+  const { code, region, group, errno, ioctl, iova, size } = error;
+  const details = { code, bdf, region, group, errno, ioctl, iova, size };
+  return new VfioError(`${bdf}: ${error.message}`, details, { cause: error });
 }
 
 function checkCounts(numRegions: number, numIrqs: number, bdf: string): void {
