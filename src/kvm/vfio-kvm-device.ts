@@ -7,7 +7,9 @@
  * The attribute's `addr` is the host address of an `__s32` fd. It points into one page of memfd memory this
  * object owns (never a JS Buffer, whose address is not ours to hand out), released with the object.
  */
-import { KVM_CREATE_DEVICE_TEST, KVM_DEV_TYPE, KVM_DEV_VFIO, decodeCreateDevice, encodeCreateDevice, encodeDeviceAttr } from '../uapi/index.js';
+import {
+  KVM_CREATE_DEVICE_TEST, KVM_DEV_TYPE, KVM_DEV_VFIO, decodeCreateDevice, encodeCreateDevice, encodeDeviceAttr,
+} from '../uapi/index.js';
 import { PROT, type HostMapping, type Syscalls } from '../sys/syscalls.js';
 import { realSyscalls } from '../sys/real-syscalls.js';
 import { SystemError } from '../sys/system-error.js';
@@ -79,7 +81,8 @@ export class KvmVfioDevice implements Disposable {
     } catch (error) {
       sys.munmap(scratch);
       if (error instanceof SystemError && error.code === 'ENODEV') {
-        throw new KvmError('KVM has no VFIO pseudo-device (kvm built without CONFIG_KVM_VFIO)', { code: 'NO_VFIO_DEVICE', errno: error.errno, ioctl: 'KVM_CREATE_DEVICE' }, { cause: error });
+        const details = { code: 'NO_VFIO_DEVICE', errno: error.errno, ioctl: 'KVM_CREATE_DEVICE' };
+        throw new KvmError('KVM has no VFIO pseudo-device (kvm built without CONFIG_KVM_VFIO)', details, { cause: error });
       }
       throw wrap(error, 'KVM_CREATE_DEVICE');
     }

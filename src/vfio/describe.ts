@@ -2,7 +2,9 @@
  * `describeDevice`: everything the planner needs, read from an open VFIO device fd — device info,
  * every region (keyed by index, never by position), irqs, and config space (header, BARs, MSI-X).
  */
-import { SIZEOF, VFIO_PCI_NUM_REGIONS, VFIO_PCI_REGION, decodeDeviceInfo, decodeIrqInfo, encodeDeviceInfo, encodeIrqInfo } from '../uapi/vfio.js';
+import {
+  SIZEOF, VFIO_PCI_NUM_REGIONS, VFIO_PCI_REGION, decodeDeviceInfo, decodeIrqInfo, encodeDeviceInfo, encodeIrqInfo,
+} from '../uapi/vfio.js';
 import type { Syscalls } from '../sys/syscalls.js';
 import { SystemError } from '../sys/system-error.js';
 import type { DeviceDescription, IrqDescription, RegionDescription } from './description.js';
@@ -86,10 +88,12 @@ function withDevice(error: unknown, bdf: string): unknown {
 
 function checkCounts(numRegions: number, numIrqs: number, bdf: string): void {
   if (numRegions > MAX_DEVICE_REGIONS) {
-    throw new VfioError(`${bdf}: kernel reports ${numRegions} regions (more than ${MAX_DEVICE_REGIONS}): refusing to walk them`, { code: 'TOO_MANY_REGIONS', bdf });
+    const message = `${bdf}: kernel reports ${numRegions} regions (more than ${MAX_DEVICE_REGIONS}): refusing to walk them`;
+    throw new VfioError(message, { code: 'TOO_MANY_REGIONS', bdf });
   }
   if (numIrqs > MAX_DEVICE_IRQS) {
-    throw new VfioError(`${bdf}: kernel reports ${numIrqs} irq indices (more than ${MAX_DEVICE_IRQS}): refusing to walk them`, { code: 'TOO_MANY_IRQS', bdf });
+    const message = `${bdf}: kernel reports ${numIrqs} irq indices (more than ${MAX_DEVICE_IRQS}): refusing to walk them`;
+    throw new VfioError(message, { code: 'TOO_MANY_IRQS', bdf });
   }
 }
 
@@ -98,7 +102,8 @@ function queryIrq(sys: Syscalls, deviceFd: number, index: number, bdf: string): 
   sys.ioctl(deviceFd, 'VFIO_DEVICE_GET_IRQ_INFO', buffer);
   const irq = decodeIrqInfo(buffer);
   if (irq.count > MAX_IRQ_VECTORS) {
-    throw new VfioError(`${bdf}: irq index ${index} reports ${irq.count} vectors (PCI allows at most ${MAX_IRQ_VECTORS})`, { code: 'IRQ_COUNT_ABSURD', bdf });
+    const message = `${bdf}: irq index ${index} reports ${irq.count} vectors (PCI allows at most ${MAX_IRQ_VECTORS})`;
+    throw new VfioError(message, { code: 'IRQ_COUNT_ABSURD', bdf });
   }
   return { index, flags: irq.flags, count: irq.count };
 }

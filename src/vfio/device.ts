@@ -15,7 +15,9 @@ import { validateBdf } from './bdf.js';
 import { UndoStack } from './cleanup.js';
 import { cdevOf, groupNodeOf, iommuGroupOf, type SysfsOptions } from './sysfs.js';
 import { describeDevice } from './describe.js';
-import { IommuContext, contextInternals, type ContextInternals, type IommuMode, type IommuRequest } from './iommu-context.js';
+import {
+  IommuContext, checkGroupKind, contextInternals, openPrivateContext, pickSysfs, type ContextInternals, type IommuMode, type IommuRequest,
+} from './iommu-context.js';
 import { isKvmVfioFileRegistry, type KvmVfioFileRegistry } from './kvm-file-registry.js';
 
 export type { IommuMode } from './iommu-context.js';
@@ -127,7 +129,8 @@ function checkOpenOptions(options: VfioOpenOptions): void {
     throw new VfioError('options.kvm must be a KvmVfioDevice (addFile/removeFile)', { code: 'BAD_ARGUMENT' });
   }
   if (options.context && options.iommu !== undefined && options.iommu !== contextInternals(options.context).request) {
-    throw new VfioError(`options.iommu ${options.iommu} conflicts with the context's ${contextInternals(options.context).request}: pass it to IommuContext.open`, { code: 'BAD_ARGUMENT' });
+    const message = `options.iommu ${options.iommu} conflicts with the context's ${contextInternals(options.context).request}`;
+    throw new VfioError(`${message}: pass it to IommuContext.open`, { code: 'BAD_ARGUMENT' });
   }
 }
 
@@ -138,12 +141,14 @@ function privateContext(bdf: string, options: VfioOpenOptions, owned: UndoStack)
   if (request === 'iommufd' && !cdev) throw noCdev(bdf);
   // Legacy path: find the group (sysfs) before opening anything, so a device that is not set up fails first.
   if (!cdev) legacyGroupNode(bdf, request, options);
-  const context = IommuContext.openFor(cdev !== undefined, request, options);
+  const context = openPrivateContext(cdev !== undefined, request, options);
   owned.push(() => context.close());
   return context;
 }
 
-function openInContext(bdf: string, context: IommuContext, internals: ContextInternals, options: VfioOpenOptions, owned: UndoStack): Opened {
+function openInContext(
+  bdf: string, context: IommuContext, internals: ContextInternals, options: VfioOpenOptions, owned: UndoStack,
+): Opened {
   const sysfs = { ...internals.sysfs, ...pickSysfs(options) };
   if (context.backend === 'iommufd') {
     const cdev = cdevOf(bdf, sysfs);
@@ -161,12 +166,19 @@ function openInContext(bdf: string, context: IommuContext, internals: ContextInt
   return { fd, mode: context.mode!, dma: context.dma, reason: context.reason };
 }
 
-function legacyGroupNode(bdf: string, request: IommuRequest, sysfs: SysfsOptions): { group: string; node: { path: string; noiommu: boolean } } {
+interface GroupNode {
+  readonly group: string;
+  readonly node: { path: string; noiommu: boolean };
+}
+
+function legacyGroupNode(bdf: string, request: IommuRequest, sysfs: SysfsOptions): GroupNode {
   const group = iommuGroupOf(bdf, sysfs);
   const node = groupNodeOf(group, sysfs);
-  if (!node) throw new VfioError(`${bdf}: IOMMU group ${group} has no /dev/vfio node; bind the device to vfio-pci`, { code: 'NO_GROUP_NODE', bdf, group });
-  if (request === 'type1' && node.noiommu) throw new VfioError(`${bdf}: group ${group} is a no-IOMMU group; type1 is impossible`, { code: 'MODE_UNAVAILABLE', bdf, group });
-  if (request === 'noiommu' && !node.noiommu) throw new VfioError(`${bdf}: group ${group} is an IOMMU group, not no-IOMMU`, { code: 'MODE_UNAVAILABLE', bdf, group });
+  if (!node) {
+    const message = `${bdf}: IOMMU group ${group} has no /dev/vfio node; bind the device to vfio-pci`;
+    throw new VfioError(message, { code: 'NO_GROUP_NODE', bdf, group });
+  }
+  checkGroupKind(bdf, group, node.noiommu, request);
   return { group, node };
 }
 
@@ -180,10 +192,6 @@ function openFd(sys: Syscalls, owned: UndoStack, path: string): number {
   const fd = sys.open(path, O_FLAGS.RDWR);
   owned.push(() => sys.close(fd));
   return fd;
-}
-
-function pickSysfs(options: SysfsOptions): SysfsOptions {
-  return { ...(options.sysfsRoot !== undefined && { sysfsRoot: options.sysfsRoot }), ...(options.devRoot !== undefined && { devRoot: options.devRoot }) };
 }
 
 function noCdev(bdf: string): VfioError {

@@ -24,7 +24,9 @@ export function checkGuestMapping(iova: unknown, hostAddress: unknown, size: unk
   if (host + (size as bigint) > U64_LIMIT) {
     throw argument(`hostAddress ${hex(host)} + size ${hex(size as bigint)} wraps past 2^64`, iova as bigint, size as bigint);
   }
-  if (prot !== 'read' && prot !== 'read-write') throw argument(`prot must be 'read' or 'read-write', got ${String(prot)}`, iova as bigint, size as bigint);
+  if (prot !== 'read' && prot !== 'read-write') {
+    throw argument(`prot must be 'read' or 'read-write', got ${String(prot)}`, iova as bigint, size as bigint);
+  }
   return { iova: iova as bigint, hostAddress: host, size: size as bigint, prot };
 }
 
@@ -32,7 +34,7 @@ export function checkGuestMapping(iova: unknown, hostAddress: unknown, size: unk
 export function checkRange(iova: unknown, size: unknown, pageSize: bigint): void {
   const start = checkAddress('iova', iova, pageSize);
   if (typeof size !== 'bigint') throw argument(`size must be a bigint, got ${typeof size}`);
-  if (size <= 0n) throw argument(`size must be positive, got ${hex(size < 0n ? -size : size)}${size < 0n ? ' (negative)' : ''}`, start, size);
+  if (size <= 0n) throw argument(`size must be positive, got ${size < 0n ? `-${hex(-size)}` : '0'}`, start, size);
   if (size % pageSize !== 0n) throw argument(`size ${hex(size)} is not a multiple of the ${hex(pageSize)} page size`, start, size);
   if (start + size > U64_LIMIT) throw argument(`iova ${hex(start)} + size ${hex(size)} wraps past 2^64`, start, size);
 }
@@ -51,5 +53,5 @@ function checkAddress(what: string, value: unknown, pageSize: bigint): bigint {
 }
 
 function argument(message: string, iova?: bigint, size?: bigint): VfioError {
-  return new VfioError(`DMA mapping: ${message}`, { code: 'BAD_ARGUMENT', ...(iova !== undefined && { iova }), ...(size !== undefined && { size }) });
+  return new VfioError(`DMA mapping: ${message}`, { code: 'BAD_ARGUMENT', iova, size });
 }

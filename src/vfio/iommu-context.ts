@@ -49,6 +49,13 @@ export interface ContextInternals {
   bindDevice(deviceFd: number): void;
 }
 
+interface OpenedBackend {
+  readonly backend: 'container' | 'iommufd';
+  readonly fd: number;
+  readonly ioasId?: number;
+  readonly reason: string;
+}
+
 interface GroupEntry {
   readonly fd: number;
   refs: number;
@@ -57,11 +64,13 @@ interface GroupEntry {
 const MAX_GUEST_MAPPINGS = 65_536;
 
 let internalsOf: (context: IommuContext) => ContextInternals;
+let openWith: (cdevPresent: boolean | undefined, request: IommuRequest, options: IommuContextOptions) => IommuContext;
 
 /** One IOMMU address space (container or iommufd IOAS) shared by the VFIO devices of a VM. */
 export class IommuContext implements Disposable {
   static {
     internalsOf = (context) => context.#internals();
+    openWith = (cdevPresent, request, options) => IommuContext.#openWith(cdevPresent, request, options);
   }
 
   readonly syscalls: Syscalls;
@@ -82,7 +91,7 @@ export class IommuContext implements Disposable {
   #ownerClosed = false;
   #released = false;
 
-  private constructor(sys: Syscalls, request: IommuRequest, sysfs: SysfsOptions, opened: { backend: 'container' | 'iommufd'; fd: number; ioasId?: number; reason: string }) {
+  private constructor(sys: Syscalls, request: IommuRequest, sysfs: SysfsOptions, opened: OpenedBackend) {
     this.syscalls = sys;
     this.#request = request;
     this.#sysfs = sysfs;
@@ -110,13 +119,13 @@ export class IommuContext implements Disposable {
     if (!['auto', 'type1', 'noiommu', 'iommufd'].includes(request)) {
       throw new VfioError(`iommu must be 'auto', 'type1', 'noiommu' or 'iommufd', got ${String(request)}`, { code: 'BAD_ARGUMENT' });
     }
-    return IommuContext.openFor(undefined, request, options);
+    return IommuContext.#openWith(undefined, request, options);
   }
 
-  /** @internal The private context of a device opened without one: `'auto'` follows that device's cdev. */
-  static openFor(cdevPresent: boolean | undefined, request: IommuRequest, options: IommuContextOptions): IommuContext {
+  /** `cdevPresent` decides `'auto'` for a device's private context; undefined: decide from /dev. */
+  static #openWith(cdevPresent: boolean | undefined, request: IommuRequest, options: IommuContextOptions): IommuContext {
     const sys = options.syscalls ?? realSyscalls();
-    const sysfs = { ...(options.sysfsRoot !== undefined && { sysfsRoot: options.sysfsRoot }), ...(options.devRoot !== undefined && { devRoot: options.devRoot }) };
+    const sysfs = pickSysfs(options);
     const devRoot = options.devRoot ?? '/dev';
     const owned = new UndoStack();
     try {
@@ -178,10 +187,12 @@ export class IommuContext implements Disposable {
     if (this.#mode === 'noiommu') throw this.#noIommu(mapping);
     const overlap = findOverlap(this.#mappings.values(), mapping.iova, mapping.size);
     if (overlap) {
-      throw new VfioError(`DMA mapping ${hex(mapping.iova)}+${hex(mapping.size)} overlaps ${hex(overlap.iova)}+${hex(overlap.size)}`, { code: 'DMA_OVERLAP', iova: mapping.iova, size: mapping.size });
+      const message = `DMA mapping ${hex(mapping.iova)}+${hex(mapping.size)} overlaps ${hex(overlap.iova)}+${hex(overlap.size)}`;
+      throw new VfioError(message, { code: 'DMA_OVERLAP', iova: mapping.iova, size: mapping.size });
     }
     if (this.#mappings.size >= MAX_GUEST_MAPPINGS) {
-      throw new VfioError(`more than ${MAX_GUEST_MAPPINGS} guest DMA mappings`, { code: 'TOO_MANY_MAPPINGS', iova: mapping.iova, size: mapping.size });
+      const details = { code: 'TOO_MANY_MAPPINGS', iova: mapping.iova, size: mapping.size };
+      throw new VfioError(`more than ${MAX_GUEST_MAPPINGS} guest DMA mappings`, details);
     }
     if (this.#applied) this.#kernelMap(mapping);
     this.#mappings.set(mapping.iova, mapping);
@@ -242,7 +253,9 @@ export class IommuContext implements Disposable {
   }
 
   #acquireGroup(bdf: string, group: string, node: { path: string; noiommu: boolean }, undo: UndoStack): number {
-    if (this.backend !== 'container') throw new VfioError(`${bdf}: an iommufd context takes devices by cdev, not groups`, { code: 'MODE_MISMATCH', bdf, group });
+    if (this.backend !== 'container') {
+      throw new VfioError(`${bdf}: an iommufd context takes devices by cdev, not groups`, { code: 'MODE_MISMATCH', bdf, group });
+    }
     const existing = this.#groups.get(group);
     if (existing) {
       existing.refs++;
@@ -269,13 +282,14 @@ export class IommuContext implements Disposable {
   }
 
   #checkGroupFits(bdf: string, group: string, noiommu: boolean): void {
-    if (this.#request === 'type1' && noiommu) throw new VfioError(`${bdf}: group ${group} is a no-IOMMU group; type1 is impossible`, { code: 'MODE_UNAVAILABLE', bdf, group });
-    if (this.#request === 'noiommu' && !noiommu) throw new VfioError(`${bdf}: group ${group} is an IOMMU group, not no-IOMMU`, { code: 'MODE_UNAVAILABLE', bdf, group });
+    checkGroupKind(bdf, group, noiommu, this.#request);
     if (this.#mode !== undefined && (this.#mode === 'noiommu') !== noiommu) {
-      throw new VfioError(`${bdf}: group ${group} (${noiommu ? 'no-IOMMU' : 'IOMMU'}) cannot join a ${this.#mode} container`, { code: 'MODE_MISMATCH', bdf, group });
+      const kind = noiommu ? 'no-IOMMU' : 'IOMMU';
+      throw new VfioError(`${bdf}: group ${group} (${kind}) cannot join a ${this.#mode} container`, { code: 'MODE_MISMATCH', bdf, group });
     }
     if (noiommu && this.#mappings.size > 0) {
-      throw new VfioError(`${bdf}: group ${group} is a no-IOMMU group but guest memory is DMA-mapped in this context`, { code: 'NO_IOMMU', bdf, group });
+      const message = `${bdf}: group ${group} is a no-IOMMU group but guest memory is DMA-mapped in this context`;
+      throw new VfioError(message, { code: 'NO_IOMMU', bdf, group });
     }
   }
 
@@ -309,7 +323,9 @@ export class IommuContext implements Disposable {
   }
 
   #bindDevice(deviceFd: number): void {
-    if (this.backend !== 'iommufd' || this.#ioasId === undefined) throw new VfioError('a container context takes devices by group, not cdev', { code: 'MODE_MISMATCH' });
+    if (this.backend !== 'iommufd' || this.#ioasId === undefined) {
+      throw new VfioError('a container context takes devices by group, not cdev', { code: 'MODE_MISMATCH' });
+    }
     this.syscalls.ioctl(deviceFd, 'VFIO_DEVICE_BIND_IOMMUFD', encodeBindIommufd(this.#fd));
     const attach = encodeAttachIommufdPt(this.#ioasId);
     this.syscalls.ioctl(deviceFd, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', attach);
@@ -334,11 +350,13 @@ export class IommuContext implements Disposable {
 
   #wrap(error: unknown, what: string, mapping: GuestDmaMapping): unknown {
     if (!(error instanceof SystemError)) return error;
-    return VfioError.fromSystem(error, `guest DMA ${what} ${hex(mapping.iova)}+${hex(mapping.size)}`, { iova: mapping.iova, size: mapping.size });
+    const context = `guest DMA ${what} ${hex(mapping.iova)}+${hex(mapping.size)}`;
+    return VfioError.fromSystem(error, context, { iova: mapping.iova, size: mapping.size });
   }
 
   #noIommu(mapping: GuestDmaMapping): VfioError {
-    return new VfioError('noiommu: there is no IOMMU to program; devices DMA to host physical addresses', { code: 'NO_IOMMU', iova: mapping.iova, size: mapping.size });
+    const details = { code: 'NO_IOMMU', iova: mapping.iova, size: mapping.size };
+    return new VfioError('noiommu: there is no IOMMU to program; devices DMA to host physical addresses', details);
   }
 
   #assertOpen(): void {
@@ -359,6 +377,11 @@ export class IommuContext implements Disposable {
   }
 }
 
+/** A context private to one device: `'auto'` follows that device's cdev (`cdevPresent`), as before contexts. */
+export function openPrivateContext(cdevPresent: boolean, request: IommuRequest, options: IommuContextOptions): IommuContext {
+  return openWith(cdevPresent, request, options);
+}
+
 /** The internals of a context, for VfioDevice.open. */
 export function contextInternals(context: IommuContext): ContextInternals {
   return internalsOf(context);
@@ -368,7 +391,7 @@ function iommufdAvailable(devRoot: string): boolean {
   return existsSync(path.join(devRoot, 'iommu')) && existsSync(path.join(devRoot, 'vfio', 'devices'));
 }
 
-function openIommufd(sys: Syscalls, devRoot: string, owned: UndoStack, request: IommuRequest): { backend: 'iommufd'; fd: number; ioasId: number; reason: string } {
+function openIommufd(sys: Syscalls, devRoot: string, owned: UndoStack, request: IommuRequest): OpenedBackend {
   const fd = openFd(sys, owned, path.join(devRoot, 'iommu'));
   const alloc = encodeIoasAlloc();
   sys.ioctl(fd, 'IOMMU_IOAS_ALLOC', alloc);
@@ -376,10 +399,12 @@ function openIommufd(sys: Syscalls, devRoot: string, owned: UndoStack, request: 
   return { backend: 'iommufd', fd, ioasId: decodeIoasAlloc(alloc).outIoasId, reason };
 }
 
-function openContainer(sys: Syscalls, devRoot: string, owned: UndoStack): { backend: 'container'; fd: number; reason: string } {
+function openContainer(sys: Syscalls, devRoot: string, owned: UndoStack): OpenedBackend {
   const fd = openFd(sys, owned, path.join(devRoot, 'vfio', 'vfio'));
   const version = sys.ioctl(fd, 'VFIO_GET_API_VERSION');
-  if (version !== VFIO_API_VERSION) throw new VfioError(`VFIO API version ${version}, expected ${VFIO_API_VERSION}`, { code: 'API_VERSION' });
+  if (version !== VFIO_API_VERSION) {
+    throw new VfioError(`VFIO API version ${version}, expected ${VFIO_API_VERSION}`, { code: 'API_VERSION' });
+  }
   return { backend: 'container', fd, reason: 'container (IOMMU type set by the first group)' };
 }
 
@@ -393,19 +418,50 @@ function checkViable(sys: Syscalls, groupFd: number, bdf: string, group: string)
   const status = encodeGroupStatus();
   sys.ioctl(groupFd, 'VFIO_GROUP_GET_STATUS', status);
   if ((decodeGroupStatus(status).flags & VFIO_GROUP_FLAGS.VIABLE) === 0) {
-    throw new VfioError(`${bdf}: IOMMU group ${group} is not viable: every device in it must be bound to vfio-pci (or no driver)`, { code: 'GROUP_NOT_VIABLE', bdf, group });
+    const message = `${bdf}: IOMMU group ${group} is not viable: every device in it must be bound to vfio-pci (or no driver)`;
+    throw new VfioError(message, { code: 'GROUP_NOT_VIABLE', bdf, group });
   }
 }
 
-function chooseIommuType(sys: Syscalls, containerFd: number, noiommu: boolean, bdf: string): { mode: 'type1' | 'type1v2' | 'noiommu'; type: number; reason: string } {
-  const has = (extension: number): boolean => sys.ioctl(containerFd, 'VFIO_CHECK_EXTENSION', extension) > 0;
-  if (noiommu) {
-    if (has(VFIO_EXTENSION.NOIOMMU_IOMMU)) return { mode: 'noiommu', type: VFIO_EXTENSION.NOIOMMU_IOMMU, reason: 'noiommu: the group is a no-IOMMU group (no DMA isolation)' };
-  } else {
-    if (has(VFIO_EXTENSION.TYPE1v2_IOMMU)) return { mode: 'type1v2', type: VFIO_EXTENSION.TYPE1v2_IOMMU, reason: 'type1v2 container (no VFIO cdev)' };
-    if (has(VFIO_EXTENSION.TYPE1_IOMMU)) return { mode: 'type1', type: VFIO_EXTENSION.TYPE1_IOMMU, reason: 'type1 container (type1v2 unavailable)' };
+interface IommuTypeChoice {
+  readonly mode: 'type1' | 'type1v2' | 'noiommu';
+  readonly type: number;
+  readonly reason: string;
+}
+
+/** The container types in order of preference, each with why it was chosen. */
+const NOIOMMU_CHOICE: IommuTypeChoice = {
+  mode: 'noiommu', type: VFIO_EXTENSION.NOIOMMU_IOMMU, reason: 'noiommu: the group is a no-IOMMU group (no DMA isolation)',
+};
+const TYPE1_CHOICES: readonly IommuTypeChoice[] = [
+  { mode: 'type1v2', type: VFIO_EXTENSION.TYPE1v2_IOMMU, reason: 'type1v2 container (no VFIO cdev)' },
+  { mode: 'type1', type: VFIO_EXTENSION.TYPE1_IOMMU, reason: 'type1 container (type1v2 unavailable)' },
+];
+
+function chooseIommuType(sys: Syscalls, containerFd: number, noiommu: boolean, bdf: string): IommuTypeChoice {
+  const candidates = noiommu ? [NOIOMMU_CHOICE] : TYPE1_CHOICES;
+  for (const candidate of candidates) {
+    if (sys.ioctl(containerFd, 'VFIO_CHECK_EXTENSION', candidate.type) > 0) return candidate;
   }
   throw new VfioError(`${bdf}: the VFIO container supports no usable IOMMU type`, { code: 'NO_IOMMU_TYPE', bdf });
+}
+
+/** The group's kind against what the caller asked for: a typed error before anything is opened. */
+export function checkGroupKind(bdf: string, group: string, noiommu: boolean, request: IommuRequest): void {
+  if (request === 'type1' && noiommu) {
+    throw new VfioError(`${bdf}: group ${group} is a no-IOMMU group; type1 is impossible`, { code: 'MODE_UNAVAILABLE', bdf, group });
+  }
+  if (request === 'noiommu' && !noiommu) {
+    throw new VfioError(`${bdf}: group ${group} is an IOMMU group, not no-IOMMU`, { code: 'MODE_UNAVAILABLE', bdf, group });
+  }
+}
+
+/** Only the sysfs/dev roots of an options object (they are what a context remembers). */
+export function pickSysfs(options: SysfsOptions): SysfsOptions {
+  return {
+    ...(options.sysfsRoot !== undefined && { sysfsRoot: options.sysfsRoot }),
+    ...(options.devRoot !== undefined && { devRoot: options.devRoot }),
+  };
 }
 
 function quietly(fn: () => void): void {

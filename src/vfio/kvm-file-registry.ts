@@ -11,5 +11,6 @@ export interface KvmVfioFileRegistry {
 
 export function isKvmVfioFileRegistry(value: unknown): value is KvmVfioFileRegistry {
   const candidate = value as Partial<KvmVfioFileRegistry> | null;
-  return typeof candidate === 'object' && candidate !== null && typeof candidate.addFile === 'function' && typeof candidate.removeFile === 'function';
+  if (typeof candidate !== 'object' || candidate === null) return false;
+  return typeof candidate.addFile === 'function' && typeof candidate.removeFile === 'function';
 }

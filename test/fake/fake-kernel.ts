@@ -12,7 +12,9 @@ import {
   writeRegionInfo, type IoctlName, type KvmUserspaceMemoryRegion,
 } from '../../src/uapi/index.js';
 import type { DeviceDescription, RegionCapability, RegionDescription } from '../../src/vfio/description.js';
-import { GroupOpens, deviceOfGroup, detachGroup, setContainer, setIommu, topologyNodes, type ContainerFile, type FakeGroup, type GroupFile } from './fake-vfio-groups.js';
+import {
+  GroupOpens, deviceOfGroup, detachGroup, setContainer, setIommu, topologyNodes, type ContainerFile, type FakeGroup, type GroupFile,
+} from './fake-vfio-groups.js';
 import { createKvmDevice, setKvmVfioAttr, type FakeKvmVfioHost, type KvmDeviceFile, type KvmVfioState } from './fake-kvm-vfio.js';
 import { hostileDeviceInfo, hostileIrqInfo, hostileRegionInfo, type HostileReplies } from './fake-hostile.js';
 
@@ -82,7 +84,8 @@ export class FakeKernel implements Syscalls {
     const dev = options.devRoot ?? '/dev';
     this.#kvmVfio = options.kvmVfio ?? true;
     this.#hostile = options.hostile;
-    const topology = topologyNodes(options.groups ?? [{ id: group, noiommu: options.noiommu ?? false, devices: [{ bdf: options.device?.bdf ?? '', cdev: 'vfio0' }] }], dev);
+    const single: FakeGroup = { id: group, noiommu: options.noiommu ?? false, devices: [{ bdf: options.device?.bdf ?? '', cdev: 'vfio0' }] };
+    const topology = topologyNodes(options.groups ?? [single], dev);
     this.#groups = topology.groups;
     this.#files = new Map<string, () => FdKind>([
       [`${dev}/kvm`, () => ({ kind: 'kvm' })],
@@ -191,13 +194,14 @@ export class FakeKernel implements Syscalls {
         buffer.writeUInt32LE(VFIO_GROUP_FLAGS.VIABLE | (file.kind === 'group' && file.container !== undefined ? VFIO_GROUP_FLAGS.CONTAINER_SET : 0), 4);
         return 0;
       case 'group:VFIO_GROUP_SET_CONTAINER': {
-        const container = this.#fds.get(buffer.readInt32LE(0));
-        return file.kind === 'group' ? setContainer(file, container?.kind === 'container' ? container : undefined, buffer.readInt32LE(0), fail) : fail(E.EINVAL);
+        const containerFd = buffer.readInt32LE(0);
+        if (file.kind !== 'group') return fail(E.EINVAL);
+        return setContainer(file, this.#container(containerFd), containerFd, fail);
       }
       case 'group:VFIO_GROUP_GET_DEVICE_FD': {
         if (file.kind !== 'group' || !this.#device) return fail(E.ENODEV);
-        const container = file.container === undefined ? undefined : this.#fds.get(file.container);
-        const bdf = deviceOfGroup(this.#groups.get(file.node ?? ''), buffer.toString('utf8').replace(/\0.*$/s, ''), container?.kind === 'container' ? container : undefined, fail);
+        const name = buffer.toString('utf8').replace(/\0.*$/s, '');
+        const bdf = deviceOfGroup(this.#groups.get(file.node ?? ''), name, this.#container(file.container), fail);
         return this.#newFd({ kind: 'device', bdf });
       }
       case 'vm:KVM_CREATE_DEVICE':
@@ -362,14 +366,20 @@ export class FakeKernel implements Syscalls {
   /** One reference to a group file gone (its fd closed, or KVM let go); the last one detaches it. */
   #releaseGroupFile(file: GroupFile): void {
     if (file.node === undefined || !this.#groupOpens.release(file.node)) return;
-    const container = file.container === undefined ? undefined : this.#fds.get(file.container);
-    detachGroup(file, container?.kind === 'container' ? container : undefined);
+    detachGroup(file, this.#container(file.container));
+  }
+
+  #container(fd: number | undefined): ContainerFile | undefined {
+    const file = fd === undefined ? undefined : this.#fds.get(fd);
+    return file?.kind === 'container' ? file : undefined;
   }
 
   /** The VM and its pseudo-device are gone once neither fd is open: KVM drops the files it held. */
   #releaseKvmVfio(state: KvmVfioState | undefined): void {
     if (!state) return;
-    for (const other of this.#fds.values()) if ((other.kind === 'vm' && other.vfio === state) || (other.kind === 'kvm-device' && other.state === state)) return;
+    for (const other of this.#fds.values()) {
+      if ((other.kind === 'vm' && other.vfio === state) || (other.kind === 'kvm-device' && other.state === state)) return;
+    }
     const host = this.#kvmVfioHost();
     for (const file of [...state.files.keys()]) host.hold(file, false);
     state.files.clear();

@@ -2,7 +2,8 @@
  * The fake kernel's KVM VFIO pseudo-device (virt/kvm/vfio.c): KVM_CREATE_DEVICE of KVM_DEV_TYPE_VFIO (one
  * per VM, EBUSY for a second; the TEST flag creates nothing), and KVM_SET_DEVICE_ATTR group KVM_DEV_VFIO_FILE
  * with ADD (EEXIST if already added, EBADF for an fd that is not open, EINVAL for a file that is not a VFIO
- * group or device) and DEL (EBADF for an fd not open, ENOENT for a file not added). The attribute's `addr` is read as an `__s32` fd from the caller's memory.
+ * group or device) and DEL (EBADF for an fd not open, ENOENT for a file not added). The attribute's `addr`
+ * is read as an `__s32` fd from the caller's memory.
  */
 import { constants } from 'node:os';
 import { KVM_CREATE_DEVICE_TEST, KVM_DEV_TYPE, KVM_DEV_VFIO, decodeCreateDevice, decodeDeviceAttr } from '../../src/uapi/index.js';
@@ -28,7 +29,9 @@ export interface FakeKvmVfioHost {
   hold(file: object, held: boolean): void;
 }
 
-export function createKvmDevice(vm: { vfio?: KvmVfioState }, buffer: Buffer, host: FakeKvmVfioHost, fail: (errno: number) => never): number {
+type Fail = (errno: number) => never;
+
+export function createKvmDevice(vm: { vfio?: KvmVfioState }, buffer: Buffer, host: FakeKvmVfioHost, fail: Fail): number {
   const request = decodeCreateDevice(buffer);
   if (request.type !== KVM_DEV_TYPE.VFIO || !host.enabled) return fail(E.ENODEV);
   if ((request.flags & ~KVM_CREATE_DEVICE_TEST) !== 0) return fail(E.EINVAL);
@@ -39,7 +42,7 @@ export function createKvmDevice(vm: { vfio?: KvmVfioState }, buffer: Buffer, hos
   return 0;
 }
 
-export function setKvmVfioAttr(device: KvmDeviceFile, buffer: Buffer, host: FakeKvmVfioHost, fail: (errno: number) => never): number {
+export function setKvmVfioAttr(device: KvmDeviceFile, buffer: Buffer, host: FakeKvmVfioHost, fail: Fail): number {
   const attr = decodeDeviceAttr(buffer);
   if (attr.group !== KVM_DEV_VFIO.FILE) return fail(E.ENXIO);
   const bytes = host.peek(attr.addr, 4);

@@ -20,7 +20,15 @@ export interface GroupFile { kind: 'group'; container?: number; node?: string }
 export interface ContainerFile { kind: 'container'; iommuType?: number; dma: Map<bigint, bigint>; groups?: Set<object> }
 
 /** Group nodes and cdev nodes of a topology, keyed by path, with what each path opens. */
-export function topologyNodes(groups: readonly FakeGroup[], devRoot: string): { groups: Map<string, FakeGroup>; cdevs: Map<string, string> } {
+export interface TopologyNodes {
+  readonly groups: Map<string, FakeGroup>;
+  /** cdev node path -> the device's BDF. */
+  readonly cdevs: Map<string, string>;
+}
+
+type Fail = (errno: number) => never;
+
+export function topologyNodes(groups: readonly FakeGroup[], devRoot: string): TopologyNodes {
   const nodes = new Map<string, FakeGroup>();
   const cdevs = new Map<string, string>();
   for (const group of groups) {
@@ -35,7 +43,7 @@ export class GroupOpens {
   readonly #held = new Map<string, number>();
 
   /** Throws EBUSY (through `fail`) when `node` is open. */
-  open(node: string, fail: (errno: number) => never): void {
+  open(node: string, fail: Fail): void {
     if ((this.#held.get(node) ?? 0) > 0) fail(E.EBUSY);
     this.#held.set(node, 1);
   }
@@ -56,7 +64,7 @@ export class GroupOpens {
   }
 }
 
-export function setContainer(group: GroupFile, container: ContainerFile | undefined, containerFd: number, fail: (errno: number) => never): number {
+export function setContainer(group: GroupFile, container: ContainerFile | undefined, containerFd: number, fail: Fail): number {
   if (group.container !== undefined) return fail(E.EINVAL);
   if (!container) return fail(E.EBADF);
   group.container = containerFd;
@@ -64,7 +72,7 @@ export function setContainer(group: GroupFile, container: ContainerFile | undefi
   return 0;
 }
 
-export function setIommu(container: ContainerFile, type: number, fail: (errno: number) => never): number {
+export function setIommu(container: ContainerFile, type: number, fail: Fail): number {
   if ((container.groups?.size ?? 0) === 0 || container.iommuType !== undefined) return fail(E.EINVAL);
   container.iommuType = type;
   return 0;
@@ -79,7 +87,7 @@ export function detachGroup(group: GroupFile, container: ContainerFile | undefin
 }
 
 /** GROUP_GET_DEVICE_FD: the name must be one of the group's devices and the container must have an IOMMU. */
-export function deviceOfGroup(group: FakeGroup | undefined, name: string, container: ContainerFile | undefined, fail: (errno: number) => never): string {
+export function deviceOfGroup(group: FakeGroup | undefined, name: string, container: ContainerFile | undefined, fail: Fail): string {
   if (!group?.devices.some((d) => d.bdf === name)) return fail(E.ENODEV);
   if (container?.iommuType === undefined) return fail(E.EINVAL);
   return name;

@@ -41,7 +41,8 @@ describe('KvmVfioDevice with VfioDevice.open (fake kernel)', () => {
     using context = IommuContext.open(options);
     const from = kernel.calls.length;
     const device = VfioDevice.open(FN0, { ...options, context, kvm });
-    expect(kernel.calls.slice(from).map((c) => c.name)).toEqual(['open', 'KVM_SET_DEVICE_ATTR', 'VFIO_DEVICE_BIND_IOMMUFD', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT']);
+    const names = kernel.calls.slice(from).map((c) => c.name);
+    expect(names).toEqual(['open', 'KVM_SET_DEVICE_ATTR', 'VFIO_DEVICE_BIND_IOMMUFD', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT']);
     expect(kernel.sawKvmAtBind(device.fd)).toBe(true);
     expect(kernel.live().kvmFiles).toBe(1);
     device.close();
@@ -69,7 +70,9 @@ describe('KvmVfioDevice with VfioDevice.open (fake kernel)', () => {
     const busy = captureError(() => KvmVfioDevice.create(vm));
     expect(busy).toBeInstanceOf(KvmError);
     expect(busy).toMatchObject({ code: 'EBUSY', ioctl: 'KVM_CREATE_DEVICE' });
-    for (const bad of [-1, 1.5, Number.NaN, 2 ** 31, '3']) expect(captureError(() => kvm.addFile(bad as number))).toMatchObject({ code: 'BAD_ARGUMENT' });
+    for (const bad of [-1, 1.5, Number.NaN, 2 ** 31, '3']) {
+      expect(captureError(() => kvm.addFile(bad as number))).toMatchObject({ code: 'BAD_ARGUMENT' });
+    }
     expect(captureError(() => KvmVfioDevice.create({ fd: -3, syscalls: kernel }))).toMatchObject({ code: 'BAD_ARGUMENT' });
 
     const without = new FakeKernel({ kvmVfio: false });
@@ -143,7 +146,8 @@ describeKvm('KvmVfioDevice on the real /dev/kvm', () => {
     expect(KvmVfioDevice.supported(vm)).toBe(true);
     const kvm = KvmVfioDevice.create(vm);
     expect(kvm.fd).toBeGreaterThan(2);
-    expect(captureError(() => kvm.addFile(vm.kvmFd))).toMatchObject({ code: 'EINVAL', ioctl: expect.stringContaining('KVM_SET_DEVICE_ATTR') as string });
+    const notVfio = captureError(() => kvm.addFile(vm.kvmFd));
+    expect(notVfio).toMatchObject({ code: 'EINVAL', ioctl: expect.stringContaining('KVM_SET_DEVICE_ATTR') as string });
     expect(kvm.files).toEqual([]);
     kvm.close();
     kvm.close();

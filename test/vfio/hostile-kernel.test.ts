@@ -144,7 +144,8 @@ describe('every syscall of open() + describe() failing in turn leaves nothing be
       const error = runAndClose(scenario, kernel, options);
       expect(error, `call ${call.index} ${call.name}`).toBeInstanceOf(VfioBarsError);
       expect(error, `call ${call.index} ${call.name}`).toMatchObject({ code: 'EIO' });
-      expect(kernel.live(), `leak after failing call ${call.index} ${call.name} ${call.detail}`).toEqual({ fds: 0, mmaps: 0, slots: 0, dmaMaps: 0, kvmFiles: 0 });
+      const leak = `leak after failing call ${call.index} ${call.name} ${call.detail}`;
+      expect(kernel.live(), leak).toEqual({ fds: 0, mmaps: 0, slots: 0, dmaMaps: 0, kvmFiles: 0 });
     }
   });
 });

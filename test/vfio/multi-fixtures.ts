@@ -41,6 +41,7 @@ export function multiSysfs(groups: readonly FakeGroup[], cdev: boolean): { sysfs
 /** Every device of the topology answers like QEMU's NVMe (the fake serves one description). */
 export function multiSetup(cdev = false, extra: FakeKernelOptions = {}) {
   const roots = multiSysfs(TOPOLOGY, cdev);
-  const kernel = new FakeKernel({ pageSize: 0x1000, device: qemuNvme, config: qemuNvmeConfigSpace(), groups: TOPOLOGY, devRoot: roots.devRoot, ...extra });
+  const config = qemuNvmeConfigSpace();
+  const kernel = new FakeKernel({ pageSize: 0x1000, device: qemuNvme, config, groups: TOPOLOGY, devRoot: roots.devRoot, ...extra });
   return { kernel, options: { ...roots, syscalls: kernel } };
 }

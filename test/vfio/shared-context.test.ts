@@ -111,6 +111,17 @@ describe('IommuContext, legacy container', () => {
     expect(kernel.live().dmaMaps).toBe(0);
   });
 
+  it('a no-IOMMU group cannot be the first to join a container that has guest RAM waiting to be mapped', () => {
+    const { kernel, options } = multiSetup();
+    using context = IommuContext.open(options);
+    context.mapGuestMemory(0n, RAM, 0x1000n);
+    const fds = kernel.live().fds;
+    expect(captureError(() => VfioDevice.open(NOIOMMU, { ...options, context }))).toMatchObject({ code: 'NO_IOMMU', group: '9' });
+    expect(kernel.live().fds).toBe(fds);
+    using _device = VfioDevice.open(FN0, { ...options, context });
+    expect(kernel.live().dmaMaps).toBe(1);
+  });
+
   it('options that contradict the context are typed errors, before anything is opened', () => {
     const { kernel, options } = multiSetup();
     using context = IommuContext.open(options);
@@ -181,12 +192,14 @@ describe('mapGuestMemory / unmapGuestMemory arguments', () => {
     const { kernel, options } = multiSetup(true);
     using context = IommuContext.open(options);
     context.mapGuestMemory(0x10000n, RAM, 0x10000n);
-    expect(captureError(() => context.mapGuestMemory(0x1f000n, RAM, 0x2000n))).toMatchObject({ code: 'DMA_OVERLAP', iova: 0x1f000n, size: 0x2000n });
+    const overlap = captureError(() => context.mapGuestMemory(0x1f000n, RAM, 0x2000n));
+    expect(overlap).toMatchObject({ code: 'DMA_OVERLAP', iova: 0x1f000n, size: 0x2000n });
     expect(captureError(() => context.unmapGuestMemory(0x10000n, 0x1000n))).toMatchObject({ code: 'DMA_NOT_MAPPED' });
     expect(captureError(() => context.unmapGuestMemory(0x30000n, 0x1000n))).toMatchObject({ code: 'DMA_NOT_MAPPED' });
     expect(captureError(() => context.unmapGuestMemory(0x10000n, 0n))).toMatchObject({ code: 'BAD_ARGUMENT' });
     kernel.failWhen((c) => c.name === 'IOMMU_IOAS_MAP', constants.errno.ENOMEM, true);
-    expect(captureError(() => context.mapGuestMemory(0x40000n, RAM, 0x1000n))).toMatchObject({ code: 'ENOMEM', iova: 0x40000n, ioctl: 'IOMMU_IOAS_MAP' });
+    const refused = captureError(() => context.mapGuestMemory(0x40000n, RAM, 0x1000n));
+    expect(refused).toMatchObject({ code: 'ENOMEM', iova: 0x40000n, ioctl: 'IOMMU_IOAS_MAP' });
     kernel.failWhen((c) => c.name === 'IOMMU_IOAS_UNMAP', constants.errno.EIO, true);
     expect(captureError(() => context.unmapGuestMemory(0x10000n, 0x10000n))).toMatchObject({ code: 'EIO' });
     expect(context.guestMappings).toHaveLength(1); // kept: the unmap can be retried
