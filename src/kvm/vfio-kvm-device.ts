@@ -36,13 +36,16 @@ export class KvmVfioDevice implements Disposable {
   readonly #scratch: HostMapping;
   readonly #slot: DataView;
   readonly #files = new Map<number, number>();
+  /** True when the VMM created the pseudo-device: close() leaves its fd open. */
+  readonly #adopted: boolean;
   #closed = false;
 
-  private constructor(fd: number, syscalls: Syscalls, scratch: HostMapping, view: ArrayBuffer) {
+  private constructor(fd: number, syscalls: Syscalls, scratch: HostMapping, adopted: boolean) {
     this.fd = fd;
     this.syscalls = syscalls;
     this.#scratch = scratch;
-    this.#slot = new DataView(view, 0, 4);
+    this.#slot = new DataView(scratch.view!, 0, 4);
+    this.#adopted = adopted;
   }
 
   /**
@@ -86,7 +89,20 @@ export class KvmVfioDevice implements Disposable {
       }
       throw wrap(error, 'KVM_CREATE_DEVICE');
     }
-    return new KvmVfioDevice(fd, sys, scratch, scratch.view!);
+    return new KvmVfioDevice(fd, sys, scratch, false);
+  }
+
+  /**
+   * Uses a VFIO pseudo-device the VMM created itself (KVM allows one per VM, so a VMM that has one cannot
+   * let the library create another). `close()` deletes the files the library added and leaves the fd open.
+   * @throws KvmError `BAD_ARGUMENT` for a non-fd, or the errno of mapping the scratch page.
+   * @example
+   * using kvmVfio = KvmVfioDevice.adopt(vmm.kvmVfioDeviceFd);
+   */
+  static adopt(deviceFd: number, options: { syscalls?: Syscalls } = {}): KvmVfioDevice {
+    const fd = checkFd(deviceFd, 'deviceFd');
+    const sys = options.syscalls ?? realSyscalls();
+    return new KvmVfioDevice(fd, sys, mapScratchPage(sys), true);
   }
 
   /** The files added right now (group fds or device fds). */
@@ -132,7 +148,10 @@ export class KvmVfioDevice implements Disposable {
     this.#setFileAttr(KVM_DEV_VFIO.FILE_DEL, fd);
   }
 
-  /** Deletes every file still added, unmaps the scratch page and closes the fd. Idempotent; never throws. */
+  /**
+   * Deletes every file still added, unmaps the scratch page and closes the fd (an adopted fd stays open: the
+   * VMM owns it). Idempotent; never throws.
+   */
   close(): void {
     if (this.#closed) return;
     for (const fd of [...this.#files.keys()]) {
@@ -145,7 +164,7 @@ export class KvmVfioDevice implements Disposable {
     }
     this.#closed = true;
     quietly(() => this.syscalls.munmap(this.#scratch));
-    quietly(() => this.syscalls.close(this.fd));
+    if (!this.#adopted) quietly(() => this.syscalls.close(this.fd));
   }
 
   [Symbol.dispose](): void {

@@ -62,6 +62,23 @@ describe('KvmVfioDevice with VfioDevice.open (fake kernel)', () => {
     expect(kernel.live()).toMatchObject({ fds: 0, mmaps: 0, kvmFiles: 0 });
   });
 
+  it('adopting the VMM\'s own pseudo-device: files added and deleted through it, its fd left open', () => {
+    const { kernel, options } = multiSetup();
+    using vm = KvmVm.create({ syscalls: kernel, kvmPath: `${options.devRoot}/kvm` });
+    const own = KvmVfioDevice.create(vm); // stands in for the one the VMM made
+    expect(captureError(() => KvmVfioDevice.create(vm))).toMatchObject({ code: 'EBUSY' });
+    const kvm = KvmVfioDevice.adopt(own.fd, { syscalls: kernel });
+    const device = VfioDevice.open(FN0, { ...options, kvm });
+    expect(kernel.live().kvmFiles).toBe(1);
+    device.close();
+    kvm.close();
+    expect(kernel.live()).toMatchObject({ kvmFiles: 0, mmaps: 1 }); // only `own`'s scratch page is left
+    // Still open: KVM answers the (empty) attribute instead of EBADF.
+    expect(() => kernel.ioctl(own.fd, 'KVM_SET_DEVICE_ATTR', Buffer.alloc(24))).toThrow(expect.objectContaining({ code: 'ENXIO' }) as Error);
+    own.close();
+    expect(captureError(() => KvmVfioDevice.adopt(-1, { syscalls: kernel }))).toMatchObject({ code: 'BAD_ARGUMENT' });
+  });
+
   it('one pseudo-device per VM, typed errors, and a kvm without it says so', () => {
     const kernel = new FakeKernel();
     using vm = KvmVm.create({ syscalls: kernel });
