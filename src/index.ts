@@ -20,6 +20,7 @@ export type { Syscalls, HostMapping, MmapOptions } from './sys/syscalls.js';
 export { PROT } from './sys/syscalls.js';
 export { SystemError, errnoName } from './sys/system-error.js';
 export { realSyscalls } from './sys/real-syscalls.js';
+export { NativeShimError, type NativeShimErrorCode } from './sys/native-shim-error.js';
 
 // vfio: opening and describing devices
 export type * from './vfio/description.js';
@@ -34,7 +35,8 @@ export { VfioError, type VfioErrorDetails } from './vfio/errors.js';
 export { describeDevice } from './vfio/describe.js';
 export { descriptionToJSON, descriptionFromJSON } from './vfio/description-json.js';
 export { parseRegionCapabilities } from './vfio/region-caps.js';
-export { bindToVfioPci, iommuGroupOf, cdevOf } from './vfio/sysfs.js';
+export { bindToVfioPci, iommuGroupOf, cdevOf, driverOf } from './vfio/sysfs.js';
+export { normalizeBdf } from './vfio/bdf.js';
 
 // plan: pure planning
 export type * from './plan/types.js';
