@@ -9,3 +9,4 @@ export { parseRegionCapabilities, type CapChainInput } from './region-caps.js';
 export { queryRegion } from './region-info.js';
 export { bindToVfioPci, iommuGroupOf, cdevOf } from './sysfs.js';
 export { validateBdf } from './bdf.js';
+export { RegionAccess, readRegion, writeRegion, readRegionBytes, writeRegionBytes, type AccessSize } from './region-access.js';
