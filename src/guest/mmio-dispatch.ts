@@ -175,10 +175,18 @@ export function compileBar(bar: PlannedBar, bdf = ''): CompiledBar {
     kinds.push(kind);
     offsets.push(Number(offset));
   };
+  // Device bytes stop at the region's end: the rest of an expanded sub-page mapping is padding when trapped.
+  const pushDevice = (start: bigint, end: bigint, fileOffset: bigint): void => {
+    const room = bar.regionSize > fileOffset ? bar.regionSize - fileOffset : 0n;
+    const split = end - start > room ? start + room : end;
+    if (split > start) push(start, split, KIND.device, fileOffset);
+    if (end > split) push(split, end, KIND.padding, 0n);
+  };
   for (const piece of barPieces(bar)) {
     if (piece.start > cursor) push(cursor, piece.start, KIND.padding, 0n);
-    if (piece.backing === 'mapped') push(piece.start, piece.end, KIND.device, piece.mapping.fileOffset);
-    else push(piece.start, piece.end, KIND[piece.range.kind], offsetOfTrapped(bar, piece.range.kind, piece.start, piece.range.fileOffset));
+    if (piece.backing === 'mapped') pushDevice(piece.start, piece.end, piece.mapping.fileOffset);
+    else if (piece.range.kind === 'device') pushDevice(piece.start, piece.end, piece.range.fileOffset ?? piece.start);
+    else push(piece.start, piece.end, KIND[piece.range.kind], offsetOfTrapped(bar, piece.range.kind, piece.start));
     cursor = piece.end;
   }
   if (cursor < bar.guestSize || starts.length === 0) push(cursor, bar.guestSize, KIND.padding, 0n);
@@ -189,9 +197,8 @@ export function compileBar(bar: PlannedBar, bdf = ''): CompiledBar {
   };
 }
 
-/** Device pieces: the region offset of their first byte. MSI-X pieces: their first byte's offset in the table/PBA. */
-function offsetOfTrapped(bar: PlannedBar, kind: TrappedKind, start: bigint, fileOffset: bigint | undefined): bigint {
-  if (kind === 'device') return fileOffset ?? start;
+/** MSI-X pieces: their first byte's offset in the table/PBA as the guest sees it. */
+function offsetOfTrapped(bar: PlannedBar, kind: TrappedKind, start: bigint): bigint {
   if (kind === 'msix-table') return start - bar.msix!.table!.offset;
   if (kind === 'msix-pba') return start - bar.msix!.pba!.offset;
   return 0n;
