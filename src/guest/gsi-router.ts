@@ -79,13 +79,25 @@ export class GsiRouter {
     return { first: candidate, count };
   }
 
-  /** Returns a block; its routes are dropped and the table rewritten (when any was set). */
+  /**
+   * Returns a block; its routes are dropped and the table rewritten (when any was set). If KVM refuses
+   * the new table, nothing changes (block and routes kept, so a retry can release them) and it throws.
+   */
   release(block: GsiBlock): void {
     if (this.#blocks.get(block.first) !== block.count) return;
-    let changed = false;
-    for (let g = block.first; g < block.first + block.count; g++) changed = this.#routes.delete(g) || changed;
+    const dropped: KvmRoutingEntry[] = [];
+    for (let g = block.first; g < block.first + block.count; g++) {
+      const route = this.#routes.get(g);
+      if (route) dropped.push(route);
+      this.#routes.delete(g);
+    }
+    try {
+      if (dropped.length > 0) this.commit();
+    } catch (error) {
+      for (const route of dropped) this.#routes.set(route.gsi, route);
+      throw error;
+    }
     this.#blocks.delete(block.first);
-    if (changed) this.commit();
   }
 
   /** The MSI route for `gsi` (inside an allocated block), or undefined. */

@@ -13,6 +13,7 @@
  * INTx and MSI (non-X) are out of scope. Everything acquired is released on disable, on close and on
  * every failure (an UndoStack per operation).
  */
+import { constants } from 'node:os';
 import { EFD_FLAGS, type Syscalls } from '../sys/syscalls.js';
 import { SystemError } from '../sys/system-error.js';
 import { KVM_IRQFD_FLAGS, VFIO_PCI_IRQ, encodeIrqSetDisable, encodeIrqSetEventfds, encodeIrqfd, type KvmRoutingEntry } from '../uapi/index.js';
@@ -49,8 +50,10 @@ const NO_FD = -1;
 export class MsixInterrupts implements MsixAccess {
   readonly shadow: MsixTableShadow;
   readonly #o: MsixInterruptsOptions;
-  /** Vectors enabled in VFIO: [0, count). */
+  /** Vectors with an eventfd (and, while `#vfioEnabled`, a VFIO trigger): [0, count). */
   #count = 0;
+  /** VFIO has MSI-X enabled for the device (SET_IRQS with eventfds succeeded, no disable since). */
+  #vfioEnabled = false;
   readonly #eventfds: number[] = [];
   readonly #attached: Uint8Array;
   #gsis: GsiBlock | undefined;
@@ -92,7 +95,7 @@ export class MsixInterrupts implements MsixAccess {
       this.#enable();
     } else if (!enabled && shadow.enabled) {
       shadow.functionMasked = functionMasked;
-      this.#disable();
+      this.#releaseAll();
     } else if (functionMasked !== shadow.functionMasked) {
       shadow.functionMasked = functionMasked;
       this.#syncAll();
@@ -143,18 +146,13 @@ export class MsixInterrupts implements MsixAccess {
     return delivered;
   }
 
-  /** Releases everything (as a guest disable would) and returns the GSI block. Keeps going past errors. */
+  /**
+   * Releases everything (as a guest disable would) and returns the GSI block. Keeps going past errors;
+   * what could not be released stays recorded, so calling `close` again retries exactly that.
+   */
   close(): void {
-    const errors: unknown[] = [];
-    if (this.shadow.enabled) {
-      try {
-        this.#disable();
-      } catch (error) {
-        errors.push(error);
-      }
-    }
+    this.#releaseAll();
     this.shadow.reset();
-    if (errors.length > 0) throw errors[0];
   }
 
   // ---- enable / disable ---------------------------------------------------------------------------
@@ -162,6 +160,7 @@ export class MsixInterrupts implements MsixAccess {
   #enable(): void {
     const undo = new UndoStack();
     try {
+      if (this.#vfioEnabled || this.#gsis) this.#releaseAll(); // leftovers of a disable that failed half-way
       const delivery = this.#o.delivery;
       if (delivery.mode === 'irqfd') {
         const block = delivery.router.allocate(this.shadow.vectors);
@@ -181,8 +180,11 @@ export class MsixInterrupts implements MsixAccess {
     }
   }
 
-  /** Detaches every irqfd, drops the routes, disables the VFIO triggers and closes the eventfds. */
-  #disable(): void {
+  /**
+   * Detaches every irqfd, drops the routes, disables the VFIO triggers and closes the eventfds. Keeps
+   * going past errors; a route table or SET_IRQS that failed stays recorded for the next attempt.
+   */
+  #releaseAll(): void {
     const errors: unknown[] = [];
     const attempt = (fn: () => void): void => {
       try {
@@ -193,17 +195,26 @@ export class MsixInterrupts implements MsixAccess {
     };
     for (let v = 0; v < this.#count; v++) if (this.#attached[v]) attempt(() => this.#detach(v));
     const delivery = this.#o.delivery;
-    if (delivery.mode === 'irqfd' && this.#gsis) {
-      const block = this.#gsis;
-      attempt(() => delivery.router.release(block));
-      this.#gsis = undefined;
+    const block = this.#gsis;
+    if (delivery.mode === 'irqfd' && block) {
+      attempt(() => {
+        delivery.router.release(block);
+        this.#gsis = undefined;
+      });
     }
-    if (this.#count > 0) attempt(() => this.#setIrqs(encodeIrqSetDisable(VFIO_PCI_IRQ.MSIX), 'disabling MSI-X triggers'));
+    if (this.#vfioEnabled) {
+      attempt(() => {
+        this.#setIrqs(encodeIrqSetDisable(VFIO_PCI_IRQ.MSIX), 'disabling MSI-X triggers');
+        this.#vfioEnabled = false;
+      });
+    }
+    // Closing an eventfd also detaches any irqfd KVM still had on it (KVM sees EPOLLHUP).
     this.#closeEventfds(0);
+    this.#attached.fill(0);
     this.#count = 0;
     this.shadow.enabled = false;
     for (let v = 0; v < this.shadow.vectors; v++) this.shadow.setPending(v, false);
-    if (errors.length > 0) throw GuestError.wrap(errors[0], `${this.#o.bdf}: disabling MSI-X`, { bdf: this.#o.bdf, rollbackErrors: errors.slice(1) });
+    if (errors.length > 0) throw GuestError.wrap(errors[0], `${this.#o.bdf}: releasing MSI-X`, { bdf: this.#o.bdf, rollbackErrors: errors.slice(1) });
   }
 
   /** Enables vectors [0, count) in VFIO with one eventfd each (NORESIZE: disable, then re-enable all). */
@@ -217,20 +228,37 @@ export class MsixInterrupts implements MsixAccess {
     }
     const all = this.#eventfds.slice(0, count);
     if (old === 0) {
-      this.#setIrqs(encodeIrqSetEventfds(VFIO_PCI_IRQ.MSIX, 0, all), `enabling ${count} MSI-X vectors`);
-      undo.push(() => this.#setIrqs(encodeIrqSetDisable(VFIO_PCI_IRQ.MSIX), 'undo: disabling MSI-X triggers'));
+      this.#vfioOn(all, `enabling ${count} MSI-X vectors`, undo);
     } else if (this.#o.noresize) {
       // The kernel cannot add vectors to an enabled MSI-X: tear down and enable them all again.
-      this.#setIrqs(encodeIrqSetDisable(VFIO_PCI_IRQ.MSIX), `disabling MSI-X to grow ${old} -> ${count} vectors (NORESIZE)`);
-      undo.push(() => this.#setIrqs(encodeIrqSetEventfds(VFIO_PCI_IRQ.MSIX, 0, all.slice(0, old)), 'undo: re-enabling MSI-X vectors'));
-      this.#setIrqs(encodeIrqSetEventfds(VFIO_PCI_IRQ.MSIX, 0, all), `re-enabling ${count} MSI-X vectors`);
-      undo.push(() => this.#setIrqs(encodeIrqSetDisable(VFIO_PCI_IRQ.MSIX), 'undo: disabling MSI-X triggers'));
+      this.#vfioOff(`disabling MSI-X to grow ${old} -> ${count} vectors (NORESIZE)`, all.slice(0, old), undo);
+      this.#vfioOn(all, `re-enabling ${count} MSI-X vectors`, undo);
     } else {
       this.#setIrqs(encodeIrqSetEventfds(VFIO_PCI_IRQ.MSIX, old, all.slice(old)), `adding MSI-X vectors ${old}-${count - 1}`);
       undo.push(() => this.#setIrqs(encodeIrqSetEventfds(VFIO_PCI_IRQ.MSIX, old, all.slice(old).map(() => NO_FD)), 'undo: removing MSI-X vectors'));
     }
     this.#count = count;
     undo.push(() => { this.#count = old; });
+  }
+
+  /** SET_IRQS with eventfds for vectors [0, fds.length); the undo disables again. */
+  #vfioOn(fds: number[], what: string, undo: UndoStack): void {
+    this.#setIrqs(encodeIrqSetEventfds(VFIO_PCI_IRQ.MSIX, 0, fds), what);
+    this.#vfioEnabled = true;
+    undo.push(() => {
+      this.#setIrqs(encodeIrqSetDisable(VFIO_PCI_IRQ.MSIX), 'undo: disabling MSI-X triggers');
+      this.#vfioEnabled = false;
+    });
+  }
+
+  /** SET_IRQS DATA_NONE count 0; the undo re-enables `previous`. */
+  #vfioOff(what: string, previous: number[], undo: UndoStack): void {
+    this.#setIrqs(encodeIrqSetDisable(VFIO_PCI_IRQ.MSIX), what);
+    this.#vfioEnabled = false;
+    undo.push(() => {
+      this.#setIrqs(encodeIrqSetEventfds(VFIO_PCI_IRQ.MSIX, 0, previous), 'undo: re-enabling MSI-X vectors');
+      this.#vfioEnabled = true;
+    });
   }
 
   // ---- per vector ---------------------------------------------------------------------------------
@@ -314,7 +342,8 @@ export class MsixInterrupts implements MsixAccess {
     try {
       return this.#o.syscalls.read(this.#eventfds[vector]!, this.#counter) === 8 && this.#counter.readBigUInt64LE(0) > 0n;
     } catch (error) {
-      if (error instanceof SystemError && error.code === 'EAGAIN') return false;
+      // EAGAIN and EWOULDBLOCK share errno 11; the name the table picks varies.
+      if (error instanceof SystemError && error.errno === constants.errno.EAGAIN) return false;
       throw GuestError.wrap(error, `${this.#o.bdf}: reading MSI-X vector ${vector}'s eventfd`, { bdf: this.#o.bdf, vector });
     }
   }
