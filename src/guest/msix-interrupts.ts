@@ -286,10 +286,15 @@ export class MsixInterrupts implements MsixAccess {
     }
   }
 
-  /** Unmasked: route + irqfd (KVM delivers at once what the eventfd holds), then what the library held. */
+  /**
+   * Unmasked: route + irqfd, then what fired while masked. The eventfd is drained first and signalled
+   * again after the irqfd is attached: KVM injects a count it finds at assign time without consuming it,
+   * which would later read as a stale pending bit.
+   */
   #attach(vector: number, undo: UndoStack): void {
     const delivery = this.#o.delivery;
     if (delivery.mode === 'irqfd') {
+      if (this.#drain(vector)) this.shadow.setPending(vector, true);
       this.#route(vector, undo);
       this.#irqfd(vector, false);
       undo.push(() => this.#irqfd(vector, true));

@@ -120,11 +120,11 @@ export class FakeIrq {
   }
 
   /** Interrupt ioctls; undefined when `request` is not one of them. */
-  ioctl(kind: string, fd: number, request: IoctlName, buffer: Buffer, fail: Fail): number | undefined {
+  ioctl(kind: string, fd: number, request: IoctlName, buffer: Buffer, fail: Fail, isOpen: (fd: number) => boolean = () => false): number | undefined {
     switch (`${kind}:${request}`) {
       case 'vm:KVM_CREATE_IRQCHIP': return this.#createIrqchip(fd, fail);
       case 'vm:KVM_SET_GSI_ROUTING': return this.#setRouting(fd, buffer, fail);
-      case 'vm:KVM_IRQFD': return this.#irqfd(fd, buffer, fail);
+      case 'vm:KVM_IRQFD': return this.#irqfd(fd, buffer, fail, isOpen);
       case 'device:VFIO_DEVICE_SET_IRQS': return this.#setIrqs(fd, buffer, fail);
       default: return undefined;
     }
@@ -168,12 +168,13 @@ export class FakeIrq {
     return 0;
   }
 
-  /** virt/kvm/eventfd.c kvm_irqfd: assign polls the eventfd at once (a pending count is delivered). */
-  #irqfd(fd: number, buffer: Buffer, fail: Fail): number {
+  /** virt/kvm/eventfd.c kvm_irqfd. */
+  #irqfd(fd: number, buffer: Buffer, fail: Fail, isOpen: (fd: number) => boolean): number {
     const vm = this.#vm(fd);
     const args = decodeIrqfd(buffer);
     if ((args.flags & ~(KVM_IRQFD_FLAGS.DEASSIGN | KVM_IRQFD_FLAGS.RESAMPLE)) !== 0) return fail(E.EINVAL);
-    if (!this.#eventfds.has(args.fd)) return fail(E.EBADF);
+    // eventfd_ctx_fdget: no such fd is EBADF, an fd that is not an eventfd EINVAL.
+    if (!this.#eventfds.has(args.fd)) return fail(isOpen(args.fd) ? E.EINVAL : E.EBADF);
     if ((args.flags & KVM_IRQFD_FLAGS.DEASSIGN) !== 0) {
       if (vm.irqfds.get(args.fd) === args.gsi) vm.irqfds.delete(args.fd);
       return 0;
@@ -181,7 +182,9 @@ export class FakeIrq {
     if (!vm.irqchip || (args.flags & KVM_IRQFD_FLAGS.RESAMPLE) !== 0) return fail(E.EINVAL);
     for (const other of this.#vms.values()) if (other.irqfds.has(args.fd)) return fail(E.EBUSY);
     vm.irqfds.set(args.fd, args.gsi);
-    this.#signal(args.fd, 0n);
+    // kvm_irqfd_assign polls the eventfd: a count already there is injected but NOT consumed (measured).
+    const e = this.#eventfds.get(args.fd)!;
+    if (e.counter > 0n) this.#deliver(fd, vm, args.gsi);
     return 0;
   }
 
@@ -195,12 +198,17 @@ export class FakeIrq {
       const gsi = vm.irqfds.get(fd);
       if (gsi === undefined) continue;
       e.counter = 0n;
-      const route = vm.routes.find((r) => r.gsi === gsi && r.type === KVM_IRQ_ROUTING_TYPE.MSI);
-      if (!route) return; // consumed, nowhere to go (as in KVM)
-      const [addressLo, addressHi, data, devid] = route.u as [number, number, number, number];
-      this.delivered.push({ vmFd, gsi, addressLo, addressHi, data, ...((route.flags & KVM_MSI_VALID_DEVID) !== 0 && { devid }) });
+      this.#deliver(vmFd, vm, gsi);
       return;
     }
+  }
+
+  /** KVM injects through the GSI's route; without an MSI route the signal goes nowhere (as in KVM). */
+  #deliver(vmFd: number, vm: VmIrq, gsi: number): void {
+    const route = vm.routes.find((r) => r.gsi === gsi && r.type === KVM_IRQ_ROUTING_TYPE.MSI);
+    if (!route) return;
+    const [addressLo, addressHi, data, devid] = route.u as [number, number, number, number];
+    this.delivered.push({ vmFd, gsi, addressLo, addressHi, data, ...((route.flags & KVM_MSI_VALID_DEVID) !== 0 && { devid }) });
   }
 
   /** vfio_pci_set_irqs_ioctl → vfio_pci_set_msi_trigger for the MSI-X index. */

@@ -201,7 +201,7 @@ export class FakeKernel implements Syscalls {
         return 0;
       }
       default:
-        return this.irq.ioctl(file.kind, fd, request, buffer, fail) ?? fail(E.ENOTTY);
+        return this.irq.ioctl(file.kind, fd, request, buffer, fail, (other) => this.#fds.has(other)) ?? fail(E.ENOTTY);
     }
   }
 

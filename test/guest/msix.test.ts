@@ -69,7 +69,7 @@ describe('MSI-X through VFIO_DEVICE_SET_IRQS, GSI routes and irqfds (fake kernel
     const before = kernel.calls.length;
     guest.program(3, 0x44, false);
     expect(kernel.calls.slice(before).map((c) => c.name)).toEqual([
-      'eventfd', 'eventfd', 'eventfd', 'VFIO_DEVICE_SET_IRQS', 'VFIO_DEVICE_SET_IRQS', 'KVM_SET_GSI_ROUTING', 'KVM_IRQFD',
+      'eventfd', 'eventfd', 'eventfd', 'VFIO_DEVICE_SET_IRQS', 'VFIO_DEVICE_SET_IRQS', 'read', 'KVM_SET_GSI_ROUTING', 'KVM_IRQFD',
     ]);
     expect(kernel.irq.msixOf(handle.fd)?.count).toBe(4);
     expect([...kernel.irq.msixOf(handle.fd)!.triggers.keys()]).toEqual([0, 1, 2, 3]);
