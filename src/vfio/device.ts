@@ -133,6 +133,9 @@ function checkOpenOptions(options: VfioOpenOptions): void {
   if (options.kvm !== undefined && !isKvmVfioFileRegistry(options.kvm)) {
     throw new VfioError('options.kvm must be a KvmVfioDevice (addFile/removeFile)', { code: 'BAD_ARGUMENT' });
   }
+  if (options.context && options.syscalls !== undefined && options.syscalls !== options.context.syscalls) {
+    throw new VfioError('options.syscalls differs from the context\'s: a device uses its context\'s kernel', { code: 'BAD_ARGUMENT' });
+  }
   if (options.context && options.iommu !== undefined && options.iommu !== contextInternals(options.context).request) {
     const message = `options.iommu ${options.iommu} conflicts with the context's ${contextInternals(options.context).request}`;
     throw new VfioError(`${message}: pass it to IommuContext.open`, { code: 'BAD_ARGUMENT' });
