@@ -120,15 +120,20 @@ static void no_finalize(napi_env env, void *data, void *hint) {
 }
 
 /*
- * Maps `length` bytes at a virtual address aligned to `align` (a power of two > page size) by
- * reserving length + align of PROT_NONE, placing the real mapping with MAP_FIXED inside it and
- * trimming the slack. Aligned VAs let the kernel use huge PFN mappings for large BARs.
+ * Maps `length` bytes at a virtual address VA with VA % align == align_offset (align a power of two >
+ * page size, align_offset < align) by reserving length + align of PROT_NONE, placing the real mapping
+ * with MAP_FIXED inside it and trimming the slack. Huge PFN mappings need the VA congruent to the file
+ * offset modulo the block, not only aligned to it.
  */
-static void *mmap_aligned(uint64_t length, int prot, int flags, int fd, uint64_t offset, uint64_t align) {
+static void *mmap_aligned(uint64_t length, int prot, int flags, int fd, uint64_t offset, uint64_t align,
+                          uint64_t align_offset) {
   uint64_t reserve_len = length + align;
   uint8_t *reserve = mmap(NULL, reserve_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (reserve == MAP_FAILED) return MAP_FAILED;
-  uintptr_t start = ((uintptr_t)reserve + align - 1) & ~(uintptr_t)(align - 1);
+  /* The first VA >= reserve that is congruent to align_offset: at most align - 1 bytes in. */
+  uintptr_t base = (uintptr_t)reserve;
+  uintptr_t start = ((base - align_offset + align - 1) & ~(uintptr_t)(align - 1)) + align_offset;
+  if (start < base) start += align;
   void *mapped = mmap((void *)start, length, prot, flags | MAP_FIXED, fd, (off_t)offset);
   if (mapped == MAP_FAILED) {
     int err = errno;
@@ -136,31 +141,40 @@ static void *mmap_aligned(uint64_t length, int prot, int flags, int fd, uint64_t
     errno = err;
     return MAP_FAILED;
   }
-  if (start > (uintptr_t)reserve) munmap(reserve, start - (uintptr_t)reserve);
-  uintptr_t end = start + length, reserve_end = (uintptr_t)reserve + reserve_len;
+  if (start > base) munmap(reserve, start - base);
+  uintptr_t end = start + length, reserve_end = base + reserve_len;
   if (reserve_end > end) munmap((void *)end, reserve_end - end);
   return mapped;
 }
 
-/* mmap(fd, offset, length, prot, flags, align) → { address: bigint, buffer: ArrayBuffer | undefined } */
+/*
+ * mmap(fd, offset, length, prot, flags, align[, alignOffset])
+ *   → { address: bigint, buffer: ArrayBuffer | undefined }
+ */
 static napi_value do_mmap(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6], result, address, buffer;
+  size_t argc = 7;
+  napi_value argv[7], result, address, buffer;
   int32_t fd, prot, flags;
-  uint64_t offset, length, align;
+  uint64_t offset, length, align, align_offset = 0;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 6) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_COUNT", "mmap takes 6 arguments");
+  if (argc != 6 && argc != 7) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_COUNT", "mmap takes 6 or 7 arguments");
     return NULL;
   }
   if (get_i32(env, argv[0], "fd", &fd) || get_u64(env, argv[1], "offset", &offset) ||
       get_u64(env, argv[2], "length", &length) || get_i32(env, argv[3], "prot", &prot) ||
       get_i32(env, argv[4], "flags", &flags) || get_u64(env, argv[5], "align", &align))
     return NULL;
-  if (offset > (uint64_t)INT64_MAX || length == 0 || length > ((uint64_t)1 << 47) || (align & (align - 1)) != 0) {
+  if (argc == 7) {
+    napi_valuetype type;
+    CHECK(env, napi_typeof(env, argv[6], &type));
+    if (type != napi_undefined && get_u64(env, argv[6], "alignOffset", &align_offset)) return NULL;
+  }
+  if (offset > (uint64_t)INT64_MAX || length == 0 || length > ((uint64_t)1 << 47) || (align & (align - 1)) != 0 ||
+      (align == 0 ? align_offset != 0 : align_offset >= align)) {
     return throw_errno(env, EINVAL, "mmap");
   }
-  void *mapped = align > 0 ? mmap_aligned(length, prot, flags, fd, offset, align)
+  void *mapped = align > 0 ? mmap_aligned(length, prot, flags, fd, offset, align, align_offset)
                            : mmap(NULL, length, prot, flags, fd, (off_t)offset);
   if (mapped == MAP_FAILED) return throw_errno(env, errno, "mmap");
 

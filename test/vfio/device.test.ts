@@ -49,7 +49,8 @@ describe('VfioDevice', () => {
     const { kernel, options } = setup(false, true);
     using device = VfioDevice.open(BDF, options);
     expect(device.iommuMode).toBe('iommufd');
-    expect(kernel.calls.map((c) => c.name)).toEqual(['open', 'open', 'VFIO_DEVICE_BIND_IOMMUFD', 'IOMMU_IOAS_ALLOC', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT']);
+    // The (private) IOMMU context first: /dev/iommu and its IOAS; then the cdev, bound and attached to that IOAS.
+    expect(kernel.calls.map((c) => c.name)).toEqual(['open', 'IOMMU_IOAS_ALLOC', 'open', 'VFIO_DEVICE_BIND_IOMMUFD', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT']);
     expect(device.describe().msix?.vectors).toBe(65);
     device.dma!.mapDma(0x1_0000n, 0x7f00_0000_0000n, 0x1_0000n, 'read-write');
     expect(kernel.live().dmaMaps).toBe(1);
