@@ -20,6 +20,7 @@ export type { Syscalls, HostMapping, MmapOptions } from './sys/syscalls.js';
 export { PROT } from './sys/syscalls.js';
 export { SystemError, errnoName } from './sys/system-error.js';
 export { realSyscalls } from './sys/real-syscalls.js';
+export { NativeShimError, type NativeShimErrorCode } from './sys/native-shim-error.js';
 
 // vfio: opening and describing devices
 export type * from './vfio/description.js';
@@ -34,7 +35,8 @@ export { VfioError, type VfioErrorDetails } from './vfio/errors.js';
 export { describeDevice } from './vfio/describe.js';
 export { descriptionToJSON, descriptionFromJSON } from './vfio/description-json.js';
 export { parseRegionCapabilities } from './vfio/region-caps.js';
-export { bindToVfioPci, iommuGroupOf, cdevOf } from './vfio/sysfs.js';
+export { bindToVfioPci, iommuGroupOf, cdevOf, driverOf } from './vfio/sysfs.js';
+export { normalizeBdf } from './vfio/bdf.js';
 
 // plan: pure planning
 export type * from './plan/types.js';
@@ -57,3 +59,9 @@ export { BarMapper, type BarMapperOptions, type MappedBar, type MappedRegion, ty
 export { hugePfnAlignment, hugePfnBlock, hugePfnPlacement, type HugePfnPlacement } from './map/huge-pfn.js';
 export { MapError, type MapErrorDetails, type MapStep } from './map/errors.js';
 export type { MapperLogger } from './map/logger.js';
+
+// vfio region access (trapped accesses that reach the device)
+export { RegionAccess, readRegion, writeRegion, readRegionBytes, writeRegionBytes, type AccessSize } from './vfio/region-access.js';
+
+// guest: what the guest sees of a passed-through device (config space, MMIO dispatch, MSI-X, GSI routing)
+export * from './guest/index.js';

@@ -11,5 +11,6 @@ export { describeDevice } from './describe.js';
 export { descriptionToJSON, descriptionFromJSON } from './description-json.js';
 export { parseRegionCapabilities, type CapChainInput } from './region-caps.js';
 export { queryRegion } from './region-info.js';
-export { bindToVfioPci, iommuGroupOf, cdevOf } from './sysfs.js';
-export { validateBdf } from './bdf.js';
+export { bindToVfioPci, iommuGroupOf, cdevOf, driverOf } from './sysfs.js';
+export { validateBdf, normalizeBdf, quoteForMessage } from './bdf.js';
+export { RegionAccess, readRegion, writeRegion, readRegionBytes, writeRegionBytes, type AccessSize } from './region-access.js';

@@ -3,7 +3,7 @@ import { constants } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { VfioDevice, VfioError, bindToVfioPci, descriptionFromJSON, descriptionToJSON, validateBdf } from '../../src/vfio/index.js';
-import { qemuNvme } from '../../src/cli/profiles.js';
+import { qemuNvme } from '../helpers/profiles.js';
 import { FakeKernel } from '../fake/fake-kernel.js';
 import { fakeSysfs, qemuNvmeConfigSpace } from './fixtures.js';
 import { captureError } from '../helpers/capture-error.js';

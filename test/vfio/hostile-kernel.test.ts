@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { constants } from 'node:os';
 import { IommuContext, KvmVfioDevice, KvmVm, MAX_DEVICE_REGIONS, VfioBarsError, VfioDevice, VfioError } from '../../src/index.js';
-import { qemuNvme } from '../../src/cli/profiles.js';
+import { qemuNvme } from '../helpers/profiles.js';
 import { FakeKernel } from '../fake/fake-kernel.js';
 import type { HostileReplies } from '../fake/fake-hostile.js';
 import { captureError } from '../helpers/capture-error.js';

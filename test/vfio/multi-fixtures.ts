@@ -2,7 +2,7 @@
 import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { qemuNvme } from '../../src/cli/profiles.js';
+import { qemuNvme } from '../helpers/profiles.js';
 import { FakeKernel, type FakeKernelOptions } from '../fake/fake-kernel.js';
 import type { FakeGroup } from '../fake/fake-vfio-groups.js';
 import { qemuNvmeConfigSpace } from './fixtures.js';
