@@ -17,7 +17,7 @@ const U64_LIMIT = 1n << 64n;
  *
  * @param bar a BAR of a plan made by `planBarMappings` (or read back by `planFromJSON`) with `pageSize`.
  * @param pageSize the host page size the plan was made for (`plan.pageSize`).
- * @throws PlanError `BAD_PLAN` when `bar` is not a planned BAR, `BAD_PAGE_SIZE` for a page size that is not a power of two >= 4096,
+ * @throws PlanError `BAD_PAGE_SIZE` for a page size that is not a power of two >= 4096,
  *   `BAD_GUEST_ADDRESS` for an address that is not a u64 bigint.
  * @example
  * ```ts
@@ -26,9 +26,6 @@ const U64_LIMIT = 1n << 64n;
  * ```
  */
 export function replanBar(bar: PlannedBar, pageSize: bigint, guestAddress: bigint): { bar: PlannedBar; warnings: readonly PlanWarning[] } {
-  if (typeof bar !== 'object' || bar === null || typeof bar.guestSize !== 'bigint' || !Array.isArray(bar.mappings) || !Array.isArray(bar.trapped)) {
-    throw new PlanError('BAD_PLAN', 'replanBar needs a PlannedBar (from planBarMappings, replan or planFromJSON)');
-  }
   const page = validatePageSize(pageSize);
   if (typeof guestAddress !== 'bigint' || guestAddress < 0n || guestAddress >= U64_LIMIT) {
     throw new PlanError('BAD_GUEST_ADDRESS', `guest address for BAR${bar.index} must be a u64 bigint, got ${String(guestAddress)}`, bar.index);
