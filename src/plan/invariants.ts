@@ -28,9 +28,11 @@ function checkBar(bar: PlannedBar, page: bigint, description: DeviceDescription)
     if (m.gpa !== undefined && !isAligned(m.gpa, page)) violations.push(`${where}: GPA ${hex(m.gpa)} not page-aligned`);
     if (m.fileOffset + m.size > fileLimit) violations.push(`${where}: beyond PAGE_ALIGN(region size) ${hex(fileLimit)}`);
     if (m.barOffset + m.size > bar.guestSize) violations.push(`${where}: beyond the guest BAR`);
-    const s = span(m.barOffset, m.barOffset + m.size);
-    if (mapped.some((other) => overlaps(other, s))) violations.push(`${where}: overlaps another mapping`);
-    mapped.push(s);
+    mapped.push(span(m.barOffset, m.barOffset + m.size));
+  }
+  mapped.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  for (let i = 1; i < mapped.length; i++) {
+    if (overlaps(mapped[i - 1]!, mapped[i]!)) violations.push(`mapping ${hex(mapped[i]!.start)}: overlaps another mapping`);
   }
   for (const r of [bar.msix?.table, bar.msix?.pba]) {
     if (r && mapped.some((m) => overlaps(m, span(r.offset, r.offset + r.size)))) violations.push(`MSI-X range ${hex(r.offset)}+${hex(r.size)} is directly mapped`);

@@ -3,7 +3,8 @@
  * with the first known cause that explains it (MSI-X, an unmappable area...) or a default reason.
  */
 import type { TrappedRange } from './types.js';
-import { clampSpan, mergeSpans, span, subtractSpans, type Span } from './ranges.js';
+import { span, subtractSpans, type Span } from './ranges.js';
+import { firstLabelRuns } from './label-runs.js';
 
 export interface LabelledSpan {
   readonly span: Span;
@@ -12,22 +13,12 @@ export interface LabelledSpan {
 
 export function trappedRanges(guestSize: bigint, mapped: readonly Span[], labels: readonly LabelledSpan[], defaultReason: string): TrappedRange[] {
   const gaps = subtractSpans([span(0n, guestSize)], mapped);
-  const pieces = gaps.flatMap((gap) => labelGap(gap, labels, defaultReason));
-  return mergeSameReason(pieces.sort((a, b) => (a.barOffset < b.barOffset ? -1 : 1)));
-}
-
-function labelGap(gap: Span, labels: readonly LabelledSpan[], defaultReason: string): TrappedRange[] {
-  const out: TrappedRange[] = [];
-  let remaining: Span[] = [gap];
-  for (const label of labels) {
-    for (const piece of remaining) {
-      const hit = clampSpan(piece, label.span);
-      if (hit) out.push({ barOffset: hit.start, size: hit.end - hit.start, reason: label.reason });
-    }
-    remaining = subtractSpans(remaining, [label.span]);
-  }
-  for (const rest of mergeSpans(remaining)) out.push({ barOffset: rest.start, size: rest.end - rest.start, reason: defaultReason });
-  return out;
+  const pieces = firstLabelRuns(gaps, labels.map((l) => l.span)).map((run): TrappedRange => ({
+    barOffset: run.span.start,
+    size: run.span.end - run.span.start,
+    reason: run.label >= 0 ? labels[run.label]!.reason : defaultReason,
+  }));
+  return mergeSameReason(pieces);
 }
 
 function mergeSameReason(ranges: TrappedRange[]): TrappedRange[] {
