@@ -3,3 +3,4 @@ export { PlanError } from './errors.js';
 export { planBarMappings, replan } from './planner.js';
 export { checkPlanInvariants } from './invariants.js';
 export { planToJSON, planFromJSON } from './json.js';
+export { validateDescription, validatePlan, planViolations, DESCRIPTION_LIMITS, PLAN_LIMITS } from './validate.js';

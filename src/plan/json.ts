@@ -3,6 +3,7 @@ import { formatU64 } from '../uapi/u64.js';
 import { jsonFields } from '../json-fields.js';
 import type { DirectMapping, MappingPlan, PlannedBar, PlannedMsix, TrappedRange } from './types.js';
 import { PlanError } from './errors.js';
+import { validatePlan } from './validate-plan.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -53,7 +54,19 @@ function mappingToJSON(m: DirectMapping): Json {
 // ---- parsing -----------------------------------------------------------------------------------
 
 
+/**
+ * Reads a plan written by `planToJSON` and checks it with `validatePlan` (a plan from a file is untrusted).
+ * @throws PlanError `BAD_PLAN_JSON` for a malformed document, or validatePlan's code for an unsound plan.
+ * @example
+ * const plan = planFromJSON(JSON.parse(readFileSync('plan.json', 'utf8')));
+ */
 export function planFromJSON(json: unknown): MappingPlan {
+  const plan = readPlan(json);
+  validatePlan(plan);
+  return plan;
+}
+
+function readPlan(json: unknown): MappingPlan {
   const o = object(json, 'plan');
   const strategy = o.msixStrategy ?? 'relocate';
   if (strategy !== 'relocate' && strategy !== 'hole') throw new PlanError('BAD_PLAN_JSON', 'plan.msixStrategy must be relocate or hole');

@@ -9,11 +9,23 @@ import { PlanError } from './errors.js';
 import { validatePageSize } from './page-math.js';
 import { msixInBar } from './msix-layout.js';
 import { planRelativeBar } from './plan-bar.js';
+import { validateDescription, validatePlan } from './validate.js';
+import { describeValue } from './page-math.js';
 import { placeBar, relativeOf } from './place-bar.js';
 
 const BAR_INDICES = [0, 1, 2, 3, 4, 5] as const;
 
+/**
+ * Plans every BAR of `description` for a host with `options.pageSize` pages.
+ * @throws PlanError: the description's defects (validateDescription's codes), bad options (`BAD_OPTIONS`,
+ *   `BAD_PAGE_SIZE`, `BAD_MSIX_STRATEGY`, `NO_SUCH_BAR`, `BAD_GUEST_ADDRESS`), or placements the plan cannot
+ *   represent (validatePlan's codes, e.g. `BAR_ABOVE_4G`, `BAR_WRAPS`, `BARS_OVERLAP`).
+ * @example
+ * const plan = planBarMappings(device.describe(), { pageSize: 0x10000, barAddresses: { 0: 0x80_0000_0000n } });
+ */
 export function planBarMappings(description: DeviceDescription, options: PlanOptions): MappingPlan {
+  if (typeof options !== 'object' || options === null) throw new PlanError('BAD_OPTIONS', `plan options must be an object, got ${describeValue(options)}`);
+  validateDescription(description);
   const pageSize = validatePageSize(options.pageSize);
   const strategy = options.msix ?? 'relocate';
   if (strategy !== 'relocate' && strategy !== 'hole') throw new PlanError('BAD_MSIX_STRATEGY', `msix strategy ${String(strategy)} is not 'relocate' or 'hole'`);
@@ -40,15 +52,34 @@ export function planBarMappings(description: DeviceDescription, options: PlanOpt
     warnings.push(...relative.warnings);
     bars.push(placeBar(relative, pageSize, addresses.get(index), warnings));
   }
-  return { pageSize, msixStrategy: strategy, bars, warnings, skipped };
+  const plan: MappingPlan = { pageSize, msixStrategy: strategy, bars, warnings, skipped };
+  validatePlan(plan);
+  return plan;
 }
 
-/** The same plan with BAR `barIndex` at a new guest address: only GPAs (and alignment consequences) change. */
+/**
+ * The same plan with BAR `barIndex` at a new guest address: only GPAs (and alignment consequences) change.
+ * @throws PlanError: `BAD_GUEST_ADDRESS` (not a u64 bigint), `NO_SUCH_BAR`, the input plan's defects, or a
+ *   placement the plan cannot represent (`BAR_WRAPS`, `BAR_ABOVE_4G`, `BARS_OVERLAP`).
+ * @example
+ * plan = replan(plan, 0, 0xc000_0000n); // the guest reprogrammed BAR0
+ */
 export function replan(plan: MappingPlan, barIndex: number, guestAddress: bigint): MappingPlan {
+  if (typeof guestAddress !== 'bigint' || guestAddress < 0n || guestAddress >= 1n << 64n) {
+    throw new PlanError('BAD_GUEST_ADDRESS', `guest address for BAR${String(barIndex)} must be a u64 bigint, got ${describeValue(guestAddress)}`);
+  }
+  validatePlan(plan);
   const target = plan.bars.find((b) => b.index === barIndex);
-  if (!target) throw new PlanError('NO_SUCH_BAR', `BAR${barIndex} is not in the plan`, barIndex);
+  if (!target) throw new PlanError('NO_SUCH_BAR', `BAR${describeValue(barIndex)} is not in the plan`, typeof barIndex === 'number' ? barIndex : undefined);
   const quick = movedBar(target, guestAddress);
-  if (quick) return { ...plan, bars: plan.bars.map((bar) => (bar.index === barIndex ? quick : bar)) };
+  const moved = quick
+    ? { ...plan, bars: plan.bars.map((bar) => (bar.index === barIndex ? quick : bar)) }
+    : replanSlow(plan, barIndex, guestAddress);
+  validatePlan(moved);
+  return moved;
+}
+
+function replanSlow(plan: MappingPlan, barIndex: number, guestAddress: bigint): MappingPlan {
   const warnings = plan.warnings.filter((w) => !w.startsWith(`BAR${barIndex}: guest address`));
   const bars = plan.bars.map((bar) => (bar.index === barIndex ? placeBar(relativeOf(bar), plan.pageSize, guestAddress, warnings) : bar));
   return { ...plan, bars, warnings };
@@ -76,11 +107,14 @@ function whySkip(description: DeviceDescription, index: number): string | undefi
 }
 
 function guestAddresses(input: PlanOptions['barAddresses']): Map<number, bigint> {
+  if (input !== undefined && (typeof input !== 'object' || input === null)) {
+    throw new PlanError('BAD_OPTIONS', `barAddresses must be a Map or an object, got ${describeValue(input)}`);
+  }
   const entries: [number, unknown][] = input === undefined ? [] : isMap(input) ? [...input.entries()] : Object.entries(input).map(([k, v]): [number, unknown] => [Number(k), v]);
   const map = new Map<number, bigint>();
   for (const [index, address] of entries) {
-    if (!Number.isInteger(index) || index < 0 || index > 5) throw new PlanError('NO_SUCH_BAR', `guest address for BAR index ${index}: BARs are 0-5`);
-    if (typeof address !== 'bigint' || address < 0n || address >= 1n << 64n) throw new PlanError('BAD_GUEST_ADDRESS', `guest address for BAR${index} must be a u64 bigint, got ${String(address)}`, index);
+    if (!Number.isInteger(index) || index < 0 || index > 5) throw new PlanError('NO_SUCH_BAR', `guest address for BAR index ${describeValue(index)}: BARs are 0-5`);
+    if (typeof address !== 'bigint' || address < 0n || address >= 1n << 64n) throw new PlanError('BAD_GUEST_ADDRESS', `guest address for BAR${index} must be a u64 bigint, got ${describeValue(address)}`, index);
     map.set(index, address);
   }
   return map;

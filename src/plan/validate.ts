@@ -1,0 +1,7 @@
+/**
+ * The one validation layer for descriptions and plans: `validateDescription` before planning,
+ * `validatePlan` on every plan that is returned, read or executed (planBarMappings, replan, planFromJSON,
+ * and the mapper's `map`). Both throw typed PlanErrors; `planViolations` lists a plan's defects instead.
+ */
+export { validateDescription, DESCRIPTION_LIMITS, MAX_32BIT_BAR_SIZE, MAX_MSIX_VECTORS } from './validate-description.js';
+export { validatePlan, planViolations, PLAN_LIMITS } from './validate-plan.js';
