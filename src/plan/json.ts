@@ -3,7 +3,7 @@ import { formatU64 } from '../uapi/u64.js';
 import { jsonFields } from '../json-fields.js';
 import type { DirectMapping, MappingPlan, PlannedBar, PlannedMsix, TrappedRange } from './types.js';
 import { PlanError } from './errors.js';
-import { validatePlan } from './validate-plan.js';
+import { PLAN_LIMITS, validatePlan } from './validate-plan.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -67,56 +67,59 @@ export function planFromJSON(json: unknown): MappingPlan {
 }
 
 function readPlan(json: unknown): MappingPlan {
-  const o = object(json, 'plan');
+  const o = object(json, 'plan', ['pageSize', 'msixStrategy', 'bars', 'warnings', 'skipped']);
   const strategy = o.msixStrategy ?? 'relocate';
   if (strategy !== 'relocate' && strategy !== 'hole') throw new PlanError('BAD_PLAN_JSON', 'plan.msixStrategy must be relocate or hole');
   return {
     pageSize: u64(o.pageSize, 'plan.pageSize'),
     msixStrategy: strategy,
-    bars: array(o.bars, 'plan.bars').map((b, i) => barFromJSON(b, `plan.bars[${i}]`)),
-    warnings: array(o.warnings ?? [], 'plan.warnings').map((w, i) => string(w, `plan.warnings[${i}]`)),
-    skipped: array(o.skipped ?? [], 'plan.skipped').map((s, i) => {
-      const so = object(s, `plan.skipped[${i}]`);
-      return { index: int(so.index, `plan.skipped[${i}].index`), reason: string(so.reason, `plan.skipped[${i}].reason`) };
+    bars: array(o.bars, 'plan.bars', PLAN_LIMITS.bars).map((b, i) => barFromJSON(b, `plan.bars[${i}]`)),
+    warnings: array(o.warnings ?? [], 'plan.warnings', PLAN_LIMITS.reasons).map((w, i) => string(w, `plan.warnings[${i}]`)),
+    skipped: array(o.skipped ?? [], 'plan.skipped', PLAN_LIMITS.bars).map((s, i) => {
+      const so = object(s, `plan.skipped[${i}]`, ['index', 'reason']);
+      return { index: int(so.index, `plan.skipped[${i}].index`, 5), reason: string(so.reason, `plan.skipped[${i}].reason`) };
     }),
   };
 }
 
+const BAR_KEYS = ['index', 'regionOffset', 'regionSize', 'guestSize', 'guestAddress', 'sizeMask', 'is64Bit', 'prefetchable', 'msix', 'mappings', 'trapped', 'suspended', 'reasons'];
+
 function barFromJSON(json: unknown, at: string): PlannedBar {
-  const o = object(json, at);
+  const o = object(json, at, BAR_KEYS);
+  const ranges = (key: string): unknown[] => array(o[key], `${at}.${key}`, PLAN_LIMITS.ranges);
   return {
-    index: int(o.index, `${at}.index`),
+    index: int(o.index, `${at}.index`, 5),
     regionOffset: u64(o.regionOffset ?? '0x0', `${at}.regionOffset`),
     regionSize: u64(o.regionSize, `${at}.regionSize`),
     guestSize: u64(o.guestSize, `${at}.guestSize`),
     ...(o.guestAddress !== undefined && { guestAddress: u64(o.guestAddress, `${at}.guestAddress`) }),
-    sizeMask: u64(o.sizeMask ?? '0x0', `${at}.sizeMask`),
-    is64Bit: o.is64Bit === true,
-    prefetchable: o.prefetchable === true,
+    sizeMask: u64(o.sizeMask, `${at}.sizeMask`),
+    is64Bit: bool(o.is64Bit, `${at}.is64Bit`),
+    prefetchable: bool(o.prefetchable, `${at}.prefetchable`),
     ...(o.msix !== undefined && { msix: msixFromJSON(o.msix, `${at}.msix`) }),
-    mappings: array(o.mappings, `${at}.mappings`).map((m, i) => mappingFromJSON(m, `${at}.mappings[${i}]`)),
-    trapped: array(o.trapped, `${at}.trapped`).map((t, i) => trappedFromJSON(t, `${at}.trapped[${i}]`)),
-    ...(o.suspended !== undefined && { suspended: array(o.suspended, `${at}.suspended`).map((m, i) => mappingFromJSON(m, `${at}.suspended[${i}]`)) }),
-    reasons: array(o.reasons ?? [], `${at}.reasons`).map((r, i) => string(r, `${at}.reasons[${i}]`)),
+    mappings: ranges('mappings').map((m, i) => mappingFromJSON(m, `${at}.mappings[${i}]`)),
+    trapped: ranges('trapped').map((t, i) => trappedFromJSON(t, `${at}.trapped[${i}]`)),
+    ...(o.suspended !== undefined && { suspended: ranges('suspended').map((m, i) => mappingFromJSON(m, `${at}.suspended[${i}]`)) }),
+    reasons: array(o.reasons ?? [], `${at}.reasons`, PLAN_LIMITS.reasons).map((r, i) => string(r, `${at}.reasons[${i}]`)),
   };
 }
 
 function msixFromJSON(json: unknown, at: string): PlannedMsix {
-  const o = object(json, at);
+  const o = object(json, at, ['table', 'pba', 'relocated', 'reason']);
   const range = (v: unknown, where: string): { offset: bigint; size: bigint } => {
-    const r = object(v, where);
+    const r = object(v, where, ['offset', 'size']);
     return { offset: u64(r.offset, `${where}.offset`), size: u64(r.size, `${where}.size`) };
   };
   return {
     ...(o.table !== undefined && { table: range(o.table, `${at}.table`) }),
     ...(o.pba !== undefined && { pba: range(o.pba, `${at}.pba`) }),
-    relocated: o.relocated === true,
+    relocated: bool(o.relocated, `${at}.relocated`),
     reason: string(o.reason ?? '', `${at}.reason`),
   };
 }
 
 function mappingFromJSON(json: unknown, at: string): DirectMapping {
-  const o = object(json, at);
+  const o = object(json, at, ['fileOffset', 'barOffset', 'size', 'gpa', 'prot', 'reason']);
   const prot = o.prot;
   if (prot !== 'read' && prot !== 'read-write') throw new PlanError('BAD_PLAN_JSON', `${at}.prot must be read or read-write`);
   return {
@@ -130,10 +133,10 @@ function mappingFromJSON(json: unknown, at: string): DirectMapping {
 }
 
 function trappedFromJSON(json: unknown, at: string): TrappedRange {
-  const o = object(json, at);
+  const o = object(json, at, ['barOffset', 'size', 'reason']);
   return { barOffset: u64(o.barOffset, `${at}.barOffset`), size: u64(o.size, `${at}.size`), reason: string(o.reason, `${at}.reason`) };
 }
 
-const { object, array, string, int, u64 } = jsonFields((message) => {
+const { object, array, string, int, u64, bool } = jsonFields((message) => {
   throw new PlanError('BAD_PLAN_JSON', message);
 });

@@ -15,27 +15,15 @@
  *   wrap past 2^64; at most 4,096 per capability (a 64 KiB region-info reply holds 4,093).
  */
 import type { DeviceDescription } from '../vfio/description.js';
+import { DESCRIPTION_LIMITS, MAX_MSIX_VECTORS } from '../vfio/description-limits.js';
 import { hex } from '../errors.js';
 import { MAX_BAR_SIZE } from './page-math.js';
 import {
   U32_MAX, U64_LIMIT, boolean, failWith, integer, list, oneOf, record, text, u64,
 } from './field-checks.js';
 
-/** Bounds on list lengths: far above any real device, low enough that hostile input stays cheap. */
-export const DESCRIPTION_LIMITS = {
-  regions: 256,
-  irqs: 256,
-  bars: 6,
-  capabilities: 64,
-  sparseAreas: 4096,
-  configCapabilities: 256,
-  bdfLength: 256,
-  capabilityData: 128 * 1024,
-} as const;
-
 /** Largest 32-bit BAR: its size must stay below 4 GiB, so as a power of two at most 2 GiB. */
 export const MAX_32BIT_BAR_SIZE = 1n << 31n;
-export const MAX_MSIX_VECTORS = 2048;
 
 const BAD = failWith('BAD_DESCRIPTION');
 

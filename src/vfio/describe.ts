@@ -9,6 +9,7 @@ import type { DeviceDescription, IrqDescription, RegionDescription } from './des
 import { VfioError } from './errors.js';
 import { queryRegion } from './region-info.js';
 import { decodeBars, decodeConfigHeader, decodeMsix } from './config-space.js';
+import { DESCRIPTION_LIMITS } from './description-limits.js';
 
 /** Linux 6.6 grew vfio_device_info by a pad word; asking with the larger size works on older kernels too. */
 const DEVICE_INFO_ARGSZ = SIZEOF.vfio_device_info + 4;
@@ -26,6 +27,8 @@ export function describeDevice(sys: Syscalls, deviceFd: number, bdf: string): De
   const infoBuffer = encodeDeviceInfo(DEVICE_INFO_ARGSZ);
   wrap('VFIO_DEVICE_GET_INFO', undefined, () => sys.ioctl(deviceFd, 'VFIO_DEVICE_GET_INFO', infoBuffer));
   const info = decodeDeviceInfo(infoBuffer);
+  checkCount(bdf, 'num_regions', info.numRegions, DESCRIPTION_LIMITS.regions);
+  checkCount(bdf, 'num_irqs', info.numIrqs, DESCRIPTION_LIMITS.irqs);
 
   const regions: RegionDescription[] = [];
   for (let index = 0; index < info.numRegions; index++) {
@@ -52,6 +55,11 @@ export function describeDevice(sys: Syscalls, deviceFd: number, bdf: string): De
     bars: config && header ? decodeBars(config, header.headerType) : [],
     ...(msix && { msix }),
   };
+}
+
+/** A count the kernel reports bounds a loop of ioctls: an absurd one (a buggy or hostile driver) is refused. */
+function checkCount(bdf: string, what: string, count: number, limit: number): void {
+  if (count > limit) throw new VfioError(`${bdf}: VFIO_DEVICE_GET_INFO reports ${what} ${count} (more than ${limit})`, { code: 'ABSURD_COUNT', bdf, ioctl: 'VFIO_DEVICE_GET_INFO' });
 }
 
 /** EINVAL for one index (VGA on a non-VGA device, say) means "no such region": skip it, keep the rest. */
