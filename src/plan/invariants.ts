@@ -2,7 +2,8 @@
  * Properties every plan must have. Tests assert them for random and hostile devices; the mapper checks
  * the description-free part (validatePlan) before touching the kernel. Returns human-readable violations
  * (empty = sound plan): those of `planViolations` (representability, page granularity, MSI-X trapped and
- * inside the guest BAR, exact coverage, no BAR overlap) plus agreement with the device description.
+ * inside the guest BAR, exact coverage, no BAR overlap), what backs every trapped byte (trap-invariants.ts),
+ * and agreement with the device description.
  */
 import type { DeviceDescription } from '../vfio/description.js';
 import { regionByIndex } from '../vfio/description.js';
@@ -10,6 +11,7 @@ import { hex } from '../errors.js';
 import type { MappingPlan } from './types.js';
 import { PlanError } from './errors.js';
 import { planViolations } from './validate-plan.js';
+import { checkTrappedBacking } from './trap-invariants.js';
 
 /**
  * Every violation of the plan's invariants, as messages prefixed with the BAR (`BAR0: ...`); [] when sound.
@@ -25,7 +27,11 @@ export function checkPlanInvariants(plan: MappingPlan, description: DeviceDescri
     if (error instanceof PlanError) return [`malformed plan (${error.code}): ${error.message}`];
     throw error;
   }
-  return [...violations.map((v) => v.message), ...plan.bars.flatMap((bar) => againstDescription(bar, description))];
+  const perBar = plan.bars.flatMap((bar) => [
+    ...againstDescription(bar, description),
+    ...checkTrappedBacking(bar, description).map((v) => `BAR${bar.index}: ${v}`),
+  ]);
+  return [...violations.map((v) => v.message), ...perBar];
 }
 
 function againstDescription(bar: MappingPlan['bars'][number], description: DeviceDescription): string[] {

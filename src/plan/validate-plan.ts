@@ -25,6 +25,7 @@ const U32_LIMIT = 1n << 32n;
 const U32_MASK = U32_LIMIT - 1n;
 const U64_MASK = U64_LIMIT - 1n;
 const BAD = failWith('BAD_PLAN');
+const TRAP_KINDS = ['device', 'msix-table', 'msix-pba', 'padding'] as const;
 
 /**
  * Throws unless `plan` is a sound, executable MappingPlan (see the module comment). The mapper calls it
@@ -44,7 +45,7 @@ export function validatePlan(plan: MappingPlan): void {
  * Every soundness violation of `plan`, each a PlanError with a code and the BAR concerned (empty: sound).
  * Codes: `BAD_GUEST_SIZE`, `BAR_TOO_LARGE`, `BAD_SIZE_MASK`, `BAR_WRAPS`, `BAR_ABOVE_4G`, `BARS_OVERLAP`,
  * `BAD_MAPPING`, `MAPPING_BEYOND_REGION`, `MAPPING_BEYOND_BAR`, `MAPPINGS_OVERLAP`, `BAD_GPA`,
- * `MSIX_OUTSIDE_BAR`, `MSIX_MAPPED`, `BAD_COVERAGE`, `BAD_SUSPENDED`.
+ * `MSIX_OUTSIDE_BAR`, `MSIX_MAPPED`, `BAD_COVERAGE`, `BAD_SUSPENDED`, `BAD_ORDER`, `BAD_TRAPPED`.
  * @throws PlanError for a malformed plan (types and ranges, as validatePlan), since nothing can be checked then.
  */
 export function planViolations(plan: MappingPlan): PlanError[] {
@@ -61,7 +62,12 @@ function checkPlanShape(plan: unknown): asserts plan is MappingPlan {
   if (typeof o.pageSize !== 'bigint') failWith('BAD_PAGE_SIZE')(`plan.pageSize must be a bigint`);
   validatePageSize(o.pageSize as bigint);
   oneOf(o.msixStrategy, ['relocate', 'hole'] as const, 'plan.msixStrategy', failWith('BAD_MSIX_STRATEGY'));
-  list(o.warnings, 'plan.warnings', PLAN_LIMITS.reasons, BAD);
+  list(o.warnings, 'plan.warnings', PLAN_LIMITS.reasons, BAD).forEach((value, i) => {
+    const w = record(value, () => `plan.warnings[${i}]`, BAD);
+    integer(w.bar, () => `plan.warnings[${i}].bar`, 0, 5, BAD);
+    text(w.code, () => `plan.warnings[${i}].code`, 64, BAD);
+    text(w.message, () => `plan.warnings[${i}].message`, PLAN_LIMITS.reasonLength, BAD);
+  });
   const indices = new Set<number>();
   const claim = (index: number, at: string): void => {
     if (indices.has(index)) failWith('DUPLICATE_INDEX')(`${at}: BAR${index} is listed twice`, index);
@@ -97,8 +103,15 @@ function checkBarShape(value: unknown, at: string): number {
     const r = record(t, where, fail);
     u64(r.barOffset, () => `${where()}.barOffset`, fail);
     u64(r.size, () => `${where()}.size`, fail);
+    oneOf(r.kind, TRAP_KINDS, () => `${where()}.kind`, fail);
+    if (r.fileOffset !== undefined) u64(r.fileOffset, () => `${where()}.fileOffset`, fail);
+    text(r.cause, () => `${where()}.cause`, 64, fail);
   });
-  each('reasons', (r, where) => text(r, where, PLAN_LIMITS.reasonLength, fail));
+  each('reasons', (r, where) => {
+    const note = record(r, where, fail);
+    text(note.code, () => `${where()}.code`, 64, fail);
+    text(note.message, () => `${where()}.message`, PLAN_LIMITS.reasonLength, fail);
+  });
   return index;
 }
 
@@ -136,7 +149,19 @@ function barViolations(bar: PlannedBar, page: bigint): PlanError[] {
   }
   checkMsix(bar, mapped, add);
   checkCoverage(bar, mapped, add);
+  checkTrapped(bar, add);
   return out;
+}
+
+/** Sorted lists (the locator binary-searches them) and file offsets that stay inside the region. */
+function checkTrapped(bar: PlannedBar, add: Add): void {
+  const sorted = (list: readonly { barOffset: bigint }[]): boolean => list.every((x, i) => i === 0 || list[i - 1]!.barOffset < x.barOffset);
+  if (!sorted(bar.mappings) || !sorted(bar.trapped)) add('BAD_ORDER', 'mappings and trapped ranges must be sorted by barOffset');
+  for (const t of bar.trapped) {
+    const where = `trapped ${t.kind} ${hex(t.barOffset)}+${hex(t.size)}`;
+    if ((t.kind === 'padding') !== (t.fileOffset === undefined)) add('BAD_TRAPPED', `${where}: a file offset is required except for padding`);
+    if (t.kind === 'device' && t.fileOffset !== undefined && t.fileOffset + t.size > bar.regionSize) add('BAD_TRAPPED', `${where}: file offset beyond the region`);
+  }
 }
 
 type Add = (code: string, message: string) => void;
@@ -149,6 +174,17 @@ function checkSize(bar: PlannedBar, add: Add): void {
   if (!bar.is64Bit && guestSize > MAX_32BIT_BAR_SIZE) add('BAR_TOO_LARGE', `32-bit BAR of ${hex(guestSize)} bytes: it must be smaller than 4 GiB`);
   const expectedMask = ~(guestSize - 1n) & (bar.is64Bit ? U64_MASK : U32_MASK);
   if (bar.sizeMask !== expectedMask || bar.sizeMask === 0n) add('BAD_SIZE_MASK', `size mask ${hex(bar.sizeMask)} is not ${hex(expectedMask)} (non-zero) for ${hex(guestSize)}`);
+}
+
+/**
+ * Checks one BAR's placement on its own (no wrap past 2^64; a 32-bit BAR below 4 GiB): the cheap check a
+ * BAR move needs; `validatePlan` adds the overlap with other BARs.
+ * @throws PlanError `BAR_WRAPS` or `BAR_ABOVE_4G`.
+ */
+export function validateBarPlacement(bar: PlannedBar): void {
+  checkPlacement(bar, (code, message) => {
+    throw new PlanError(code, `BAR${bar.index}: ${message}`, bar.index);
+  });
 }
 
 function checkPlacement(bar: PlannedBar, add: Add): void {

@@ -5,4 +5,4 @@
  */
 export { validateDescription, MAX_32BIT_BAR_SIZE } from './validate-description.js';
 export { DESCRIPTION_LIMITS, MAX_MSIX_VECTORS } from '../vfio/description-limits.js';
-export { validatePlan, planViolations, PLAN_LIMITS } from './validate-plan.js';
+export { validatePlan, validateBarPlacement, planViolations, PLAN_LIMITS } from './validate-plan.js';

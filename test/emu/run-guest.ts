@@ -82,7 +82,7 @@ export type GuestResult = Record<string, unknown> & {
   iommu: string;
   bar0: { size: string; flags: number; caps: string[] };
   steps: { name: string; error?: { code: string }; isKvmError?: boolean; registered?: string; skipped?: string }[];
-  plan: { guestSize: string; mappings: { size: string; gpa: string; reason: string }[]; trapped: { offset: string; size: string; reason: string }[]; msix?: { table?: string; pba?: string; relocated: boolean }; warnings: string[] };
+  plan: { guestSize: string; mappings: { size: string; gpa: string; reason: string }[]; trapped: { offset: string; size: string; kind: string; fileOffset?: string; cause: string; reason: string }[]; msix?: { table?: string; pba?: string; relocated: boolean }; warnings: { bar: number; code: string; message: string }[] };
   host: { cap: string; vs: string };
   guest: { cap: { value?: string; mmio?: string }; vs: { value?: string; mmio?: string }; msixTable?: { value?: string; mmio?: string } };
   move: { state: string; cap: { value?: string; mmio?: string }; old: { value?: string; mmio?: string } };
