@@ -45,6 +45,7 @@ export { planBarMappings, replan } from './plan/planner.js';
 export { replanBar } from './plan/replan-bar.js';
 export { locateInBar, locateGpa } from './plan/locate.js';
 export { checkPlanInvariants } from './plan/invariants.js';
+export { validateDescription, validatePlan, validateBarPlacement, planViolations, DESCRIPTION_LIMITS, PLAN_LIMITS } from './plan/validate.js';
 export { planToJSON, planFromJSON } from './plan/json.js';
 
 // kvm: VM, slots, vCPU probe

@@ -122,13 +122,15 @@ function e1000eFlow(bdf, sys) {
     const description = device.describe();
     const pageSize = sys.pageSize();
     const relative = planBarMappings(description, { pageSize });
-    // Naturally aligned guest addresses, largest BAR first, as a guest's BAR allocator would place them.
+    // Naturally aligned guest addresses, largest BAR first, as a guest's BAR allocator would place them:
+    // 64-bit BARs high, 32-bit BARs (all of e1000e's) below 4 GiB, where the planner requires them.
     const addresses = new Map();
-    let next = 0x60_0000_0000n;
+    const next = { high: 0x60_0000_0000n, low: 0x8000_0000n };
     for (const bar of [...relative.bars].sort((a, b) => (a.guestSize > b.guestSize ? -1 : 1))) {
-      next = ((next + bar.guestSize - 1n) / bar.guestSize) * bar.guestSize;
-      addresses.set(bar.index, next);
-      next += bar.guestSize;
+      const window = bar.is64Bit ? 'high' : 'low';
+      const at = ((next[window] + bar.guestSize - 1n) / bar.guestSize) * bar.guestSize;
+      addresses.set(bar.index, at);
+      next[window] = at + bar.guestSize;
     }
     const plan = planBarMappings(description, { pageSize, barAddresses: addresses });
     const out = {
