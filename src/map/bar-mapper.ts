@@ -147,7 +147,7 @@ export class BarMapper implements Disposable {
     const undo = new UndoStack();
     const states = new Map<number, BarState>();
     for (const bar of plan.bars) {
-      const planned = deepFreeze(structuredClone(bar));
+      const planned = frozenCopy(bar);
       const state: BarState = { planned, pageSize: plan.pageSize, resources: [], decode: true };
       for (const mapping of planned.mappings) {
         try {
@@ -416,6 +416,15 @@ function snapshot(index: number, s: BarState): MappedBar {
 /** Trapped: the placement withholds every direct mapping (unaligned GPA); direct otherwise. */
 function stateOf(bar: PlannedBar): 'direct' | 'trapped' {
   return bar.mappings.length === 0 && (bar.suspended?.length ?? 0) > 0 ? 'trapped' : 'direct';
+}
+
+/** The mapper's own immutable copy of a caller's planned BAR (plain data; anything else is BAD_PLAN). */
+function frozenCopy(bar: PlannedBar): PlannedBar {
+  try {
+    return deepFreeze(structuredClone(bar));
+  } catch (error) {
+    throw new MapError(`BAR${bar.index}: the plan is not plain data`, { step: 'validate', code: 'BAD_PLAN', bar: bar.index }, { cause: error });
+  }
 }
 
 /** Freezes a plan object graph (plans are plain data: objects, arrays, bigints, strings). */

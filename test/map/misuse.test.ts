@@ -120,6 +120,7 @@ describe('BarMapper misuse: typed errors, nothing acquired', () => {
       [{ ...w.plan, bars: [{ ...bar0, mappings: [{ ...m0, gpa: (1n << 64n) - 0x1000n }] }] }, 'BAD_PLAN'],
       [{ ...w.plan, bars: [{ ...bar0, mappings: [{ ...m0, gpa: -0x1000n }] }] }, 'BAD_ARGUMENT'],
       [{ ...w.plan, bars: [{ ...bar0, mappings: [{ ...m0, size: 0n }] }] }, 'BAD_PLAN'],
+      [{ ...w.plan, bars: [{ ...bar0, reasons: [() => 0] }] }, 'BAD_PLAN'],
     ];
     for (const [plan, code] of cases) expect(mapperError(() => w.mapper.map(plan as MappingPlan)).code, JSON.stringify(String(plan))).toBe(code);
     expect(w.kernel.live().mmaps).toBe(0);
