@@ -29,13 +29,39 @@
 /* Largest mapping exposed as one ArrayBuffer; bigger ones (huge BARs) are returned without a view. */
 #define MAX_VIEW_LENGTH ((uint64_t)1 << 32)
 
+/*
+ * errno names for the errors these three calls can return. Not strerrorname_np: that is glibc 2.32+, and
+ * the prebuilt binaries must load on glibc 2.28 (Debian 10/11, RHEL 8) and on musl. An errno missing here
+ * gets "E<n>"; JavaScript (src/sys/system-error.ts) names every errno Node knows from the number anyway.
+ */
+#define ERRNO_ENTRY(name) { name, #name }
+static const struct { int number; const char *name; } ERRNO_NAMES[] = {
+  ERRNO_ENTRY(EPERM), ERRNO_ENTRY(ENOENT), ERRNO_ENTRY(EINTR), ERRNO_ENTRY(EIO), ERRNO_ENTRY(ENXIO),
+  ERRNO_ENTRY(EBADF), ERRNO_ENTRY(EAGAIN), ERRNO_ENTRY(ENOMEM), ERRNO_ENTRY(EACCES), ERRNO_ENTRY(EFAULT),
+  ERRNO_ENTRY(EBUSY), ERRNO_ENTRY(EEXIST), ERRNO_ENTRY(ENODEV), ERRNO_ENTRY(EINVAL), ERRNO_ENTRY(ENFILE),
+  ERRNO_ENTRY(EMFILE), ERRNO_ENTRY(ENOTTY), ERRNO_ENTRY(ETXTBSY), ERRNO_ENTRY(EFBIG), ERRNO_ENTRY(ENOSPC),
+  ERRNO_ENTRY(ERANGE), ERRNO_ENTRY(ENOSYS), ERRNO_ENTRY(EOVERFLOW), ERRNO_ENTRY(EOPNOTSUPP), ERRNO_ENTRY(E2BIG),
+};
+
+/* Writes the errno's name into out: "EINVAL", or "E<n>" for one not in the table. */
+static void errno_name(int err, char *out, size_t size) {
+  for (size_t i = 0; i < sizeof ERRNO_NAMES / sizeof ERRNO_NAMES[0]; i++) {
+    if (ERRNO_NAMES[i].number == err) {
+      snprintf(out, size, "%s", ERRNO_NAMES[i].name);
+      return;
+    }
+  }
+  snprintf(out, size, "E%d", err);
+}
+
 static napi_value throw_errno(napi_env env, int err, const char *syscall) {
   napi_value msg, code, error, errno_value, syscall_value;
-  const char *name = strerrorname_np(err);
+  char name[32];
   char text[160];
-  snprintf(text, sizeof text, "%s: %s", syscall, name ? name : strerror(err));
+  errno_name(err, name, sizeof name);
+  snprintf(text, sizeof text, "%s: %s (%s)", syscall, name, strerror(err));
   napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
   napi_create_error(env, code, msg, &error);
   napi_create_int32(env, err, &errno_value);
   napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);

@@ -8,12 +8,12 @@ import type { HostMapping } from '../sys/syscalls.js';
 import type { KvmVm } from '../kvm/vm.js';
 import type { DmaMapper, VfioDeviceHandle } from '../vfio/device-handle.js';
 import { UndoStack } from '../vfio/cleanup.js';
-import type { DirectMapping, MappingPlan, PlannedBar } from '../plan/types.js';
+import type { DirectMapping, MappingPlan, PlannedBar, PlanWarning } from '../plan/types.js';
 import { MapError, type MapStep } from './errors.js';
 import { mapperLog, type MapperLogger } from './logger.js';
 import { DirectResource, StepFailure, type ResourceContext } from './direct-resource.js';
 import { checkBarIndex, checkGuestAddress, checkPlanShape } from './arguments.js';
-import { replanBar, type PlanWarning } from './replan-bar.js';
+import { replanBar } from '../plan/planner.js';
 
 export interface BarMapperOptions {
   /** DMA-map each direct mapping at its GPA (for guests without a vIOMMU, so the device reaches peer BARs). */
@@ -319,7 +319,7 @@ export class BarMapper implements Disposable {
   #reportMove(before: PlannedBar, next: PlannedBar, warnings: readonly PlanWarning[]): MoveResult {
     for (const w of warnings) this.#warn({ bar: w.bar, code: w.code, message: w.message });
     if (stateOf(next) === 'trapped') {
-      const reason = next.reasons.at(-1) ?? `BAR${next.index}: trapped`;
+      const reason = next.reasons.at(-1)?.message ?? `BAR${next.index}: trapped`;
       this.#log.warn(`BAR${next.index}: moved to ${hex(next.guestAddress!)}, now trapped: ${reason}`);
       return { state: 'trapped', reason };
     }

@@ -11,7 +11,7 @@ import { KvmVm } from '../../src/kvm/index.js';
 import { VfioDevice } from '../../src/vfio/index.js';
 import type { DmaMapper, VfioDeviceHandle } from '../../src/vfio/device-handle.js';
 import { planBarMappings, type MappingPlan } from '../../src/plan/index.js';
-import { qemuE1000e } from '../../src/cli/profiles.js';
+import { qemuE1000e } from '../helpers/profiles.js';
 import type { DeviceDescription } from '../../src/vfio/description.js';
 import { FakeKernel } from '../fake/fake-kernel.js';
 import { fakeSysfs } from '../vfio/fixtures.js';
