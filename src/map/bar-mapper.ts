@@ -14,6 +14,7 @@ import { mapperLog, type MapperLogger } from './logger.js';
 import { DirectResource, StepFailure, type ResourceContext } from './direct-resource.js';
 import { checkBarIndex, checkGuestAddress, checkPlanShape } from './arguments.js';
 import { replanBar } from '../plan/planner.js';
+import { hugePfnPlacement } from './huge-pfn.js';
 
 export interface BarMapperOptions {
   /** DMA-map each direct mapping at its GPA (for guests without a vIOMMU, so the device reaches peer BARs). */
@@ -160,7 +161,10 @@ export class BarMapper implements Disposable {
     }
     undo.release();
     for (const [index, state] of states) this.#bars.set(index, state);
-    for (const state of states.values()) this.#logBar(state.planned);
+    for (const state of states.values()) {
+      this.#logBar(state.planned);
+      this.#checkHugePfnGpa(state);
+    }
     return [...states].map(([index, s]) => snapshot(index, s));
   }
 
@@ -185,6 +189,7 @@ export class BarMapper implements Disposable {
     undo.release();
     const before = bar.planned;
     bar.planned = next;
+    this.#checkHugePfnGpa(bar);
     return this.#reportMove(before, next, warnings);
   }
 
@@ -328,6 +333,24 @@ export class BarMapper implements Disposable {
       : `BAR${next.index}: moved ${hex(before.guestAddress ?? 0n)} -> ${hex(next.guestAddress!)}`;
     this.#log.info(reason);
     return { state: 'direct', reason };
+  }
+
+  /**
+   * KVM maps a huge block at stage 2 only when the GPA agrees with the host address modulo the block. A
+   * guest that places a BAR off its natural alignment loses that: say so once per placement (typed).
+   */
+  #checkHugePfnGpa(bar: BarState): void {
+    if (!this.#ctx.hugePfnAlign) return;
+    for (const resource of bar.resources) {
+      const { gpa, size, fileOffset } = resource.placed;
+      const placement = hugePfnPlacement(size, bar.planned.regionOffset + fileOffset, bar.pageSize);
+      if (!resource.attached || gpa === undefined || !placement || gpa % placement.align === resource.host.address % placement.align) continue;
+      this.#warn({
+        bar: bar.planned.index, code: 'HUGE_PFN_GPA_MISMATCH',
+        message: `BAR${bar.planned.index}: gpa ${hex(gpa)} and host address ${hex(resource.host.address)} differ modulo ${hex(placement.align)}: `
+          + 'KVM maps this range with small pages (slower, still correct)',
+      });
+    }
   }
 
   #warn(warning: MapperWarning): void {

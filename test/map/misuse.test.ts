@@ -357,6 +357,11 @@ describe('BarMapper asks for huge-PFN placement', () => {
     const odd = bar0!.regions.filter((r) => r.mapping.fileOffset % 0x20_0000n !== 0n && r.mapping.size >= 0x20_0000n);
     expect(odd.length).toBeGreaterThan(0);
     for (const r of bar0!.regions.filter((x) => x.mapping.size >= 0x20_0000n)) expect(r.host.address % 0x20_0000n).toBe(r.mapping.fileOffset % 0x20_0000n);
+    expect(mapper.warnings).toEqual([]); // a naturally aligned BAR: GPA, host address and offset all agree
+    mapper.move(0, 0x4010_0000n); // 1 MiB-aligned only: stage 2 cannot use 2 MiB blocks any more
+    const huge = mapper.warnings.filter((w) => w.code === 'HUGE_PFN_GPA_MISMATCH');
+    expect(huge).toHaveLength(2); // both direct mappings of BAR0
+    expect(huge[0]).toMatchObject({ bar: 0 });
   });
 });
 
@@ -380,7 +385,7 @@ describe('BarMapper: random operation sequences (fast-check) leave nothing behin
   );
 
   it('map/move/setDecode/unmap/dispose with injected faults: only typed errors, slots match decode, zero leaks', () => {
-    fc.assert(fc.property(fc.array(opArb, { maxLength: 25 }), fc.constantFrom(0x1000, 0x1_0000), (ops, pageSize) => {
+    fc.assert(fc.property(fc.array(opArb, { maxLength: 25 }), fc.constantFrom(0x1000, 0x4000, 0x1_0000), (ops, pageSize) => {
       const w = world({ pageSize });
       const expectedSlots = (): number => [...w.mapper.bars.values()]
         .reduce((n, b) => n + (b.decode ? b.planned.mappings.length : 0), 0);
