@@ -10,6 +10,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   ARM64_CORE_REG, IOCTL, KVM_API_VERSION, KVM_CAP, KVM_CREATE_DEVICE_TEST, KVM_DEV_TYPE, KVM_DEV_VFIO, KVM_EXIT, KVM_MEM_FLAGS, KVM_SIZEOF, SIZEOF, VFIO_DMA_MAP_FLAGS, VFIO_EXTENSION,
+  KVM_IRQ_CAP, KVM_IRQ_ROUTING_TYPE, KVM_IRQ_SIZEOF, KVM_IRQFD_FLAGS, KVM_MSI_VALID_DEVID, VFIO_IRQ_FLAGS, VFIO_IRQ_SET, VFIO_IRQ_SET_SIZEOF,
   VFIO_GROUP_FLAGS, VFIO_PCI_IRQ, VFIO_PCI_NUM_REGIONS, VFIO_PCI_REGION, VFIO_REGION_CAP, VFIO_REGION_FLAGS, X86_REGS, X86_SEGMENT, X86_SREGS,
 } from '../../src/uapi/index.js';
 
@@ -118,8 +119,65 @@ const COMMON: Record<string, number | bigint> = {
   KVM_DEV_VFIO_GROUP_DEL: KVM_DEV_VFIO.FILE_DEL,
 };
 
+/** The interrupt ABI (src/uapi/vfio-irq.ts, src/uapi/kvm-irq.ts). */
+const IRQ: Record<string, number | bigint> = {
+  sizeof_vfio_irq_set: VFIO_IRQ_SET_SIZEOF,
+  offsetof_vfio_irq_set_flags: 4,
+  offsetof_vfio_irq_set_index: 8,
+  offsetof_vfio_irq_set_start: 12,
+  offsetof_vfio_irq_set_count: 16,
+  offsetof_vfio_irq_set_data: VFIO_IRQ_SET_SIZEOF,
+  VFIO_IRQ_SET_DATA_NONE: VFIO_IRQ_SET.DATA_NONE,
+  VFIO_IRQ_SET_DATA_BOOL: VFIO_IRQ_SET.DATA_BOOL,
+  VFIO_IRQ_SET_DATA_EVENTFD: VFIO_IRQ_SET.DATA_EVENTFD,
+  VFIO_IRQ_SET_ACTION_MASK: VFIO_IRQ_SET.ACTION_MASK,
+  VFIO_IRQ_SET_ACTION_UNMASK: VFIO_IRQ_SET.ACTION_UNMASK,
+  VFIO_IRQ_SET_ACTION_TRIGGER: VFIO_IRQ_SET.ACTION_TRIGGER,
+  VFIO_IRQ_INFO_EVENTFD: VFIO_IRQ_FLAGS.EVENTFD,
+  VFIO_IRQ_INFO_MASKABLE: VFIO_IRQ_FLAGS.MASKABLE,
+  VFIO_IRQ_INFO_AUTOMASKED: VFIO_IRQ_FLAGS.AUTOMASKED,
+  VFIO_IRQ_INFO_NORESIZE: VFIO_IRQ_FLAGS.NORESIZE,
+  sizeof_kvm_irq_routing: KVM_IRQ_SIZEOF.kvm_irq_routing,
+  offsetof_kvm_irq_routing_flags: 4,
+  offsetof_kvm_irq_routing_entries: KVM_IRQ_SIZEOF.kvm_irq_routing,
+  sizeof_kvm_irq_routing_entry: KVM_IRQ_SIZEOF.kvm_irq_routing_entry,
+  offsetof_kvm_irq_routing_entry_type: 4,
+  offsetof_kvm_irq_routing_entry_flags: 8,
+  offsetof_kvm_irq_routing_entry_u: 16,
+  sizeof_kvm_irq_routing_msi: 16,
+  offsetof_kvm_irq_routing_msi_address_hi: 4,
+  offsetof_kvm_irq_routing_msi_data: 8,
+  offsetof_kvm_irq_routing_msi_devid: 12,
+  sizeof_kvm_irq_routing_irqchip: 8,
+  offsetof_kvm_irq_routing_irqchip_pin: 4,
+  sizeof_kvm_irqfd: KVM_IRQ_SIZEOF.kvm_irqfd,
+  offsetof_kvm_irqfd_gsi: 4,
+  offsetof_kvm_irqfd_flags: 8,
+  offsetof_kvm_irqfd_resamplefd: 12,
+  sizeof_kvm_msi: KVM_IRQ_SIZEOF.kvm_msi,
+  offsetof_kvm_msi_address_hi: 4,
+  offsetof_kvm_msi_data: 8,
+  offsetof_kvm_msi_flags: 12,
+  offsetof_kvm_msi_devid: 16,
+  KVM_CREATE_IRQCHIP: IOCTL.KVM_CREATE_IRQCHIP,
+  KVM_SET_GSI_ROUTING: IOCTL.KVM_SET_GSI_ROUTING,
+  KVM_IRQFD: IOCTL.KVM_IRQFD,
+  KVM_SIGNAL_MSI: IOCTL.KVM_SIGNAL_MSI,
+  KVM_CAP_IRQCHIP: KVM_IRQ_CAP.IRQCHIP,
+  KVM_CAP_IRQ_ROUTING: KVM_IRQ_CAP.IRQ_ROUTING,
+  KVM_CAP_IRQFD: KVM_IRQ_CAP.IRQFD,
+  KVM_CAP_SIGNAL_MSI: KVM_IRQ_CAP.SIGNAL_MSI,
+  KVM_CAP_MSI_DEVID: KVM_IRQ_CAP.MSI_DEVID,
+  KVM_IRQ_ROUTING_IRQCHIP: KVM_IRQ_ROUTING_TYPE.IRQCHIP,
+  KVM_IRQ_ROUTING_MSI: KVM_IRQ_ROUTING_TYPE.MSI,
+  KVM_MSI_VALID_DEVID,
+  KVM_IRQFD_FLAG_DEASSIGN: KVM_IRQFD_FLAGS.DEASSIGN,
+  KVM_IRQFD_FLAG_RESAMPLE: KVM_IRQFD_FLAGS.RESAMPLE,
+};
+
 const X86_64: Record<string, number | bigint> = {
   ...COMMON,
+  ...IRQ,
   sizeof_kvm_regs: X86_REGS.size,
   offsetof_kvm_regs_rip: X86_REGS.rip,
   offsetof_kvm_regs_rflags: X86_REGS.rflags,
@@ -144,6 +202,7 @@ const X86_64: Record<string, number | bigint> = {
 
 const AARCH64: Record<string, number | bigint> = {
   ...COMMON,
+  ...IRQ,
   sizeof_kvm_vcpu_init: KVM_SIZEOF.kvm_vcpu_init,
   KVM_ARM_VCPU_INIT: IOCTL.KVM_ARM_VCPU_INIT,
   KVM_ARM_PREFERRED_TARGET: IOCTL.KVM_ARM_PREFERRED_TARGET,
