@@ -12,7 +12,7 @@ import type { DirectMapping, MappingPlan, PlannedBar, PlanWarning } from '../pla
 import { MapError, type MapStep } from './errors.js';
 import { mapperLog, type MapperLogger } from './logger.js';
 import { DirectResource, StepFailure, type ResourceContext } from './direct-resource.js';
-import { checkBarIndex, checkGuestAddress, checkPlanShape } from './arguments.js';
+import { checkBarIndex, checkConstructorArguments, checkGuestAddress, checkPlanShape } from './arguments.js';
 import { replanBar } from '../plan/planner.js';
 import { hugePfnPlacement } from './huge-pfn.js';
 
@@ -99,8 +99,10 @@ export class BarMapper implements Disposable {
   /**
    * @param device the open device whose regions are mmapped (and whose IOMMU gets the DMA maps).
    * @param vm the VM the slots go into.
+   * @throws MapError `BAD_ARGUMENT` when the device, VM or options are not what they claim to be.
    */
   constructor(device: VfioDeviceHandle, vm: KvmVm, options: BarMapperOptions = {}) {
+    checkConstructorArguments(device, vm, options);
     this.#device = device;
     this.#log = mapperLog(options.logger);
     this.#ctx = {

@@ -145,6 +145,18 @@ describe('BarMapper misuse: typed errors, nothing acquired', () => {
     expect(w.kernel.live()).toEqual(NOTHING);
   });
 
+  it('the constructor checks device, VM and options: BAD_ARGUMENT, never a raw TypeError', () => {
+    const w = world();
+    const bad: [unknown, unknown, unknown][] = [
+      [undefined, w.vm, {}], [{ fd: 1.5, syscalls: w.kernel }, w.vm, {}], [w.device, undefined, {}], [w.device, { fd: 3 }, {}],
+      [w.device, w.vm, null], [w.device, w.vm, { dmaMap: 'yes' }], [w.device, w.vm, { hugePfnAlign: 1 }], [w.device, w.vm, { logger: { info: () => {} } }],
+    ];
+    for (const [device, vm, options] of bad) {
+      expect(mapperError(() => new BarMapper(device as VfioDevice, vm as KvmVm, options as never)).code).toBe('BAD_ARGUMENT');
+    }
+    closeAll(w);
+  });
+
   it('move or setDecode of a BAR that is not mapped is NOT_MAPPED; a double unmap is a no-op', () => {
     const w = world();
     w.mapper.map(w.plan);
