@@ -27,7 +27,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { SysfsOptions } from './sysfs.js';
 
+/** The IOMMU path in force for a device or context (after `'auto'` was resolved). */
 export type IommuMode = 'type1' | 'type1v2' | 'iommufd' | 'noiommu';
+const REQUESTS: readonly string[] = ['auto', 'type1', 'noiommu', 'iommufd'];
 /** What a caller asks for. `'auto'`: iommufd when the kernel has it (Linux 6.6+ cdev), else a legacy container. */
 export type IommuRequest = 'auto' | 'type1' | 'noiommu' | 'iommufd';
 
@@ -116,7 +118,7 @@ export class IommuContext implements Disposable {
    */
   static open(options: IommuContextOptions = {}): IommuContext {
     const request = options.iommu ?? 'auto';
-    if (!['auto', 'type1', 'noiommu', 'iommufd'].includes(request)) {
+    if (!isIommuRequest(request)) {
       throw new VfioError(`iommu must be 'auto', 'type1', 'noiommu' or 'iommufd', got ${String(request)}`, { code: 'BAD_ARGUMENT' });
     }
     return IommuContext.#openWith(undefined, request, options);
@@ -444,6 +446,11 @@ function chooseIommuType(sys: Syscalls, containerFd: number, noiommu: boolean, b
     if (sys.ioctl(containerFd, 'VFIO_CHECK_EXTENSION', candidate.type) > 0) return candidate;
   }
   throw new VfioError(`${bdf}: the VFIO container supports no usable IOMMU type`, { code: 'NO_IOMMU_TYPE', bdf });
+}
+
+/** True for the four values `options.iommu` accepts. */
+export function isIommuRequest(value: unknown): value is IommuRequest {
+  return typeof value === 'string' && REQUESTS.includes(value);
 }
 
 /** The group's kind against what the caller asked for: a typed error before anything is opened. */
