@@ -5,6 +5,7 @@
 import { hex } from '../errors.js';
 import type { MappingPlan } from '../plan/types.js';
 import { MapError, type MapStep } from './errors.js';
+import type { VfioDeviceHandle } from '../vfio/device-handle.js';
 
 const U64_LIMIT = 1n << 64n;
 
@@ -50,6 +51,31 @@ export function checkPlanShape(plan: unknown): asserts plan is MappingPlan {
         fail(`BAR${index}: mapping at gpa ${hex(m.gpa)} is not a page-aligned range that fits in 64 bits`, 'BAD_PLAN', index);
       }
     }
+  }
+}
+
+/** The mapper's constructor: a device handle with an fd and syscalls, a KvmVm, and well-typed options. */
+export function checkConstructorArguments(device: unknown, vm: unknown, options: unknown): void {
+  const fail = (message: string): never => {
+    throw new MapError(message, { step: 'validate', code: 'BAD_ARGUMENT' });
+  };
+  const handle = device as Partial<VfioDeviceHandle> | null;
+  if (typeof handle !== 'object' || handle === null || !Number.isInteger(handle.fd) || typeof handle.syscalls !== 'object' || handle.syscalls === null) {
+    fail(`device must be an open VfioDeviceHandle (fd, syscalls), got ${describe(device)}`);
+  }
+  // Duck-typed, not instanceof: two copies of the package in one process must still work together.
+  const slots = vm as Partial<Record<'addSlot' | 'moveSlot' | 'removeSlot', unknown>> | null;
+  if (typeof slots !== 'object' || slots === null || [slots.addSlot, slots.moveSlot, slots.removeSlot].some((f) => typeof f !== 'function')) {
+    fail(`vm must be a KvmVm, got ${describe(vm)}`);
+  }
+  if (typeof options !== 'object' || options === null) return fail(`options must be an object, got ${describe(options)}`);
+  const { dmaMap, hugePfnAlign, logger } = options as Record<string, unknown>;
+  for (const [name, value] of [['dmaMap', dmaMap], ['hugePfnAlign', hugePfnAlign]] as const) {
+    if (value !== undefined && typeof value !== 'boolean') fail(`options.${name} must be a boolean, got ${describe(value)}`);
+  }
+  const levels = ['debug', 'info', 'warn'] as const;
+  if (logger !== undefined && (typeof logger !== 'object' || logger === null || levels.some((l) => typeof (logger as Record<string, unknown>)[l] !== 'function'))) {
+    fail('options.logger must have debug, info and warn functions');
   }
 }
 
