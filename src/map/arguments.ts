@@ -2,6 +2,8 @@
  * Argument checks for the mapper's public methods: a wrong type or range is the library's typed
  * MapError (`BAD_ARGUMENT`, `DUPLICATE_BAR`, `BAD_PLAN`), never a raw TypeError from deep inside.
  */
+import { validatePlan } from '../plan/validate-plan.js';
+import { PlanError } from '../plan/errors.js';
 import { hex } from '../errors.js';
 import type { MappingPlan } from '../plan/types.js';
 import { MapError, type MapStep } from './errors.js';
@@ -85,3 +87,18 @@ function describe(value: unknown): string {
   if (typeof value === 'number' || typeof value === 'boolean' || value === undefined) return String(value);
   return value === null ? 'null' : `a ${typeof value}`;
 }
+
+/**
+ * The plan's soundness beyond its shape (no overlapping BARs, representable placements, every trapped byte
+ * backed): the planner's own `validatePlan`, so a hand-edited or replayed plan is held to the same rules.
+ * @throws MapError `BAD_PLAN` with the PlanError (and its code) as `cause`.
+ */
+export function checkPlanSoundness(plan: MappingPlan): void {
+  try {
+    validatePlan(plan);
+  } catch (error) {
+    if (!(error instanceof PlanError)) throw error;
+    throw new MapError(`unsound plan (${error.code}): ${error.message}`, { step: 'validate', code: 'BAD_PLAN', ...(error.bar !== undefined && { bar: error.bar }) }, { cause: error });
+  }
+}
+

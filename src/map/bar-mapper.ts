@@ -12,7 +12,7 @@ import type { DirectMapping, MappingPlan, PlannedBar, PlanWarning } from '../pla
 import { MapError, type MapStep } from './errors.js';
 import { mapperLog, type MapperLogger } from './logger.js';
 import { DirectResource, StepFailure, type ResourceContext } from './direct-resource.js';
-import { checkBarIndex, checkConstructorArguments, checkGuestAddress, checkPlanShape } from './arguments.js';
+import { checkBarIndex, checkConstructorArguments, checkGuestAddress, checkPlanShape, checkPlanSoundness } from './arguments.js';
 import { replanBar } from '../plan/planner.js';
 import { hugePfnPlacement } from './huge-pfn.js';
 
@@ -144,6 +144,7 @@ export class BarMapper implements Disposable {
     this.#assertUsable('validate');
     this.#assertDeviceOpen('validate');
     checkPlanShape(plan);
+    checkPlanSoundness(plan);
     for (const bar of plan.bars) {
       if (this.#bars.has(bar.index)) throw new MapError(`BAR${bar.index} is already mapped`, { step: 'validate', code: 'ALREADY_MAPPED', bar: bar.index });
     }
