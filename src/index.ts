@@ -26,6 +26,7 @@ export type * from './vfio/description.js';
 export { regionByIndex } from './vfio/description.js';
 export type { VfioDeviceHandle, DmaMapper } from './vfio/device-handle.js';
 export { VfioDevice, type VfioOpenOptions, type IommuMode } from './vfio/device.js';
+export type { MmioDmaUnsupported } from './vfio/mmio-dma-support.js';
 export { VfioError, type VfioErrorDetails } from './vfio/errors.js';
 export { describeDevice } from './vfio/describe.js';
 export { descriptionToJSON, descriptionFromJSON } from './vfio/description-json.js';

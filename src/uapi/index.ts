@@ -6,6 +6,7 @@ import { KVM_IOCTL } from './kvm.js';
 export * from './ioctl.js';
 export * from './u64.js';
 export * from './vfio.js';
+export * from './vfio-feature.js';
 export * from './iommufd.js';
 export * from './kvm.js';
 

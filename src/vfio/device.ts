@@ -18,6 +18,7 @@ import { UndoStack } from './cleanup.js';
 import { cdevOf, groupNodeOf, iommuGroupOf, type SysfsOptions } from './sysfs.js';
 import { describeDevice } from './describe.js';
 import { IommufdDmaMapper, Type1DmaMapper } from './dma.js';
+import { probeIommufdMmioDma } from './mmio-dma-support.js';
 
 export type IommuMode = 'type1' | 'type1v2' | 'iommufd' | 'noiommu';
 
@@ -90,7 +91,7 @@ function openByMode(bdf: string, sys: Syscalls, options: VfioOpenOptions, owned:
   const wanted = options.iommu ?? 'auto';
   if (wanted === 'iommufd' || wanted === 'auto') {
     const cdev = cdevOf(bdf, options);
-    if (cdev) return openIommufd(sys, cdev, options, owned, wanted === 'auto' ? 'auto: VFIO cdev and /dev/iommu present' : 'requested');
+    if (cdev) return openIommufd(bdf, sys, cdev, options, owned, wanted === 'auto' ? 'auto: VFIO cdev and /dev/iommu present' : 'requested');
     if (wanted === 'iommufd') throw new VfioError(`${bdf}: no VFIO cdev (needs Linux 6.6+ with CONFIG_VFIO_DEVICE_CDEV)`, { code: 'NO_CDEV', bdf });
   }
   return openLegacy(bdf, sys, options, owned, wanted);
@@ -102,7 +103,7 @@ function openFd(sys: Syscalls, owned: UndoStack, path: string): number {
   return fd;
 }
 
-function openIommufd(sys: Syscalls, cdev: string, options: VfioOpenOptions, owned: UndoStack, reason: string): Opened {
+function openIommufd(bdf: string, sys: Syscalls, cdev: string, options: VfioOpenOptions, owned: UndoStack, reason: string): Opened {
   const deviceFd = openFd(sys, owned, cdev);
   const iommuFd = openFd(sys, owned, `${options.devRoot ?? '/dev'}/iommu`);
   sys.ioctl(deviceFd, 'VFIO_DEVICE_BIND_IOMMUFD', encodeBindIommufd(iommuFd));
@@ -112,7 +113,8 @@ function openIommufd(sys: Syscalls, cdev: string, options: VfioOpenOptions, owne
   const attach = encodeAttachIommufdPt(ioasId);
   sys.ioctl(deviceFd, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', attach);
   decodeAttachIommufdPt(attach);
-  return { fd: deviceFd, mode: 'iommufd', dma: new IommufdDmaMapper(sys, iommuFd, ioasId), reason: `iommufd (${reason})` };
+  const mmioDma = probeIommufdMmioDma(sys, deviceFd, bdf);
+  return { fd: deviceFd, mode: 'iommufd', dma: new IommufdDmaMapper(sys, iommuFd, ioasId, mmioDma), reason: `iommufd (${reason})` };
 }
 
 function openLegacy(bdf: string, sys: Syscalls, options: VfioOpenOptions, owned: UndoStack, wanted: 'auto' | 'type1' | 'noiommu' | 'iommufd'): Opened {

@@ -4,6 +4,7 @@ import {
 } from '../uapi/index.js';
 import type { Syscalls } from '../sys/syscalls.js';
 import type { DmaMapper } from './device-handle.js';
+import type { MmioDmaUnsupported } from './mmio-dma-support.js';
 
 export class Type1DmaMapper implements DmaMapper {
   constructor(
@@ -22,6 +23,10 @@ export class Type1DmaMapper implements DmaMapper {
   }
 }
 
+/**
+ * An iommufd IOAS. Maps RAM; BAR mmaps cannot be mapped (EFAULT) without dma-buf export, which
+ * `mmioDmaUnsupported` reports (from `probeIommufdMmioDma` at open) so a mapper can skip them with one warning.
+ */
 export class IommufdDmaMapper implements DmaMapper {
   readonly kind = 'iommufd';
 
@@ -29,6 +34,7 @@ export class IommufdDmaMapper implements DmaMapper {
     private readonly sys: Syscalls,
     private readonly iommuFd: number,
     private readonly ioasId: number,
+    readonly mmioDmaUnsupported?: MmioDmaUnsupported,
   ) {}
 
   mapDma(iova: bigint, vaddr: bigint, size: bigint, prot: 'read' | 'read-write'): void {

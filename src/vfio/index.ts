@@ -2,6 +2,7 @@ export type * from './description.js';
 export { regionByIndex } from './description.js';
 export type { VfioDeviceHandle, DmaMapper } from './device-handle.js';
 export { VfioDevice, type VfioOpenOptions, type IommuMode } from './device.js';
+export type { MmioDmaUnsupported } from './mmio-dma-support.js';
 export { VfioError, type VfioErrorDetails } from './errors.js';
 export { describeDevice } from './describe.js';
 export { descriptionToJSON, descriptionFromJSON } from './description-json.js';

@@ -12,6 +12,7 @@ import {
   writeRegionInfo, type IoctlName, type KvmUserspaceMemoryRegion,
 } from '../../src/uapi/index.js';
 import type { DeviceDescription, RegionCapability, RegionDescription } from '../../src/vfio/description.js';
+import { bindArgumentsInvalid, cdevNotBound, deviceFeature, touchesPfnmap } from './iommufd-rules.js';
 
 const E = constants.errno;
 
@@ -21,7 +22,7 @@ type FdKind =
   | { kind: 'vcpu' }
   | { kind: 'container'; iommuType?: number; dma: Map<bigint, bigint> }
   | { kind: 'group'; container?: number }
-  | { kind: 'device'; bound?: boolean }
+  | { kind: 'device'; bound?: boolean; cdev?: boolean }
   | { kind: 'iommufd'; ioas: Map<number, Map<bigint, bigint>> }
   | { kind: 'memfd'; size: bigint }
   | { kind: 'other'; path: string };
@@ -37,6 +38,8 @@ export interface FakeKernelOptions {
   nrMemslots?: number;
   /** Prefix of the device nodes (matches VfioOpenOptions.devRoot). Default `/dev`. */
   devRoot?: string;
+  /** The kernel can export BARs as dma-buf (VFIO_DEVICE_FEATURE_DMA_BUF, Linux 6.19+). Default false (6.12). */
+  dmaBufExport?: boolean;
 }
 
 export interface CallRecord {
@@ -52,7 +55,8 @@ export class FakeKernel implements Syscalls {
   readonly #config: Buffer;
   readonly #files: Map<string, () => FdKind>;
   readonly #fds = new Map<number, FdKind>();
-  readonly #mappings = new Map<bigint, { length: bigint; view: ArrayBuffer }>();
+  readonly #mappings = new Map<bigint, { length: bigint; view: ArrayBuffer; pfnmap: boolean }>();
+  readonly #dmaBufExport: boolean;
   readonly #nrMemslots: number;
   #nextFd = 10;
   #nextAddress = 0x7f00_0000_0000n;
@@ -63,6 +67,7 @@ export class FakeKernel implements Syscalls {
     this.#device = options.device;
     this.#config = options.config ?? Buffer.alloc(4096);
     this.#nrMemslots = options.nrMemslots ?? 509;
+    this.#dmaBufExport = options.dmaBufExport ?? false;
     const group = options.group ?? '7';
     const dev = options.devRoot ?? '/dev';
     this.#files = new Map<string, () => FdKind>([
@@ -70,7 +75,7 @@ export class FakeKernel implements Syscalls {
       [`${dev}/vfio/vfio`, () => ({ kind: 'container', dma: new Map() })],
       [options.noiommu ? `${dev}/vfio/noiommu-${group}` : `${dev}/vfio/${group}`, () => ({ kind: 'group' })],
       // The cdev path (Linux 6.6+): the device node itself, and iommufd.
-      [`${dev}/vfio/devices/vfio0`, () => ({ kind: 'device' })],
+      [`${dev}/vfio/devices/vfio0`, () => ({ kind: 'device', cdev: true })],
       [`${dev}/iommu`, () => ({ kind: 'iommufd', ioas: new Map() })],
     ]);
   }
@@ -134,6 +139,7 @@ export class FakeKernel implements Syscalls {
     const fail = (errno: number): never => this.#fail(errno, { syscall: 'ioctl', ioctl: request, fd });
     const buffer = typeof arg === 'number' ? Buffer.alloc(0) : arg;
     const value = typeof arg === 'number' ? arg : 0;
+    if (file.kind === 'device' && cdevNotBound(file, request)) return fail(E.EINVAL);
     switch (`${file.kind}:${request}`) {
       case 'kvm:KVM_GET_API_VERSION': return KVM_API_VERSION;
       case 'kvm:KVM_CREATE_VM': return this.#newFd({ kind: 'vm', slots: new Map() });
@@ -160,7 +166,8 @@ export class FakeKernel implements Syscalls {
         return this.#newFd({ kind: 'device' });
       case 'device:VFIO_DEVICE_BIND_IOMMUFD': {
         const target = this.#fds.get(buffer.readInt32LE(8));
-        if (file.kind !== 'device' || file.bound) return fail(E.EINVAL); // a second bind is EINVAL
+        if (bindArgumentsInvalid(buffer)) return fail(E.EINVAL);
+        if (file.kind !== 'device' || !file.cdev || file.bound) return fail(E.EINVAL); // group fds and a second bind: EINVAL
         if (target?.kind !== 'iommufd') return fail(E.EBADF);
         file.bound = true;
         buffer.writeUInt32LE(1, 12); // out_devid
@@ -180,6 +187,10 @@ export class FakeKernel implements Syscalls {
       case 'iommufd:IOMMU_IOAS_MAP':
       case 'iommufd:IOMMU_IOAS_UNMAP':
         return this.#ioas(file, request, buffer, fail);
+      case 'device:VFIO_DEVICE_FEATURE': {
+        const errno = deviceFeature(buffer, this.#dmaBufExport);
+        return errno === 0 ? 0 : fail(errno);
+      }
       case 'device:VFIO_DEVICE_GET_INFO':
         return this.#deviceInfo(buffer, fail);
       case 'device:VFIO_DEVICE_GET_REGION_INFO':
@@ -200,6 +211,7 @@ export class FakeKernel implements Syscalls {
     this.#enter('pread', `${fd}@${offset.toString(16)}`, { syscall: 'pread', fd });
     const file = this.#fds.get(fd);
     if (file?.kind !== 'device') return this.#fail(E.EBADF, { syscall: 'pread', fd });
+    if (cdevNotBound(file, 'pread')) return this.#fail(E.EINVAL, { syscall: 'pread', fd });
     const region = this.#device?.regions.find((r) => r.index === Number(offset >> 40n));
     if (!region || (region.flags & VFIO_REGION_FLAGS.READ) === 0) return this.#fail(E.EINVAL, { syscall: 'pread', fd });
     const within = Number(offset & ((1n << 40n) - 1n));
@@ -220,6 +232,7 @@ export class FakeKernel implements Syscalls {
     const file = this.#fds.get(fd);
     if (!file) return fail(E.EBADF);
     if (length === 0n || offset % this.#pageSize !== 0n) return fail(E.EINVAL);
+    if (file.kind === 'device' && cdevNotBound(file, 'mmap')) return fail(E.EINVAL);
     if (file.kind === 'device') this.#checkDeviceMmap(offset, length, prot, options, fail);
     else if (file.kind === 'memfd' && offset + length > file.size) return fail(E.EINVAL);
     else if (file.kind !== 'memfd' && file.kind !== 'vcpu') return fail(E.ENODEV);
@@ -227,7 +240,7 @@ export class FakeKernel implements Syscalls {
     const address = roundUp(this.#nextAddress, align);
     this.#nextAddress = address + roundUp(length, this.#pageSize) + this.#pageSize; // guard page between mappings
     const view = new ArrayBuffer(Number(length < 1n << 24n ? length : 0n));
-    this.#mappings.set(address, { length, view });
+    this.#mappings.set(address, { length, view, pfnmap: file.kind === 'device' });
     return { address, length, view };
   }
 
@@ -340,6 +353,7 @@ export class FakeKernel implements Syscalls {
       const map = decodeIoasMap(buffer);
       const maps = file.ioas.get(map.ioasId);
       if (!maps) return fail(E.ENOENT);
+      if (touchesPfnmap(this.#mappings, map.userVa, map.length)) return fail(E.EFAULT);
       for (const [iova, size] of maps) if (map.iova < iova + size && iova < map.iova + map.length) return fail(E.EEXIST);
       maps.set(map.iova, map.length);
       return 0;

@@ -49,7 +49,7 @@ describe('VfioDevice', () => {
     const { kernel, options } = setup(false, true);
     using device = VfioDevice.open(BDF, options);
     expect(device.iommuMode).toBe('iommufd');
-    expect(kernel.calls.map((c) => c.name)).toEqual(['open', 'open', 'VFIO_DEVICE_BIND_IOMMUFD', 'IOMMU_IOAS_ALLOC', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT']);
+    expect(kernel.calls.map((c) => c.name)).toEqual(['open', 'open', 'VFIO_DEVICE_BIND_IOMMUFD', 'IOMMU_IOAS_ALLOC', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', 'VFIO_DEVICE_FEATURE']);
     expect(device.describe().msix?.vectors).toBe(65);
     device.dma!.mapDma(0x1_0000n, 0x7f00_0000_0000n, 0x1_0000n, 'read-write');
     expect(kernel.live().dmaMaps).toBe(1);
@@ -58,7 +58,7 @@ describe('VfioDevice', () => {
   });
 
   it('every syscall of the iommufd open failing in turn: a typed error and no fd left open', () => {
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 6; i++) {
       const { kernel, options } = setup(false, true);
       kernel.failAt(i, constants.errno.EIO);
       expect(() => VfioDevice.open(BDF, options)).toThrow(expect.objectContaining({ code: 'EIO' }) as Error);
