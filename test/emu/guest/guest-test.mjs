@@ -34,6 +34,23 @@ function showNaiveRegistration(device, region, sys) {
   }
 }
 
+/** The kernel fact behind mmioDmaUnsupported: IOMMU_IOAS_MAP of a BAR mmap (VM_PFNMAP), raw. */
+function tryBarDmaMap(device, region, sys) {
+  if ((region.flags & 4) === 0) return { skipped: 'region has no MMAP flag' };
+  const page = BigInt(sys.pageSize());
+  const length = (region.size + page - 1n) / page * page;
+  const mapping = sys.mmap(device.fd, region.offset, length, PROT.READ | PROT.WRITE);
+  try {
+    device.dma.mapDma(BAR_GPA, mapping.address, length, 'read-write');
+    device.dma.unmapDma(BAR_GPA, length);
+    return { mapped: hex(length) };
+  } catch (error) {
+    return { error: errorInfo(error) };
+  } finally {
+    sys.munmap(mapping);
+  }
+}
+
 /** VMAs of the device fd in this process: a mapped BAR shows up as `anon_inode:[vfio-device]` in /proc/self/maps. */
 function deviceMappings() {
   return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.endsWith('anon_inode:[vfio-device]')).length;
@@ -51,10 +68,15 @@ function main() {
   result.scenario = /vfiobars\.scenario=(\S+)/.exec(cmdline)?.[1];
   result.pageSize = sys.pageSize();
   result.iommuExpected = cmdline.includes('enable_unsafe_noiommu_mode=1') ? 'noiommu' : 'type1';
+  result.node = process.version;
+  result.kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+  // vfiobars.iommu=auto|iommufd|type1|noiommu: the VfioDevice.open mode under test (default 'auto').
+  const iommu = /vfiobars\.iommu=(\S+)/.exec(cmdline)?.[1] ?? 'auto';
+  result.iommuRequested = iommu;
   const bdf = process.env.BDF;
   if (!bdf) throw new Error('no NVMe device found');
 
-  const device = VfioDevice.open(bdf);
+  const device = VfioDevice.open(bdf, { iommu });
   try {
     runWith(device, sys);
   } finally {
@@ -64,6 +86,8 @@ function main() {
 
 function runWith(device, sys) {
   result.iommu = device.iommuMode;
+  result.iommuReason = device.iommuReason;
+  result.mmioDma = device.dma?.mmioDmaUnsupported;
   const description = device.describe();
   result.description = descriptionToJSON(description);
   const region = description.regions.find((r) => r.index === 0);
@@ -71,6 +95,7 @@ function runWith(device, sys) {
   result.msix = description.msix && { vectors: description.msix.vectors, table: hex(description.msix.table.offset), pba: hex(description.msix.pba.offset), bir: description.msix.table.bir };
 
   step('naive', showNaiveRegistration(device, region, sys));
+  if (device.iommuMode === 'iommufd') step('iommufd-bar-dma', tryBarDmaMap(device, region, sys));
 
   const plan = planBarMappings(description, { pageSize: result.pageSize, barAddresses: { 0: BAR_GPA } });
   const bar = plan.bars.find((b) => b.index === 0);
@@ -94,8 +119,14 @@ function runWith(device, sys) {
 }
 
 function mapAndProbe(device, vm, probe, plan, bar, region) {
-  const mapper = new BarMapper(device, vm, { dmaMap: device.dma !== undefined });
+  // Until BarMapper honours mmioDmaUnsupported, DMA-map only where BARs can be DMA-mapped.
+  const dmaMap = device.dma !== undefined && device.dma.mmioDmaUnsupported === undefined;
+  const warnings = [];
+  const logger = { debug() {}, info() {}, warn: (m) => warnings.push(m) };
+  const mapper = new BarMapper(device, vm, { dmaMap, logger });
   mapper.map(plan);
+  result.dmaMap = dmaMap;
+  result.mapperWarnings = warnings;
   result.slotsAfterMap = vm.slotCount - 1; // minus the probe's code page
   result.deviceMappingsAfterMap = deviceMappings();
 
