@@ -91,7 +91,7 @@ function openByMode(bdf: string, sys: Syscalls, options: VfioOpenOptions, owned:
   const wanted = options.iommu ?? 'auto';
   if (wanted === 'iommufd' || wanted === 'auto') {
     const cdev = cdevOf(bdf, options);
-    if (cdev) return openIommufd(bdf, sys, cdev, options, owned, wanted === 'auto' ? 'auto: VFIO cdev and /dev/iommu present' : 'requested');
+    if (cdev) return openIommufd(sys, cdev, options, owned, wanted === 'auto' ? 'auto: VFIO cdev and /dev/iommu present' : 'requested');
     if (wanted === 'iommufd') throw new VfioError(`${bdf}: no VFIO cdev (needs Linux 6.6+ with CONFIG_VFIO_DEVICE_CDEV)`, { code: 'NO_CDEV', bdf });
   }
   return openLegacy(bdf, sys, options, owned, wanted);
@@ -103,7 +103,7 @@ function openFd(sys: Syscalls, owned: UndoStack, path: string): number {
   return fd;
 }
 
-function openIommufd(bdf: string, sys: Syscalls, cdev: string, options: VfioOpenOptions, owned: UndoStack, reason: string): Opened {
+function openIommufd(sys: Syscalls, cdev: string, options: VfioOpenOptions, owned: UndoStack, reason: string): Opened {
   const deviceFd = openFd(sys, owned, cdev);
   const iommuFd = openFd(sys, owned, `${options.devRoot ?? '/dev'}/iommu`);
   sys.ioctl(deviceFd, 'VFIO_DEVICE_BIND_IOMMUFD', encodeBindIommufd(iommuFd));
@@ -113,7 +113,7 @@ function openIommufd(bdf: string, sys: Syscalls, cdev: string, options: VfioOpen
   const attach = encodeAttachIommufdPt(ioasId);
   sys.ioctl(deviceFd, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', attach);
   decodeAttachIommufdPt(attach);
-  const mmioDma = probeIommufdMmioDma(sys, deviceFd, bdf);
+  const mmioDma = probeIommufdMmioDma(sys, deviceFd);
   return { fd: deviceFd, mode: 'iommufd', dma: new IommufdDmaMapper(sys, iommuFd, ioasId, mmioDma), reason: `iommufd (${reason})` };
 }
 

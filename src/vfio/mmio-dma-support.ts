@@ -24,21 +24,20 @@ const NOT_SUPPORTED = new Set<number>([constants.errno.ENOTTY, constants.errno.E
  * `IOMMU_IOAS_MAP_FILE` path, and says that instead.
  * @throws SystemError for any answer other than supported / not supported (e.g. EIO, EBADF).
  */
-export function probeIommufdMmioDma(sys: Syscalls, deviceFd: number, bdf: string): MmioDmaUnsupported {
+export function probeIommufdMmioDma(sys: Syscalls, deviceFd: number): MmioDmaUnsupported {
   const exported = probeDmaBufExport(sys, deviceFd);
-  const effect = 'iommufd cannot DMA-map a BAR mmap (EFAULT), so peer-to-peer DMA to its BARs is unavailable;'
-    + ' BARs are mapped for the CPU and the guest without DMA';
+  const effect = 'iommufd cannot DMA-map a BAR mmap (EFAULT), so peer-to-peer DMA to this device\'s BARs is unavailable';
   if (exported.supported) {
     return {
       code: 'IOMMUFD_DMABUF_NOT_USED',
-      message: `${bdf}: the kernel exports BARs as dma-buf (VFIO_DEVICE_FEATURE_DMA_BUF) but vfio-bars does not map `
-        + `them with IOMMU_IOAS_MAP_FILE yet: ${effect}`,
+      message: `the kernel exports BARs as dma-buf (VFIO_DEVICE_FEATURE_DMA_BUF) but vfio-bars does not map them with `
+        + `IOMMU_IOAS_MAP_FILE yet, and ${effect}`,
     };
   }
   return {
     code: 'IOMMUFD_NO_DMABUF_EXPORT',
-    message: `${bdf}: this kernel cannot export BARs as dma-buf (VFIO_DEVICE_FEATURE_DMA_BUF probe: ${exported.errno};`
-      + ` Linux 6.19+ has it): ${effect}`,
+    message: `this kernel cannot export BARs as dma-buf (VFIO_DEVICE_FEATURE_DMA_BUF probe: ${exported.errno}; Linux 6.19+ can),`
+      + ` and ${effect}`,
   };
 }
 
