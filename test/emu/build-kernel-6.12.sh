@@ -21,7 +21,11 @@ KEY=$( (cat "$FRAG"; dpkg-query -W -f='${Version}\n' "$SOURCE_PKG" gcc-aarch64-l
   | sha256sum | cut -c1-16)
 OUT="$CACHE/kernels/Image-6.12-$PAGES-$KEY"
 if [ -f "$OUT" ]; then echo "kernel 6.12 $PAGES: cache hit"; echo "$OUT"; exit 0; fi
-SRC="$CACHE/work/linux-6.12-$PAGES"
+# One build per key at a time (several worktrees may share this cache): wait for the lock, then look again.
+exec 9>"$CACHE/kernels/.lock-6.12-$PAGES-$KEY"
+flock 9
+if [ -f "$OUT" ]; then echo "kernel 6.12 $PAGES: cache hit (built while waiting)"; echo "$OUT"; exit 0; fi
+SRC="$CACHE/work/linux-6.12-$PAGES-$KEY"
 if [ ! -f "$SRC/Makefile" ]; then
   rm -rf "$SRC" && mkdir -p "$SRC"
   tar -xf "/usr/src/$SOURCE_PKG.tar.xz" -C "$SRC" --strip-components=1
@@ -40,5 +44,5 @@ start=$SECONDS
 nice make -s ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- -j"$(nproc)" Image
 echo "kernel 6.12 $PAGES: built in $((SECONDS - start)) s"
 cp arch/arm64/boot/Image "$OUT.tmp" && mv "$OUT.tmp" "$OUT"
-cd / && rm -rf "$SRC"
+cd / && rm -rf "$SRC" "$CACHE/kernels/.lock-6.12-$PAGES-$KEY"
 echo "$OUT"
