@@ -37,6 +37,8 @@ export { bindToVfioPci, iommuGroupOf, cdevOf } from './vfio/sysfs.js';
 export type * from './plan/types.js';
 export { PlanError } from './plan/errors.js';
 export { planBarMappings, replan } from './plan/planner.js';
+export { replanBar } from './plan/replan-bar.js';
+export { locateInBar, locateGpa } from './plan/locate.js';
 export { checkPlanInvariants } from './plan/invariants.js';
 export { planToJSON, planFromJSON } from './plan/json.js';
 

@@ -308,7 +308,7 @@ export class BarMapper implements Disposable {
       bar.state = 'trapped';
       undo.push(() => { bar.state = 'direct'; });
     }
-    const reason = next.reasons.at(-1) ?? `BAR${next.index}: trapped`;
+    const reason = next.reasons.at(-1)?.message ?? `BAR${next.index}: trapped`;
     this.#log.warn(`BAR${next.index}: moved to ${hex(next.guestAddress!)}, now trapped: ${reason}`);
     return { state: 'trapped', reason };
   }

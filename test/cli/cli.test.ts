@@ -15,6 +15,7 @@ describe('vfio-bars CLI', () => {
     expect(output).toContain('expanded 0x4000 -> 0x10000: sub-page BAR, page-aligned');
     expect(output).toContain('table at 0x10000 (0x410 bytes), PBA at 0x11000 (0x10 bytes) [relocated]');
     expect(output).toContain('guest BAR 0x20000 (128 KiB)');
+    expect(output).toMatch(/trapped: msix-table\s*│ 0x10000\s*│ 0x410\s*│ 0x2000/);
   });
 
   it('plan --json prints the plan JSON with GPAs from --bar-gpa', () => {
@@ -24,6 +25,8 @@ describe('vfio-bars CLI', () => {
     expect(plan.pageSize).toBe('0x10000');
     expect(plan.bars[0]!.mappings).toMatchObject([{ gpa: '0x8000000000', size: '0x10000' }]);
     expect(plan.bars[0]!.msix.table.offset).toBe('0x10000');
+    const trapped = (plan as unknown as { bars: { trapped: unknown[] }[] }).bars[0]!.trapped;
+    expect(trapped[0]).toMatchObject({ barOffset: '0x10000', size: '0x410', kind: 'msix-table', fileOffset: '0x2000', cause: 'msix-relocated' });
   });
 
   it('plan --description FILE replays a captured description; --msix hole says there is no direct mapping', () => {

@@ -85,9 +85,9 @@ const step = object({
 const plan = object({
   guestSize: hexStr,
   mappings: array(object({ size: hexStr, gpa: hexStr, reason: str })),
-  trapped: array(object({ offset: hexStr, size: hexStr, reason: str })),
+  trapped: array(object({ offset: hexStr, size: hexStr, kind: str, fileOffset: optional(hexStr), cause: str, reason: str })),
   msix: optional(object({ table: optional(hexStr), pba: optional(hexStr), relocated: bool })),
-  warnings: array(str),
+  warnings: array(object({ bar: num, code: str, message: str })),
 });
 
 /** Every guest run reports these, whether it succeeded or not. */

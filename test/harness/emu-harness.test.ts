@@ -32,7 +32,7 @@ function seedResult(): GuestSuccess {
     mmioDma: { code: 'IOMMUFD_NO_DMABUF_EXPORT', message: 'no dma-buf' }, dmaMap: false, mapperWarnings: [],
     bar0: { size: '0x4000', flags: 15, caps: ['msix-mappable'] }, msix: { vectors: 65, table: '0x2000', pba: '0x3000', bir: 0 },
     description: {}, steps: [{ name: 'naive', error: { code: 'EINVAL', message: 'x' }, isKvmError: true }],
-    plan: { guestSize: '0x20000', mappings: [{ size: '0x10000', gpa: '0x4000000000', reason: 'expanded' }], trapped: [], msix: { relocated: true }, warnings: [] },
+    plan: { guestSize: '0x20000', mappings: [{ size: '0x10000', gpa: '0x4000000000', reason: 'expanded' }], trapped: [{ offset: '0x10000', size: '0x1000', kind: 'msix-table', cause: 'msix-relocated', reason: 'relocated table' }], msix: { relocated: true }, warnings: [{ bar: 0, code: 'expanded', message: 'grown to a page' }] },
     slotsAfterMap: 1, deviceMappingsAfterMap: 1, host: { cap: '0x4018200f0107ff', vs: '0x10400' },
     guest: { cap: read('0x4018200f0107ff'), vs: read('0x10400') },
     move: { state: 'direct', cap: read('0x4018200f0107ff'), old: { mmio: '0x4000000000' } },

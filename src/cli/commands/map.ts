@@ -3,7 +3,7 @@
  * direct mapping and compare with what pread of the device returns — a self-test for a new host.
  */
 import { parseArgs } from 'node:util';
-import { BarMapper, GuestMemoryProbe, hex, KvmVm, planBarMappings, realSyscalls, VfioDevice, type MappingPlan, type PlannedBar } from '../../index.js'; // the public API only
+import { BarMapper, GuestMemoryProbe, hex, KvmVm, planBarMappings, realSyscalls, VfioDevice, type MappingPlan, type PlannedBar, type TrappedRange } from '../../index.js'; // the public API only
 import { UsageError } from '../usage.js';
 
 /** Guest MMIO window for the self-test; below 4 GiB so the x86 probe (32-bit addressing) reaches it. */
@@ -27,7 +27,7 @@ export function mapCommand(args: string[]): { output: string; ok: boolean } {
   const checks = values.verify ? verify(vm, device, plan) : [];
   const ok = checks.every((c) => c.ok);
   if (values.json) {
-    return { ok, output: JSON.stringify({ bdf, pageSize: hex(pageSize), slots: vm.slotCount, bars: plan.bars.map((b) => ({ index: b.index, guestAddress: hex(b.guestAddress!), mappings: b.mappings.length })), checks: checks.map((c) => ({ ...c, gpa: hex(c.gpa), guest: c.guest === 'mmio' ? 'mmio' : hex(c.guest), device: hex(c.device) })) }, null, 2) };
+    return { ok, output: JSON.stringify({ bdf, pageSize: hex(pageSize), slots: vm.slotCount, bars: plan.bars.map((b) => ({ index: b.index, guestAddress: hex(b.guestAddress!), mappings: b.mappings.length, trapped: b.trapped.map(trappedJSON) })), checks: checks.map((c) => ({ ...c, gpa: hex(c.gpa), guest: c.guest === 'mmio' ? 'mmio' : hex(c.guest), device: hex(c.device) })) }, null, 2) };
   }
   const lines = plan.bars.map((b) => `BAR${b.index}: ${b.mappings.length} direct mapping(s) at ${hex(b.guestAddress!)}, ${b.trapped.length} trapped range(s)`);
   lines.push(...checks.map((c) => `verify BAR${c.bar} gpa ${hex(c.gpa)}: guest read ${c.guest === 'mmio' ? 'an MMIO exit' : hex(c.guest)}, device ${hex(c.device)} ${c.ok ? 'OK' : 'MISMATCH'}`));
@@ -59,4 +59,9 @@ function checkOne(probe: GuestMemoryProbe, device: VfioDevice, bar: PlannedBar, 
   const deviceValue = BigInt(buffer.readUInt32LE(0));
   const guest = result.kind === 'value' ? result.value : 'mmio';
   return { bar: bar.index, gpa, guest, device: deviceValue, ok: guest === deviceValue };
+}
+
+/** What backs each trapped range, for `--json` (the plan JSON's trapped entries without their prose). */
+function trappedJSON(t: TrappedRange): Record<string, string> {
+  return { barOffset: hex(t.barOffset), size: hex(t.size), kind: t.kind, ...(t.fileOffset !== undefined && { fileOffset: hex(t.fileOffset) }), cause: t.cause };
 }

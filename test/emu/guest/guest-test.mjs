@@ -102,7 +102,7 @@ function runWith(device, sys) {
   result.plan = {
     guestSize: hex(bar.guestSize),
     mappings: bar.mappings.map((m) => ({ size: hex(m.size), gpa: hex(m.gpa), reason: m.reason })),
-    trapped: bar.trapped.map((t) => ({ offset: hex(t.barOffset), size: hex(t.size), reason: t.reason })),
+    trapped: bar.trapped.map((t) => ({ offset: hex(t.barOffset), size: hex(t.size), kind: t.kind, ...(t.fileOffset !== undefined && { fileOffset: hex(t.fileOffset) }), cause: t.cause, reason: t.reason })),
     msix: bar.msix && { table: hex(bar.msix.table?.offset), pba: hex(bar.msix.pba?.offset), relocated: bar.msix.relocated },
     warnings: plan.warnings,
   };
