@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { bootScenario, buildInitrd, prepare, type Artefacts, type GuestResult, type Scenario } from './run-guest.js';
 import { PROFILES } from '../../src/cli/profiles.js';
 import { descriptionToJSON } from '../../src/vfio/index.js';
+import { LINUX_612_CDEV_ANSWERS } from '../fake/iommufd-rules.js';
 
 /** The built-in CLI profiles are captures: the real kernel must still describe the devices that way. */
 function expectProfile(captured: unknown, profile: string): void {
@@ -156,6 +157,8 @@ describe('emulated aarch64 host on Linux 6.12: iommufd + VFIO cdev', () => {
     expect(r.steps.find((s) => s.name === 'iommufd-bar-dma')?.error?.code).toBe('EFAULT');
     expect(r.mmioDma?.code).toBe('IOMMUFD_NO_DMABUF_EXPORT');
     expect(r.mmioDma?.message).toContain('VFIO_DEVICE_FEATURE_DMA_BUF probe: ENOTTY');
+    // The bind protocol's edge cases answer as the fake kernel answers them (test/vfio/iommufd-cdev.test.ts).
+    expect(r.cdevProbe).toEqual(LINUX_612_CDEV_ANSWERS);
   }
 
   it("seed, 64 KiB pages, SMMUv3, iommu: 'iommufd' (on the engines floor Node): BAR0 mapped through the cdev, read by a vCPU", async () => {

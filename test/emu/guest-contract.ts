@@ -67,6 +67,13 @@ export function object<S extends Shape>(shape: S): Schema<ObjectOf<S>> {
   };
 }
 
+/** The steps of guest/cdev-probe.mjs, in order. */
+export const CDEV_PROBE_STEPS = [
+  'regionInfoBeforeBind', 'preadBeforeBind', 'attachBeforeBind', 'featureBeforeBind', 'bindNonZeroFlags', 'bindNegativeFd',
+  'bindNotIommufd', 'bind', 'secondBind', 'attachUnknownId', 'featureDmaBufProbe', 'featureUnknownFlag',
+] as const;
+type CdevStep = (typeof CDEV_PROBE_STEPS)[number];
+
 // ---- the guest's result -----------------------------------------------------------------------
 
 /** What a vCPU saw at a GPA: the value it loaded, or the MMIO exit it caused. */
@@ -111,6 +118,8 @@ export const guestSuccess = object({
   /** DmaMapper.mmioDmaUnsupported, when the IOMMU cannot DMA-map BARs. */
   mmioDma: optional(object({ code: str, message: str })),
   dmaMap: bool,
+  /** guest/cdev-probe.mjs answers (errno per step), where the kernel has a VFIO cdev. */
+  cdevProbe: optional(object(Object.fromEntries(CDEV_PROBE_STEPS.map((k) => [k, num])) as Record<CdevStep, Schema<number>>)),
   mapperWarnings: array(str),
   bar0: object({ size: hexStr, flags: num, caps: array(str) }),
   msix: optional(object({ vectors: num, table: hexStr, pba: hexStr, bir: num })),

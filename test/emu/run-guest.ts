@@ -51,7 +51,7 @@ export function buildInitrd(a: Artefacts): string {
   cpSync(a.SHIM_ARM64, path.join(lib, 'build', 'Release', 'vfio_bars.node'));
   for (const dep of runtimeDependencies()) cpSync(path.join(REPO, 'node_modules', dep), path.join(lib, 'node_modules', dep), { recursive: true });
   cpSync(a.KOFFI_ARM64, path.join(lib, 'node_modules', '@koromix', 'koffi-linux-arm64'), { recursive: true });
-  for (const file of ['guest-test.mjs', 'run.sh']) cpSync(path.join(import.meta.dirname, 'guest', file), path.join(stage, 'test', file));
+  for (const file of ['guest-test.mjs', 'cdev-probe.mjs', 'run.sh']) cpSync(path.join(import.meta.dirname, 'guest', file), path.join(stage, 'test', file));
   const overlay = path.join(stage, 'overlay.cpio');
   execFileSync('sh', ['-c', 'find test | sort | cpio -o -H newc --quiet -R 0:0 > overlay.cpio'], { cwd: stage });
   const initrd = path.join(stage, 'initrd.cpio');

@@ -12,7 +12,7 @@ import {
   writeRegionInfo, type IoctlName, type KvmUserspaceMemoryRegion,
 } from '../../src/uapi/index.js';
 import type { DeviceDescription, RegionCapability, RegionDescription } from '../../src/vfio/description.js';
-import { bindArgumentsInvalid, cdevNotBound, deviceFeature, touchesPfnmap } from './iommufd-rules.js';
+import { EBADFD, bindArgumentsInvalid, cdevNotBound, deviceFeature, touchesPfnmap } from './iommufd-rules.js';
 
 const E = constants.errno;
 
@@ -168,7 +168,8 @@ export class FakeKernel implements Syscalls {
         const target = this.#fds.get(buffer.readInt32LE(8));
         if (bindArgumentsInvalid(buffer)) return fail(E.EINVAL);
         if (file.kind !== 'device' || !file.cdev || file.bound) return fail(E.EINVAL); // group fds and a second bind: EINVAL
-        if (target?.kind !== 'iommufd') return fail(E.EBADF);
+        if (target === undefined) return fail(E.EBADF);
+        if (target.kind !== 'iommufd') return fail(EBADFD); // iommufd_ctx_from_fd: an fd, but not an iommufd
         file.bound = true;
         buffer.writeUInt32LE(1, 12); // out_devid
         return 0;

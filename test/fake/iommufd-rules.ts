@@ -8,6 +8,28 @@ import { constants } from 'node:os';
 import { VFIO_DEVICE_FEATURE_FLAGS, VFIO_DEVICE_FEATURE_ID, decodeDeviceFeature, type IoctlName } from '../../src/uapi/index.js';
 
 const E = constants.errno;
+/** Linux's EBADFD (77, "file descriptor in bad state"), which Node's errno table lacks. */
+export const EBADFD = 77;
+
+/**
+ * What Linux 6.12 answered to test/emu/guest/cdev-probe.mjs on QEMU's NVMe (errno per step, 0 = success),
+ * captured in the emulated tier; the fake kernel must give the same answers to the same probe.
+ */
+export const LINUX_612_CDEV_ANSWERS = {
+  regionInfoBeforeBind: E.EINVAL,
+  preadBeforeBind: E.EINVAL,
+  attachBeforeBind: E.EINVAL,
+  featureBeforeBind: E.EINVAL,
+  bindNonZeroFlags: E.EINVAL,
+  bindNegativeFd: E.EINVAL,
+  // iommufd_ctx_from_fd: a valid fd that is not an iommufd is EBADFD, not EBADF.
+  bindNotIommufd: EBADFD,
+  bind: 0,
+  secondBind: E.EINVAL,
+  attachUnknownId: E.ENOENT,
+  featureDmaBufProbe: E.ENOTTY,
+  featureUnknownFlag: E.EINVAL,
+} as const;
 
 /** vfio_device_fops_unl_ioctl: on a cdev fd, only BIND_IOMMUFD is allowed before the bind (EINVAL otherwise). */
 export function cdevNotBound(device: { cdev?: boolean; bound?: boolean }, request: IoctlName | 'pread' | 'pwrite' | 'mmap'): boolean {

@@ -7,9 +7,12 @@ import { describe, expect, it } from 'vitest';
 import { constants } from 'node:os';
 import { VfioDevice, VfioError } from '../../src/vfio/index.js';
 import { qemuNvme } from '../../src/cli/profiles.js';
-import { encodeAttachIommufdPt, encodeBindIommufd, encodeDeviceFeatureProbe, encodeRegionInfo, VFIO_DEVICE_FEATURE_ID } from '../../src/uapi/index.js';
+import * as uapi from '../../src/uapi/index.js';
+import { encodeDeviceFeatureProbe } from '../../src/uapi/index.js';
 import { PROT } from '../../src/sys/syscalls.js';
 import { FakeKernel } from '../fake/fake-kernel.js';
+import { LINUX_612_CDEV_ANSWERS } from '../fake/iommufd-rules.js';
+import { probeCdev } from '../emu/guest/cdev-probe.mjs';
 import { fakeSysfs, qemuNvmeConfigSpace } from './fixtures.js';
 import { captureError } from '../helpers/capture-error.js';
 
@@ -80,42 +83,19 @@ describe('iommufd + VFIO cdev (Linux 6.12 semantics)', () => {
   });
 });
 
-describe('fake kernel: the cdev fd before and at BIND_IOMMUFD', () => {
-  function openCdev() {
+describe('fake kernel vs Linux 6.12: the cdev bind protocol', () => {
+  it('answers the shared probe (guest/cdev-probe.mjs) exactly as the real 6.12 kernel did', () => {
     const { kernel, roots } = setup();
-    const deviceFd = kernel.open(`${roots.devRoot}/vfio/devices/vfio0`, 2);
-    const iommuFd = kernel.open(`${roots.devRoot}/iommu`, 2);
-    return { kernel, deviceFd, iommuFd };
-  }
-
-  it('every ioctl, pread and mmap but BIND is EINVAL until the bind', () => {
-    const { kernel, deviceFd } = openCdev();
-    expect(captureError(() => kernel.ioctl(deviceFd, 'VFIO_DEVICE_GET_REGION_INFO', encodeRegionInfo(0)))).toMatchObject({ code: 'EINVAL' });
-    expect(captureError(() => kernel.ioctl(deviceFd, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', encodeAttachIommufdPt(1)))).toMatchObject({ code: 'EINVAL' });
-    expect(captureError(() => kernel.ioctl(deviceFd, 'VFIO_DEVICE_FEATURE', encodeDeviceFeatureProbe(VFIO_DEVICE_FEATURE_ID.DMA_BUF, 'get')))).toMatchObject({ code: 'EINVAL' });
-    expect(captureError(() => kernel.pread(deviceFd, Buffer.alloc(4), 7n << 40n))).toMatchObject({ code: 'EINVAL' });
-    expect(captureError(() => kernel.mmap(deviceFd, 0n, 0x1_0000n, PROT.READ))).toMatchObject({ code: 'EINVAL' });
+    const answers = probeCdev(kernel, uapi, { cdev: `${roots.devRoot}/vfio/devices/vfio0`, iommu: `${roots.devRoot}/iommu` });
+    expect(answers).toEqual(LINUX_612_CDEV_ANSWERS);
+    expect(kernel.live().fds).toBe(0);
   });
 
-  it('BIND: non-zero flags, a negative fd, a non-iommufd fd, and a second bind are refused', () => {
-    const { kernel, deviceFd, iommuFd } = openCdev();
-    const flagged = encodeBindIommufd(iommuFd);
-    flagged.writeUInt32LE(1, 4);
-    expect(captureError(() => kernel.ioctl(deviceFd, 'VFIO_DEVICE_BIND_IOMMUFD', flagged))).toMatchObject({ code: 'EINVAL' });
-    expect(captureError(() => kernel.ioctl(deviceFd, 'VFIO_DEVICE_BIND_IOMMUFD', encodeBindIommufd(-1)))).toMatchObject({ code: 'EINVAL' });
-    expect(captureError(() => kernel.ioctl(deviceFd, 'VFIO_DEVICE_BIND_IOMMUFD', encodeBindIommufd(deviceFd)))).toMatchObject({ code: 'EBADF' });
-    kernel.ioctl(deviceFd, 'VFIO_DEVICE_BIND_IOMMUFD', encodeBindIommufd(iommuFd));
-    expect(captureError(() => kernel.ioctl(deviceFd, 'VFIO_DEVICE_BIND_IOMMUFD', encodeBindIommufd(iommuFd)))).toMatchObject({ code: 'EINVAL' });
-    expect(captureError(() => kernel.ioctl(deviceFd, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', encodeAttachIommufdPt(99)))).toMatchObject({ code: 'ENOENT' });
-  });
-
-  it('VFIO_DEVICE_FEATURE after the bind: DMA_BUF unknown on 6.12 (ENOTTY), a bad header EINVAL', () => {
-    const { kernel, deviceFd, iommuFd } = openCdev();
-    kernel.ioctl(deviceFd, 'VFIO_DEVICE_BIND_IOMMUFD', encodeBindIommufd(iommuFd));
-    expect(captureError(() => kernel.ioctl(deviceFd, 'VFIO_DEVICE_FEATURE', encodeDeviceFeatureProbe(VFIO_DEVICE_FEATURE_ID.DMA_BUF, 'get')))).toMatchObject({ code: 'ENOTTY' });
-    const unknownFlag = encodeDeviceFeatureProbe(VFIO_DEVICE_FEATURE_ID.DMA_BUF, 'get');
-    unknownFlag.writeUInt32LE(unknownFlag.readUInt32LE(4) | (1 << 20), 4);
-    expect(captureError(() => kernel.ioctl(deviceFd, 'VFIO_DEVICE_FEATURE', unknownFlag))).toMatchObject({ code: 'EINVAL' });
+  it('mmap of an unbound cdev fd is EINVAL too; a feature index beyond 16 bits is refused before encoding', () => {
+    const { kernel, roots } = setup();
+    const fd = kernel.open(`${roots.devRoot}/vfio/devices/vfio0`, 2);
+    expect(captureError(() => kernel.mmap(fd, 0n, 0x1_0000n, PROT.READ))).toMatchObject({ code: 'EINVAL' });
     expect(() => encodeDeviceFeatureProbe(0x1_0000, 'get')).toThrow(RangeError);
+    kernel.close(fd);
   });
 });

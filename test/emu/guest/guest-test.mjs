@@ -3,8 +3,10 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import {
-  BarMapper, GuestMemoryProbe, KvmError, KvmVm, PROT, VfioDevice, descriptionToJSON, planBarMappings, realSyscalls,
+  BarMapper, GuestMemoryProbe, KvmError, KvmVm, PROT, VfioDevice, cdevOf, descriptionToJSON, planBarMappings, realSyscalls,
 } from './lib/dist/index.js';
+import * as uapi from './lib/dist/uapi/index.js';
+import { probeCdev } from './cdev-probe.mjs';
 
 const hex = (v) => (v === undefined ? undefined : `0x${BigInt(v).toString(16)}`);
 const BAR_GPA = 0x40_0000_0000n;
@@ -51,9 +53,13 @@ function tryBarDmaMap(device, region, sys) {
   }
 }
 
-/** VMAs of the device fd in this process: a mapped BAR shows up as `anon_inode:[vfio-device]` in /proc/self/maps. */
+/**
+ * VMAs of the device fd in this process, from /proc/self/maps: a BAR mapped through a group's device fd
+ * shows up as `anon_inode:[vfio-device]`, one mapped through the cdev as `/dev/vfio/devices/vfioN` (6.12).
+ */
 function deviceMappings() {
-  return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.endsWith('anon_inode:[vfio-device]')).length;
+  const isDevice = (l) => l.endsWith('anon_inode:[vfio-device]') || /\/dev\/vfio\/devices\/vfio[0-9]+$/.test(l);
+  return readFileSync('/proc/self/maps', 'utf8').split('\n').filter(isDevice).length;
 }
 
 function preadU64(device, region, offset) {
@@ -76,6 +82,9 @@ function main() {
   const bdf = process.env.BDF;
   if (!bdf) throw new Error('no NVMe device found');
 
+  // Where the kernel has a VFIO cdev (6.6+), record how it answers the bind protocol's edge cases first.
+  const cdev = cdevOf(bdf);
+  if (cdev) result.cdevProbe = probeCdev(sys, uapi, { cdev, iommu: '/dev/iommu' });
   const device = VfioDevice.open(bdf, { iommu });
   try {
     runWith(device, sys);
