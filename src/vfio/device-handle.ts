@@ -31,6 +31,11 @@ export interface VfioDeviceHandle {
   readonly syscalls: Syscalls;
   /** `undefined` in noiommu mode: there is no IOMMU to program, DMA uses host physical addresses. */
   readonly dma: DmaMapper | undefined;
+  /**
+   * True once the device (and its container or iommufd) is closed: its DMA maps died with it, so the
+   * mapper forgets them instead of issuing ioctls on fds that may have been reused. Optional for stand-ins.
+   */
+  readonly closed?: boolean;
   /** IOMMU mode actually in use (after 'auto' resolution). */
   readonly iommuMode: 'type1' | 'type1v2' | 'iommufd' | 'noiommu';
   describe(): DeviceDescription;

@@ -25,17 +25,31 @@ export class Type1DmaMapper implements DmaMapper {
 
 /**
  * An iommufd IOAS. Maps RAM; BAR mmaps cannot be mapped (EFAULT) without dma-buf export, which
- * `mmioDmaUnsupported` reports (from `probeIommufdMmioDma` at open) so a mapper can skip them with one warning.
+ * `mmioDmaUnsupported` reports (set from `probeIommufdMmioDma` as each device binds) so a mapper can skip
+ * them with one warning.
  */
 export class IommufdDmaMapper implements DmaMapper {
   readonly kind = 'iommufd';
+  #mmioDma: MmioDmaUnsupported | undefined;
 
   constructor(
     private readonly sys: Syscalls,
     private readonly iommuFd: number,
     private readonly ioasId: number,
-    readonly mmioDmaUnsupported?: MmioDmaUnsupported,
   ) {}
+
+  /** Why BARs cannot be DMA-mapped here; undefined until a device has bound to this IOAS. */
+  get mmioDmaUnsupported(): MmioDmaUnsupported | undefined {
+    return this.#mmioDma;
+  }
+
+  /**
+   * Records a bound device's probe result. The IOAS is shared by the context's devices; "no export at all"
+   * outranks "export present but unused", so the answer never gets more optimistic as devices join.
+   */
+  noteMmioDma(probe: MmioDmaUnsupported): void {
+    if (this.#mmioDma === undefined || probe.code === 'IOMMUFD_NO_DMABUF_EXPORT') this.#mmioDma = probe;
+  }
 
   mapDma(iova: bigint, vaddr: bigint, size: bigint, prot: 'read' | 'read-write'): void {
     const flags = IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA | IOMMU_IOAS_MAP_FLAGS.READABLE | (prot === 'read-write' ? IOMMU_IOAS_MAP_FLAGS.WRITEABLE : 0);

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { constants } from 'node:os';
 import { VfioDevice, VfioError } from '../../src/vfio/index.js';
-import { qemuNvme } from '../../src/cli/profiles.js';
+import { qemuNvme } from '../helpers/profiles.js';
 import * as uapi from '../../src/uapi/index.js';
 import { encodeDeviceFeatureProbe } from '../../src/uapi/index.js';
 import { PROT } from '../../src/sys/syscalls.js';

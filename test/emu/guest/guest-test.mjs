@@ -128,8 +128,9 @@ function runWith(device, sys) {
 }
 
 function mapAndProbe(device, vm, probe, plan, bar, region) {
-  // Until BarMapper honours mmioDmaUnsupported, DMA-map only where BARs can be DMA-mapped.
-  const dmaMap = device.dma !== undefined && device.dma.mmioDmaUnsupported === undefined;
+  // Ask for DMA maps wherever there is an IOMMU: where BARs cannot be DMA-mapped (iommufd without dma-buf
+  // export), the mapper must say so in one warning and map them without DMA.
+  const dmaMap = device.dma !== undefined;
   const warnings = [];
   const logger = { debug() {}, info() {}, warn: (m) => warnings.push(m) };
   const mapper = new BarMapper(device, vm, { dmaMap, logger });
@@ -212,12 +213,12 @@ function e1000eFlow(bdf, sys) {
 
 /** The operator's commands on the same real device (after main() released it: a group has one owner). */
 function runCli() {
-  const cli = (...args) => spawnSync(process.execPath, ['/test/lib/dist/cli/main.js', ...args], { encoding: 'utf8' });
+  const cli = (...args) => spawnSync(process.execPath, ['/test/lib/bin/vfio-bars.js', ...args], { encoding: 'utf8' });
   const inspect = cli('inspect', process.env.BDF);
   const map = cli('map', process.env.BDF, '--verify', '--json');
   result.cli = {
     inspect: { exit: inspect.status, output: inspect.stdout + inspect.stderr },
-    map: { exit: map.status, json: map.status === 0 ? JSON.parse(map.stdout) : undefined, output: map.stderr },
+    map: { exit: map.status, json: map.stdout ? JSON.parse(map.stdout) : undefined, output: map.stderr },
   };
 }
 
