@@ -11,6 +11,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${VFIO_BARS_CACHE:-$HOME/.cache/vfio-bars}
 SOURCE_PKG=linux-source-6.12
 mkdir -p "$CACHE/kernels" "$CACHE/work"
+# prepare.sh installs the 6.1 toolchain and sources; the 6.12 sources are this script's own dependency.
+if ! dpkg-query -W -f='${Status}' "$SOURCE_PKG" 2>/dev/null | grep -q 'install ok installed'; then
+  echo "kernel 6.12: installing $SOURCE_PKG" >&2
+  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$SOURCE_PKG") >&2
+fi
 FRAG=$(mktemp); trap 'rm -f "$FRAG"' EXIT
 # Base options that no longer exist in 6.12 are dropped rather than reported as lost by the check below:
 # CONFIG_RANDOM_TRUST_{CPU,BOOTLOADER} (removed in 6.2: trusting them became the default) and
