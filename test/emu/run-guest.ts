@@ -131,7 +131,8 @@ const SILENCE_MS = 120_000;
 export async function bootScenario(a: Artefacts, initrd: string, s: Scenario, timeoutMs = 240_000): Promise<GuestRun> {
   const kernel = kernelFor(a, s);
   initrd = initrdFor(a, initrd, s);
-  const disk = path.join(a.CACHE, 'nvme-disk.img');
+  // One disk per overlay (per test run): QEMU write-locks its image, and runs may overlap on a shared cache.
+  const disk = path.join(path.dirname(initrd), 'nvme-disk.img');
   if (!existsSync(disk)) writeFileSync(disk, Buffer.alloc(1 << 20));
   const append = ['console=ttyAMA0', 'panic=-1', `vfiobars.scenario=${s.name}`, ...(s.iommu === 'noiommu' ? ['vfio.enable_unsafe_noiommu_mode=1'] : []), ...guestCmdlineFlags(s)].join(' ');
   const args = [
