@@ -4,8 +4,7 @@
  * source rather than an installed header.
  */
 import { io } from './ioctl.js';
-import { need } from './vfio.js';
-import { checkU32, checkU64 } from './u64.js';
+import { decodeStruct, defineStruct, encodeStruct } from './layout.js';
 
 export const IOMMUFD_TYPE = 0x3b; // ';' like VFIO; commands start at 0x80
 const cmd = (n: number): number => io(IOMMUFD_TYPE, 0x80 + n);
@@ -22,48 +21,51 @@ export const IOMMUFD_IOCTL = {
 
 export const IOMMU_IOAS_MAP_FLAGS = { FIXED_IOVA: 1, WRITEABLE: 2, READABLE: 4 } as const;
 
-export const IOMMUFD_SIZEOF = { iommu_destroy: 8, iommu_ioas_alloc: 12, iommu_ioas_map: 40, iommu_ioas_unmap: 24 } as const;
+const u32 = (offset: number) => ({ offset, type: 'u32' }) as const;
+const u64 = (offset: number) => ({ offset, type: 'u64' }) as const;
+
+/** iommufd.h is not in the 6.1 headers the ABI test compiles against (headers: 'linux-6.6'). */
+export const IOMMU_DESTROY = defineStruct({ name: 'iommu_destroy', size: 8, headers: 'linux-6.6', fields: { size: u32(0), id: u32(4) } });
+export const IOMMU_IOAS_ALLOC = defineStruct({
+  name: 'iommu_ioas_alloc', size: 12, headers: 'linux-6.6', fields: { size: u32(0), flags: u32(4), out_ioas_id: u32(8) },
+});
+export const IOMMU_IOAS_MAP = defineStruct({
+  name: 'iommu_ioas_map', size: 40, headers: 'linux-6.6',
+  fields: { size: u32(0), flags: u32(4), ioas_id: u32(8), user_va: u64(16), length: u64(24), iova: u64(32) },
+});
+export const IOMMU_IOAS_UNMAP = defineStruct({
+  name: 'iommu_ioas_unmap', size: 24, headers: 'linux-6.6', fields: { size: u32(0), ioas_id: u32(4), iova: u64(8), length: u64(16) },
+});
+
+export const IOMMUFD_SIZEOF = {
+  iommu_destroy: IOMMU_DESTROY.size,
+  iommu_ioas_alloc: IOMMU_IOAS_ALLOC.size,
+  iommu_ioas_map: IOMMU_IOAS_MAP.size,
+  iommu_ioas_unmap: IOMMU_IOAS_UNMAP.size,
+} as const;
 
 export function encodeIommuDestroy(id: number): Buffer {
-  const b = Buffer.alloc(IOMMUFD_SIZEOF.iommu_destroy);
-  b.writeUInt32LE(IOMMUFD_SIZEOF.iommu_destroy, 0);
-  b.writeUInt32LE(checkU32('id', id), 4);
-  return b;
+  return encodeStruct(IOMMU_DESTROY, { size: IOMMUFD_SIZEOF.iommu_destroy, id });
 }
 export function encodeIoasAlloc(): Buffer {
-  const b = Buffer.alloc(IOMMUFD_SIZEOF.iommu_ioas_alloc);
-  b.writeUInt32LE(IOMMUFD_SIZEOF.iommu_ioas_alloc, 0);
-  return b;
+  return encodeStruct(IOMMU_IOAS_ALLOC, { size: IOMMUFD_SIZEOF.iommu_ioas_alloc });
 }
 export function decodeIoasAlloc(b: Buffer): { size: number; flags: number; outIoasId: number } {
-  need(b, IOMMUFD_SIZEOF.iommu_ioas_alloc, 'iommu_ioas_alloc');
-  return { size: b.readUInt32LE(0), flags: b.readUInt32LE(4), outIoasId: b.readUInt32LE(8) };
+  return decodeStruct(IOMMU_IOAS_ALLOC, b);
 }
 export interface IoasMap { flags: number; ioasId: number; userVa: bigint; length: bigint; iova: bigint }
 export function encodeIoasMap(m: IoasMap): Buffer {
-  const b = Buffer.alloc(IOMMUFD_SIZEOF.iommu_ioas_map);
-  b.writeUInt32LE(IOMMUFD_SIZEOF.iommu_ioas_map, 0);
-  b.writeUInt32LE(checkU32('flags', m.flags), 4);
-  b.writeUInt32LE(checkU32('ioas_id', m.ioasId), 8);
-  b.writeBigUInt64LE(checkU64('user_va', m.userVa), 16);
-  b.writeBigUInt64LE(checkU64('length', m.length), 24);
-  b.writeBigUInt64LE(checkU64('iova', m.iova), 32);
-  return b;
+  const { flags, ioasId, userVa, length, iova } = m;
+  return encodeStruct(IOMMU_IOAS_MAP, { size: IOMMUFD_SIZEOF.iommu_ioas_map, flags, ioasId, userVa, length, iova });
 }
 export function decodeIoasMap(b: Buffer): IoasMap & { size: number } {
-  need(b, IOMMUFD_SIZEOF.iommu_ioas_map, 'iommu_ioas_map');
-  return { size: b.readUInt32LE(0), flags: b.readUInt32LE(4), ioasId: b.readUInt32LE(8), userVa: b.readBigUInt64LE(16), length: b.readBigUInt64LE(24), iova: b.readBigUInt64LE(32) };
+  return decodeStruct(IOMMU_IOAS_MAP, b);
 }
 export interface IoasUnmap { ioasId: number; iova: bigint; length: bigint }
 export function encodeIoasUnmap(m: IoasUnmap): Buffer {
-  const b = Buffer.alloc(IOMMUFD_SIZEOF.iommu_ioas_unmap);
-  b.writeUInt32LE(IOMMUFD_SIZEOF.iommu_ioas_unmap, 0);
-  b.writeUInt32LE(checkU32('ioas_id', m.ioasId), 4);
-  b.writeBigUInt64LE(checkU64('iova', m.iova), 8);
-  b.writeBigUInt64LE(checkU64('length', m.length), 16);
-  return b;
+  const { ioasId, iova, length } = m;
+  return encodeStruct(IOMMU_IOAS_UNMAP, { size: IOMMUFD_SIZEOF.iommu_ioas_unmap, ioasId, iova, length });
 }
 export function decodeIoasUnmap(b: Buffer): IoasUnmap & { size: number } {
-  need(b, IOMMUFD_SIZEOF.iommu_ioas_unmap, 'iommu_ioas_unmap');
-  return { size: b.readUInt32LE(0), ioasId: b.readUInt32LE(4), iova: b.readBigUInt64LE(8), length: b.readBigUInt64LE(16) };
+  return decodeStruct(IOMMU_IOAS_UNMAP, b);
 }

@@ -2,7 +2,7 @@
  * arm64 vCPU ABI (arch/arm64/include/uapi/asm/kvm.h): KVM_{GET,SET}_ONE_REG ids of core registers and
  * struct kvm_vcpu_init / kvm_one_reg codecs.
  */
-import { checkU64 } from './u64.js';
+import { defineStruct, encodeStruct } from './layout.js';
 
 const KVM_REG_ARM64 = 0x6000_0000_0000_0000n;
 const KVM_REG_SIZE_U64 = 0x0030_0000_0000_0000n;
@@ -24,19 +24,25 @@ export const ARM64_CORE_REG = {
   pstate: coreReg(33 * 8),
 } as const;
 
-/** struct kvm_vcpu_init: u32 target, u32 features[7]. */
+/** struct kvm_vcpu_init: u32 target, u32 features[7] (arm64's asm/kvm.h). */
+export const KVM_VCPU_INIT = defineStruct({
+  name: 'kvm_vcpu_init', size: 32, headers: 'aarch64',
+  fields: { target: { offset: 0, type: 'u32' }, features: { offset: 4, type: 'u32', count: 7 } },
+});
+
+/** struct kvm_one_reg: u64 id, u64 addr (host address of the value). Declared in linux/kvm.h for every arch. */
+export const KVM_ONE_REG = defineStruct({
+  name: 'kvm_one_reg', size: 16, headers: 'common',
+  fields: { id: { offset: 0, type: 'u64' }, addr: { offset: 8, type: 'u64' } },
+});
+
+/** Encodes struct kvm_vcpu_init. @throws RangeError for more than 7 feature words or values outside u32. */
 export function encodeVcpuInit(target: number, features: readonly number[] = []): Buffer {
   if (features.length > 7) throw new RangeError('kvm_vcpu_init has 7 feature words');
-  const b = Buffer.alloc(32);
-  b.writeUInt32LE(target, 0);
-  features.forEach((word, i) => b.writeUInt32LE(word, 4 + i * 4));
-  return b;
+  return encodeStruct(KVM_VCPU_INIT, { target, features });
 }
 
-/** struct kvm_one_reg: u64 id, u64 addr (host address of the value). */
+/** Encodes struct kvm_one_reg. @throws RangeError when `id` or `valueAddress` is outside u64. */
 export function encodeOneReg(id: bigint, valueAddress: bigint): Buffer {
-  const b = Buffer.alloc(16);
-  b.writeBigUInt64LE(checkU64('id', id), 0);
-  b.writeBigUInt64LE(checkU64('addr', valueAddress), 8);
-  return b;
+  return encodeStruct(KVM_ONE_REG, { id, addr: valueAddress });
 }

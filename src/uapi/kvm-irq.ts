@@ -4,17 +4,43 @@
  */
 import { io, iow } from './ioctl.js';
 import { checkU32 } from './u64.js';
-import { need } from './vfio.js';
+import { decodeStruct, defineStruct, encodeStruct, need, writeStruct } from './layout.js';
 
 const KVMIO = 0xae;
 
+const u32 = (offset: number) => ({ offset, type: 'u32' }) as const;
+
+/** struct kvm_irq_routing header: u32 nr, u32 flags, then the entries. */
+export const KVM_IRQ_ROUTING = defineStruct({
+  name: 'kvm_irq_routing', size: 8, headers: 'common', flexible: 'entries', fields: { nr: u32(0), flags: u32(4) },
+});
+/** struct kvm_irq_routing_entry: gsi, type, flags, pad, then a 32-byte union `u` at 16. */
+export const KVM_IRQ_ROUTING_ENTRY = defineStruct({
+  name: 'kvm_irq_routing_entry', size: 48, headers: 'common',
+  fields: { gsi: u32(0), type: u32(4), flags: u32(8), u: { offset: 16, type: 'u32', count: 4 } },
+});
+/** The MSI member of the routing entry's union. */
+export const KVM_IRQ_ROUTING_MSI = defineStruct({
+  name: 'kvm_irq_routing_msi', size: 16, headers: 'common',
+  fields: { address_lo: u32(0), address_hi: u32(4), data: u32(8), devid: u32(12) },
+});
+/** The irqchip-pin member of the routing entry's union. */
+export const KVM_IRQ_ROUTING_IRQCHIP = defineStruct({
+  name: 'kvm_irq_routing_irqchip', size: 8, headers: 'common', fields: { irqchip: u32(0), pin: u32(4) },
+});
+export const KVM_IRQFD = defineStruct({
+  name: 'kvm_irqfd', size: 32, headers: 'common', fields: { fd: u32(0), gsi: u32(4), flags: u32(8), resamplefd: u32(12) },
+});
+export const KVM_MSI = defineStruct({
+  name: 'kvm_msi', size: 32, headers: 'common',
+  fields: { address_lo: u32(0), address_hi: u32(4), data: u32(8), flags: u32(12), devid: u32(16) },
+});
+
 export const KVM_IRQ_SIZEOF = {
-  /** struct kvm_irq_routing header: u32 nr, u32 flags, then the entries. */
-  kvm_irq_routing: 8,
-  /** struct kvm_irq_routing_entry: gsi, type, flags, pad, then a 32-byte union. */
-  kvm_irq_routing_entry: 48,
-  kvm_irqfd: 32,
-  kvm_msi: 32,
+  kvm_irq_routing: KVM_IRQ_ROUTING.size,
+  kvm_irq_routing_entry: KVM_IRQ_ROUTING_ENTRY.size,
+  kvm_irqfd: KVM_IRQFD.size,
+  kvm_msi: KVM_MSI.size,
 } as const;
 
 export const KVM_IRQ_IOCTL = {
@@ -40,39 +66,39 @@ export type KvmRoutingEntry =
 /** struct kvm_irq_routing with `entries.length` entries (the whole table KVM_SET_GSI_ROUTING replaces). */
 export function encodeIrqRouting(entries: readonly KvmRoutingEntry[]): Buffer {
   const { kvm_irq_routing: header, kvm_irq_routing_entry: size } = KVM_IRQ_SIZEOF;
-  const b = Buffer.alloc(header + entries.length * size);
-  b.writeUInt32LE(checkU32('nr', entries.length), 0);
+  const b = encodeStruct(KVM_IRQ_ROUTING, { nr: checkU32('nr', entries.length) }, header + entries.length * size);
   entries.forEach((e, i) => writeRoutingEntry(b, header + i * size, e));
   return b;
 }
 
 function writeRoutingEntry(b: Buffer, at: number, e: KvmRoutingEntry): void {
-  b.writeUInt32LE(checkU32('gsi', e.gsi), at);
+  const union = at + KVM_IRQ_ROUTING_ENTRY.fields.u.offset;
   if (e.type === 'msi') {
-    b.writeUInt32LE(KVM_IRQ_ROUTING_TYPE.MSI, at + 4);
-    b.writeUInt32LE(e.devid === undefined ? 0 : KVM_MSI_VALID_DEVID, at + 8);
-    b.writeUInt32LE(checkU32('address_lo', e.addressLo), at + 16);
-    b.writeUInt32LE(checkU32('address_hi', e.addressHi), at + 20);
-    b.writeUInt32LE(checkU32('data', e.data), at + 24);
-    b.writeUInt32LE(checkU32('devid', e.devid ?? 0), at + 28);
+    const flags = e.devid === undefined ? 0 : KVM_MSI_VALID_DEVID;
+    writeStruct(b, KVM_IRQ_ROUTING_ENTRY, { gsi: e.gsi, type: KVM_IRQ_ROUTING_TYPE.MSI, flags }, at);
+    const { addressLo, addressHi, data } = e;
+    writeStruct(b, KVM_IRQ_ROUTING_MSI, { addressLo, addressHi, data, devid: e.devid ?? 0 }, union);
   } else {
-    b.writeUInt32LE(KVM_IRQ_ROUTING_TYPE.IRQCHIP, at + 4);
-    b.writeUInt32LE(checkU32('irqchip', e.irqchip), at + 16);
-    b.writeUInt32LE(checkU32('pin', e.pin), at + 20);
+    writeStruct(b, KVM_IRQ_ROUTING_ENTRY, { gsi: e.gsi, type: KVM_IRQ_ROUTING_TYPE.IRQCHIP }, at);
+    writeStruct(b, KVM_IRQ_ROUTING_IRQCHIP, { irqchip: e.irqchip, pin: e.pin }, union);
   }
 }
 
+/** A decoded routing entry: the union `u` as its first four u32 words, whatever the type. */
+export interface DecodedRoutingEntry { gsi: number; type: number; flags: number; u: number[] }
+
 /** Decodes a routing table (used by the fake kernel to answer like KVM). Unknown types keep their number. */
-export function decodeIrqRouting(b: Buffer): { nr: number; flags: number; entries: { gsi: number; type: number; flags: number; u: number[] }[] } {
-  need(b, KVM_IRQ_SIZEOF.kvm_irq_routing, 'kvm_irq_routing');
-  const nr = b.readUInt32LE(0);
-  const flags = b.readUInt32LE(4);
-  need(b, KVM_IRQ_SIZEOF.kvm_irq_routing + nr * KVM_IRQ_SIZEOF.kvm_irq_routing_entry, 'kvm_irq_routing entries');
-  const entries = Array.from({ length: nr }, (_, i) => {
-    const at = KVM_IRQ_SIZEOF.kvm_irq_routing + i * KVM_IRQ_SIZEOF.kvm_irq_routing_entry;
-    return { gsi: b.readUInt32LE(at), type: b.readUInt32LE(at + 4), flags: b.readUInt32LE(at + 8), u: [0, 1, 2, 3].map((k) => b.readUInt32LE(at + 16 + k * 4)) };
-  });
+export function decodeIrqRouting(b: Buffer): { nr: number; flags: number; entries: DecodedRoutingEntry[] } {
+  const { nr, flags } = decodeStruct(KVM_IRQ_ROUTING, b);
+  const { kvm_irq_routing: header, kvm_irq_routing_entry: size } = KVM_IRQ_SIZEOF;
+  need(b, header + nr * size, 'kvm_irq_routing entries');
+  const entries = Array.from({ length: nr }, (_, i) => decodeRoutingEntry(b, header + i * size));
   return { nr, flags, entries };
+}
+
+function decodeRoutingEntry(b: Buffer, at: number): DecodedRoutingEntry {
+  const { gsi, type, flags, u } = decodeStruct(KVM_IRQ_ROUTING_ENTRY, b, at);
+  return { gsi, type, flags, u: [...u] };
 }
 
 export interface KvmIrqfd {
@@ -84,30 +110,18 @@ export interface KvmIrqfd {
   resamplefd?: number;
 }
 export function encodeIrqfd(i: KvmIrqfd): Buffer {
-  const b = Buffer.alloc(KVM_IRQ_SIZEOF.kvm_irqfd);
-  b.writeUInt32LE(checkU32('fd', i.fd), 0);
-  b.writeUInt32LE(checkU32('gsi', i.gsi), 4);
-  b.writeUInt32LE(checkU32('flags', i.flags), 8);
-  b.writeUInt32LE(checkU32('resamplefd', i.resamplefd ?? 0), 12);
-  return b;
+  return encodeStruct(KVM_IRQFD, { fd: i.fd, gsi: i.gsi, flags: i.flags, resamplefd: i.resamplefd ?? 0 });
 }
 export function decodeIrqfd(b: Buffer): Required<KvmIrqfd> {
-  need(b, KVM_IRQ_SIZEOF.kvm_irqfd, 'kvm_irqfd');
-  return { fd: b.readUInt32LE(0), gsi: b.readUInt32LE(4), flags: b.readUInt32LE(8), resamplefd: b.readUInt32LE(12) };
+  return decodeStruct(KVM_IRQFD, b);
 }
 
 export interface KvmMsi { addressLo: number; addressHi: number; data: number; devid?: number }
 /** struct kvm_msi for KVM_SIGNAL_MSI (inject one message now, without a route). */
 export function encodeMsi(m: KvmMsi): Buffer {
-  const b = Buffer.alloc(KVM_IRQ_SIZEOF.kvm_msi);
-  b.writeUInt32LE(checkU32('address_lo', m.addressLo), 0);
-  b.writeUInt32LE(checkU32('address_hi', m.addressHi), 4);
-  b.writeUInt32LE(checkU32('data', m.data), 8);
-  b.writeUInt32LE(m.devid === undefined ? 0 : KVM_MSI_VALID_DEVID, 12);
-  b.writeUInt32LE(checkU32('devid', m.devid ?? 0), 16);
-  return b;
+  const flags = m.devid === undefined ? 0 : KVM_MSI_VALID_DEVID;
+  return encodeStruct(KVM_MSI, { addressLo: m.addressLo, addressHi: m.addressHi, data: m.data, flags, devid: m.devid ?? 0 });
 }
 export function decodeMsi(b: Buffer): KvmMsi & { flags: number } {
-  need(b, KVM_IRQ_SIZEOF.kvm_msi, 'kvm_msi');
-  return { addressLo: b.readUInt32LE(0), addressHi: b.readUInt32LE(4), data: b.readUInt32LE(8), flags: b.readUInt32LE(12), devid: b.readUInt32LE(16) };
+  return decodeStruct(KVM_MSI, b);
 }

@@ -3,20 +3,41 @@
  * kvm_userspace_memory_region codec. Arch-specific vCPU structs live in kvm-x86.ts / kvm-arm64.ts.
  */
 import { io, ior, iow, iowr } from './ioctl.js';
-import { need } from './vfio.js';
-import { checkU32, checkU64 } from './u64.js';
+import { decodeStruct, defineStruct, encodeStruct } from './layout.js';
+import { KVM_ONE_REG, KVM_VCPU_INIT } from './kvm-arm64.js';
+import { KVM_REGS, KVM_SREGS } from './kvm-x86.js';
 
 export const KVMIO = 0xae;
 export const KVM_API_VERSION = 12;
 
+export const KVM_USERSPACE_MEMORY_REGION = defineStruct({
+  name: 'kvm_userspace_memory_region', size: 32, headers: 'common',
+  fields: {
+    slot: { offset: 0, type: 'u32' }, flags: { offset: 4, type: 'u32' }, guest_phys_addr: { offset: 8, type: 'u64' },
+    memory_size: { offset: 16, type: 'u64' }, userspace_addr: { offset: 24, type: 'u64' },
+  },
+});
+/** `type` in, `fd` out, `flags` in. */
+export const KVM_CREATE_DEVICE = defineStruct({
+  name: 'kvm_create_device', size: 12, headers: 'common',
+  fields: { type: { offset: 0, type: 'u32' }, fd: { offset: 4, type: 'u32' }, flags: { offset: 8, type: 'u32' } },
+});
+export const KVM_DEVICE_ATTR = defineStruct({
+  name: 'kvm_device_attr', size: 24, headers: 'common',
+  fields: {
+    flags: { offset: 0, type: 'u32' }, group: { offset: 4, type: 'u32' }, attr: { offset: 8, type: 'u64' },
+    addr: { offset: 16, type: 'u64' },
+  },
+});
+
 export const KVM_SIZEOF = {
-  kvm_userspace_memory_region: 32,
-  kvm_vcpu_init: 32,
-  kvm_one_reg: 16,
-  kvm_regs_x86: 144,
-  kvm_sregs_x86: 312,
-  kvm_create_device: 12,
-  kvm_device_attr: 24,
+  kvm_userspace_memory_region: KVM_USERSPACE_MEMORY_REGION.size,
+  kvm_vcpu_init: KVM_VCPU_INIT.size,
+  kvm_one_reg: KVM_ONE_REG.size,
+  kvm_regs_x86: KVM_REGS.size,
+  kvm_sregs_x86: KVM_SREGS.size,
+  kvm_create_device: KVM_CREATE_DEVICE.size,
+  kvm_device_attr: KVM_DEVICE_ATTR.size,
 } as const;
 
 export const KVM_IOCTL = {
@@ -74,17 +95,11 @@ export interface KvmUserspaceMemoryRegion {
   userspaceAddr: bigint;
 }
 export function encodeUserspaceMemoryRegion(r: KvmUserspaceMemoryRegion): Buffer {
-  const b = Buffer.alloc(KVM_SIZEOF.kvm_userspace_memory_region);
-  b.writeUInt32LE(checkU32('slot', r.slot), 0);
-  b.writeUInt32LE(checkU32('flags', r.flags), 4);
-  b.writeBigUInt64LE(checkU64('guest_phys_addr', r.guestPhysAddr), 8);
-  b.writeBigUInt64LE(checkU64('memory_size', r.memorySize), 16);
-  b.writeBigUInt64LE(checkU64('userspace_addr', r.userspaceAddr), 24);
-  return b;
+  const { slot, flags, guestPhysAddr, memorySize, userspaceAddr } = r;
+  return encodeStruct(KVM_USERSPACE_MEMORY_REGION, { slot, flags, guestPhysAddr, memorySize, userspaceAddr });
 }
 export function decodeUserspaceMemoryRegion(b: Buffer): KvmUserspaceMemoryRegion {
-  need(b, KVM_SIZEOF.kvm_userspace_memory_region, 'kvm_userspace_memory_region');
-  return { slot: b.readUInt32LE(0), flags: b.readUInt32LE(4), guestPhysAddr: b.readBigUInt64LE(8), memorySize: b.readBigUInt64LE(16), userspaceAddr: b.readBigUInt64LE(24) };
+  return decodeStruct(KVM_USERSPACE_MEMORY_REGION, b);
 }
 
 // ---- KVM devices (KVM_CREATE_DEVICE) and the VFIO pseudo-device -----------------------------
@@ -102,27 +117,18 @@ export const KVM_DEV_VFIO = { FILE: 1, FILE_ADD: 1, FILE_DEL: 2 } as const;
 /** struct kvm_create_device: `type` in, `fd` out, `flags` in. */
 export interface KvmCreateDevice { type: number; fd: number; flags: number }
 export function encodeCreateDevice(type: number, flags = 0): Buffer {
-  const b = Buffer.alloc(KVM_SIZEOF.kvm_create_device);
-  b.writeUInt32LE(checkU32('type', type), 0);
-  b.writeUInt32LE(checkU32('flags', flags), 8);
-  return b;
+  return encodeStruct(KVM_CREATE_DEVICE, { type, flags });
 }
 export function decodeCreateDevice(b: Buffer): KvmCreateDevice {
-  need(b, KVM_SIZEOF.kvm_create_device, 'kvm_create_device');
-  return { type: b.readUInt32LE(0), fd: b.readUInt32LE(4), flags: b.readUInt32LE(8) };
+  return decodeStruct(KVM_CREATE_DEVICE, b);
 }
 
 /** struct kvm_device_attr. `addr` is a host address the kernel reads (for VFIO: of an `__s32` fd). */
 export interface KvmDeviceAttr { flags: number; group: number; attr: bigint; addr: bigint }
 export function encodeDeviceAttr(a: KvmDeviceAttr): Buffer {
-  const b = Buffer.alloc(KVM_SIZEOF.kvm_device_attr);
-  b.writeUInt32LE(checkU32('flags', a.flags), 0);
-  b.writeUInt32LE(checkU32('group', a.group), 4);
-  b.writeBigUInt64LE(checkU64('attr', a.attr), 8);
-  b.writeBigUInt64LE(checkU64('addr', a.addr), 16);
-  return b;
+  const { flags, group, attr, addr } = a;
+  return encodeStruct(KVM_DEVICE_ATTR, { flags, group, attr, addr });
 }
 export function decodeDeviceAttr(b: Buffer): KvmDeviceAttr {
-  need(b, KVM_SIZEOF.kvm_device_attr, 'kvm_device_attr');
-  return { flags: b.readUInt32LE(0), group: b.readUInt32LE(4), attr: b.readBigUInt64LE(8), addr: b.readBigUInt64LE(16) };
+  return decodeStruct(KVM_DEVICE_ATTR, b);
 }

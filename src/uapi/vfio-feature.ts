@@ -3,11 +3,14 @@
  * a 16-bit index in `flags` beside GET/SET/PROBE bits. The library only probes (PROBE with GET), to learn
  * what a device's driver supports before relying on it.
  */
-import { checkU32 } from './u64.js';
-import { need } from './vfio.js';
+import { decodeStruct, defineStruct, encodeStruct } from './layout.js';
 
 /** `struct vfio_device_feature`: `u32 argsz, u32 flags`, then the feature's `data[]`. */
-export const SIZEOF_VFIO_DEVICE_FEATURE = 8;
+export const VFIO_DEVICE_FEATURE = defineStruct({
+  name: 'vfio_device_feature', size: 8, headers: 'common', flexible: 'data',
+  fields: { argsz: { offset: 0, type: 'u32' }, flags: { offset: 4, type: 'u32' } },
+});
+export const SIZEOF_VFIO_DEVICE_FEATURE = VFIO_DEVICE_FEATURE.size;
 
 /** Bits of `vfio_device_feature.flags` besides the feature index in bits 0-15. */
 export const VFIO_DEVICE_FEATURE_FLAGS = { MASK: 0xffff, GET: 1 << 16, SET: 1 << 17, PROBE: 1 << 18 } as const;
@@ -37,16 +40,13 @@ export function encodeDeviceFeatureProbe(feature: number, access: 'get' | 'set')
   if (!Number.isInteger(feature) || feature < 0 || feature > VFIO_DEVICE_FEATURE_FLAGS.MASK) {
     throw new RangeError(`feature index ${feature} is outside 0..0xffff`);
   }
-  const b = Buffer.alloc(SIZEOF_VFIO_DEVICE_FEATURE);
   const accessFlag = access === 'get' ? VFIO_DEVICE_FEATURE_FLAGS.GET : VFIO_DEVICE_FEATURE_FLAGS.SET;
-  b.writeUInt32LE(SIZEOF_VFIO_DEVICE_FEATURE, 0);
-  b.writeUInt32LE(checkU32('flags', VFIO_DEVICE_FEATURE_FLAGS.PROBE | accessFlag | feature), 4);
-  return b;
+  const flags = VFIO_DEVICE_FEATURE_FLAGS.PROBE | accessFlag | feature;
+  return encodeStruct(VFIO_DEVICE_FEATURE, { argsz: SIZEOF_VFIO_DEVICE_FEATURE, flags });
 }
 
 /** Reads back a `vfio_device_feature` header (what a fake kernel sees). */
 export function decodeDeviceFeature(b: Buffer): { argsz: number; flags: number; feature: number } {
-  need(b, SIZEOF_VFIO_DEVICE_FEATURE, 'vfio_device_feature');
-  const flags = b.readUInt32LE(4);
-  return { argsz: b.readUInt32LE(0), flags, feature: flags & VFIO_DEVICE_FEATURE_FLAGS.MASK };
+  const { argsz, flags } = decodeStruct(VFIO_DEVICE_FEATURE, b);
+  return { argsz, flags, feature: flags & VFIO_DEVICE_FEATURE_FLAGS.MASK };
 }

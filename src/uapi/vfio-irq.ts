@@ -3,10 +3,18 @@
  * follows the 20-byte header depends on DATA_*: nothing, a u8 per vector (BOOL), or an s32 eventfd per
  * vector (-1 leaves a vector without a trigger).
  */
-import { checkI32, checkU32 } from './u64.js';
-import { need } from './vfio.js';
+import { checkI32 } from './u64.js';
+import { decodeStruct, defineStruct, encodeStruct, need } from './layout.js';
 
-export const VFIO_IRQ_SET_SIZEOF = 20;
+const u32 = (offset: number) => ({ offset, type: 'u32' }) as const;
+
+/** struct vfio_irq_set header; the per-vector `data[]` (flexible array) follows at `size`. */
+export const VFIO_IRQ_SET_LAYOUT = defineStruct({
+  name: 'vfio_irq_set', size: 20, headers: 'common', flexible: 'data',
+  fields: { argsz: u32(0), flags: u32(4), index: u32(8), start: u32(12), count: u32(16) },
+});
+
+export const VFIO_IRQ_SET_SIZEOF = VFIO_IRQ_SET_LAYOUT.size;
 
 export const VFIO_IRQ_SET = {
   DATA_NONE: 1 << 0,
@@ -21,7 +29,8 @@ export interface VfioIrqSet { flags: number; index: number; start: number; count
 
 /** Eventfd triggers for vectors [start, start + fds.length): DATA_EVENTFD | ACTION_TRIGGER. */
 export function encodeIrqSetEventfds(index: number, start: number, fds: readonly number[]): Buffer {
-  const b = irqSetHeader({ flags: VFIO_IRQ_SET.DATA_EVENTFD | VFIO_IRQ_SET.ACTION_TRIGGER, index, start, count: fds.length }, fds.length * 4);
+  const flags = VFIO_IRQ_SET.DATA_EVENTFD | VFIO_IRQ_SET.ACTION_TRIGGER;
+  const b = irqSetHeader({ flags, index, start, count: fds.length }, fds.length * 4);
   fds.forEach((fd, i) => b.writeInt32LE(checkI32('eventfd', fd), VFIO_IRQ_SET_SIZEOF + i * 4));
   return b;
 }
@@ -32,8 +41,7 @@ export function encodeIrqSetDisable(index: number): Buffer {
 }
 
 export function decodeIrqSet(b: Buffer): VfioIrqSet & { argsz: number; eventfds: number[] } {
-  need(b, VFIO_IRQ_SET_SIZEOF, 'vfio_irq_set');
-  const head = { argsz: b.readUInt32LE(0), flags: b.readUInt32LE(4), index: b.readUInt32LE(8), start: b.readUInt32LE(12), count: b.readUInt32LE(16) };
+  const head = decodeStruct(VFIO_IRQ_SET_LAYOUT, b);
   const hasFds = (head.flags & VFIO_IRQ_SET.DATA_EVENTFD) !== 0;
   if (hasFds) need(b, VFIO_IRQ_SET_SIZEOF + head.count * 4, 'vfio_irq_set eventfds');
   const eventfds = hasFds ? Array.from({ length: head.count }, (_, i) => b.readInt32LE(VFIO_IRQ_SET_SIZEOF + i * 4)) : [];
@@ -41,11 +49,6 @@ export function decodeIrqSet(b: Buffer): VfioIrqSet & { argsz: number; eventfds:
 }
 
 function irqSetHeader(s: VfioIrqSet, dataBytes: number): Buffer {
-  const b = Buffer.alloc(VFIO_IRQ_SET_SIZEOF + dataBytes);
-  b.writeUInt32LE(b.length, 0);
-  b.writeUInt32LE(checkU32('flags', s.flags), 4);
-  b.writeUInt32LE(checkU32('index', s.index), 8);
-  b.writeUInt32LE(checkU32('start', s.start), 12);
-  b.writeUInt32LE(checkU32('count', s.count), 16);
-  return b;
+  const argsz = VFIO_IRQ_SET_SIZEOF + dataBytes;
+  return encodeStruct(VFIO_IRQ_SET_LAYOUT, { argsz, flags: s.flags, index: s.index, start: s.start, count: s.count }, argsz);
 }

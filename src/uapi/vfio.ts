@@ -4,7 +4,9 @@
  * (x86-64, aarch64) are little-endian with natural alignment, so one layout serves both.
  */
 import { io } from './ioctl.js';
-import { checkI32, checkU32, checkU64 } from './u64.js';
+import { checkU32 } from './u64.js';
+import { decodeStruct, defineStruct, encodeStruct, need, writeStruct } from './layout.js';
+import type { StructLayout } from './layout.js';
 
 export const VFIO_TYPE = 0x3b; // ';'
 export const VFIO_BASE = 100;
@@ -67,47 +69,113 @@ export function vfioPciRegionOffset(index: number): bigint {
 /** Region capability ids (struct vfio_info_cap_header.id). */
 export const VFIO_REGION_CAP = { SPARSE_MMAP: 1, TYPE: 2, MSIX_MAPPABLE: 3, NVLINK2_SSATGT: 4, NVLINK2_LNKSPD: 5 } as const;
 
+// ---- layouts (checked against the headers by test/uapi/abi.test.ts) ---------------------------
+
+export const VFIO_GROUP_STATUS = defineStruct({
+  name: 'vfio_group_status', size: 8, headers: 'common',
+  fields: { argsz: { offset: 0, type: 'u32' }, flags: { offset: 4, type: 'u32' } },
+});
+/** 20 bytes in the 6.1 headers; 24 since Linux 6.6 (trailing pad); replies may be larger still. */
+export const VFIO_DEVICE_INFO = defineStruct({
+  name: 'vfio_device_info', size: 20, headers: 'common',
+  fields: {
+    argsz: { offset: 0, type: 'u32' }, flags: { offset: 4, type: 'u32' }, num_regions: { offset: 8, type: 'u32' },
+    num_irqs: { offset: 12, type: 'u32' }, cap_offset: { offset: 16, type: 'u32' },
+  },
+});
+export const VFIO_REGION_INFO = defineStruct({
+  name: 'vfio_region_info', size: 32, headers: 'common',
+  fields: {
+    argsz: { offset: 0, type: 'u32' }, flags: { offset: 4, type: 'u32' }, index: { offset: 8, type: 'u32' },
+    cap_offset: { offset: 12, type: 'u32' }, size: { offset: 16, type: 'u64' }, offset: { offset: 24, type: 'u64' },
+  },
+});
+export const VFIO_INFO_CAP_HEADER = defineStruct({
+  name: 'vfio_info_cap_header', size: 8, headers: 'common',
+  fields: { id: { offset: 0, type: 'u16' }, version: { offset: 2, type: 'u16' }, next: { offset: 4, type: 'u32' } },
+});
+/** The capability header (a nested struct at offset 0) is read with VFIO_INFO_CAP_HEADER; the areas follow. */
+export const VFIO_REGION_INFO_CAP_SPARSE_MMAP = defineStruct({
+  name: 'vfio_region_info_cap_sparse_mmap', size: 16, headers: 'common', flexible: 'areas',
+  fields: { nr_areas: { offset: 8, type: 'u32' }, reserved: { offset: 12, type: 'u32' } },
+});
+export const VFIO_REGION_SPARSE_MMAP_AREA = defineStruct({
+  name: 'vfio_region_sparse_mmap_area', size: 16, headers: 'common',
+  fields: { offset: { offset: 0, type: 'u64' }, size: { offset: 8, type: 'u64' } },
+});
+export const VFIO_REGION_INFO_CAP_TYPE = defineStruct({
+  name: 'vfio_region_info_cap_type', size: 16, headers: 'common',
+  fields: { type: { offset: 8, type: 'u32' }, subtype: { offset: 12, type: 'u32' } },
+});
+export const VFIO_IRQ_INFO = defineStruct({
+  name: 'vfio_irq_info', size: 16, headers: 'common',
+  fields: {
+    argsz: { offset: 0, type: 'u32' }, flags: { offset: 4, type: 'u32' }, index: { offset: 8, type: 'u32' },
+    count: { offset: 12, type: 'u32' },
+  },
+});
+export const VFIO_IOMMU_TYPE1_DMA_MAP = defineStruct({
+  name: 'vfio_iommu_type1_dma_map', size: 32, headers: 'common',
+  fields: {
+    argsz: { offset: 0, type: 'u32' }, flags: { offset: 4, type: 'u32' }, vaddr: { offset: 8, type: 'u64' },
+    iova: { offset: 16, type: 'u64' }, size: { offset: 24, type: 'u64' },
+  },
+});
+export const VFIO_IOMMU_TYPE1_DMA_UNMAP = defineStruct({
+  name: 'vfio_iommu_type1_dma_unmap', size: 24, headers: 'common',
+  fields: {
+    argsz: { offset: 0, type: 'u32' }, flags: { offset: 4, type: 'u32' }, iova: { offset: 8, type: 'u64' },
+    size: { offset: 16, type: 'u64' },
+  },
+});
+/** Linux 6.6+; the 6.1 headers the ABI test compiles against predate it. */
+export const VFIO_DEVICE_BIND_IOMMUFD = defineStruct({
+  name: 'vfio_device_bind_iommufd', size: 16, headers: 'linux-6.6',
+  fields: {
+    argsz: { offset: 0, type: 'u32' }, flags: { offset: 4, type: 'u32' }, iommufd: { offset: 8, type: 'i32' },
+    out_devid: { offset: 12, type: 'u32' },
+  },
+});
+export const VFIO_DEVICE_ATTACH_IOMMUFD_PT = defineStruct({
+  name: 'vfio_device_attach_iommufd_pt', size: 12, headers: 'linux-6.6',
+  fields: { argsz: { offset: 0, type: 'u32' }, flags: { offset: 4, type: 'u32' }, pt_id: { offset: 8, type: 'u32' } },
+});
+
+/** Struct sizes by C name (the sizes of the tables above). */
 export const SIZEOF = {
-  vfio_group_status: 8,
-  vfio_device_info: 20, // 24 since Linux 6.6 (trailing pad); replies may be larger still
-  vfio_region_info: 32,
-  vfio_info_cap_header: 8,
-  vfio_region_info_cap_sparse_mmap: 16, // header + nr_areas + reserved, then areas
-  vfio_region_sparse_mmap_area: 16,
-  vfio_region_info_cap_type: 16,
-  vfio_irq_info: 16,
-  vfio_iommu_type1_dma_map: 32,
-  vfio_iommu_type1_dma_unmap: 24,
-  vfio_device_bind_iommufd: 16,
-  vfio_device_attach_iommufd_pt: 12,
+  vfio_group_status: VFIO_GROUP_STATUS.size,
+  vfio_device_info: VFIO_DEVICE_INFO.size,
+  vfio_region_info: VFIO_REGION_INFO.size,
+  vfio_info_cap_header: VFIO_INFO_CAP_HEADER.size,
+  vfio_region_info_cap_sparse_mmap: VFIO_REGION_INFO_CAP_SPARSE_MMAP.size,
+  vfio_region_sparse_mmap_area: VFIO_REGION_SPARSE_MMAP_AREA.size,
+  vfio_region_info_cap_type: VFIO_REGION_INFO_CAP_TYPE.size,
+  vfio_irq_info: VFIO_IRQ_INFO.size,
+  vfio_iommu_type1_dma_map: VFIO_IOMMU_TYPE1_DMA_MAP.size,
+  vfio_iommu_type1_dma_unmap: VFIO_IOMMU_TYPE1_DMA_UNMAP.size,
+  vfio_device_bind_iommufd: VFIO_DEVICE_BIND_IOMMUFD.size,
+  vfio_device_attach_iommufd_pt: VFIO_DEVICE_ATTACH_IOMMUFD_PT.size,
 } as const;
 
 // ---- struct vfio_group_status ---------------------------------------------------------------
 
 export interface VfioGroupStatus { argsz: number; flags: number }
 export function encodeGroupStatus(): Buffer {
-  const b = Buffer.alloc(SIZEOF.vfio_group_status);
-  b.writeUInt32LE(SIZEOF.vfio_group_status, 0);
-  return b;
+  return encodeStruct(VFIO_GROUP_STATUS, { argsz: SIZEOF.vfio_group_status });
 }
 export function decodeGroupStatus(b: Buffer): VfioGroupStatus {
-  need(b, SIZEOF.vfio_group_status, 'vfio_group_status');
-  return { argsz: b.readUInt32LE(0), flags: b.readUInt32LE(4) };
+  return decodeStruct(VFIO_GROUP_STATUS, b);
 }
 
 // ---- struct vfio_device_info ----------------------------------------------------------------
 
 export interface VfioDeviceInfo { argsz: number; flags: number; numRegions: number; numIrqs: number; capOffset: number }
 export function encodeDeviceInfo(argsz: number = SIZEOF.vfio_device_info): Buffer {
-  checkU32('argsz', argsz);
-  if (argsz < SIZEOF.vfio_device_info) throw new RangeError(`vfio_device_info argsz ${argsz} < ${SIZEOF.vfio_device_info}`);
-  const b = Buffer.alloc(argsz);
-  b.writeUInt32LE(argsz, 0);
-  return b;
+  checkArgsz(VFIO_DEVICE_INFO, argsz);
+  return encodeStruct(VFIO_DEVICE_INFO, { argsz }, argsz);
 }
 export function decodeDeviceInfo(b: Buffer): VfioDeviceInfo {
-  need(b, SIZEOF.vfio_device_info, 'vfio_device_info');
-  return { argsz: b.readUInt32LE(0), flags: b.readUInt32LE(4), numRegions: b.readUInt32LE(8), numIrqs: b.readUInt32LE(12), capOffset: b.readUInt32LE(16) };
+  return decodeStruct(VFIO_DEVICE_INFO, b);
 }
 
 // ---- struct vfio_region_info ----------------------------------------------------------------
@@ -116,104 +184,66 @@ export interface VfioRegionInfo { argsz: number; flags: number; index: number; c
 /** A request buffer of `argsz` bytes (>= 32) asking for region `index`. */
 export function encodeRegionInfo(index: number, argsz: number = SIZEOF.vfio_region_info): Buffer {
   checkU32('index', index);
-  checkU32('argsz', argsz);
-  if (argsz < SIZEOF.vfio_region_info) throw new RangeError(`vfio_region_info argsz ${argsz} < ${SIZEOF.vfio_region_info}`);
-  const b = Buffer.alloc(argsz);
-  b.writeUInt32LE(argsz, 0);
-  b.writeUInt32LE(index, 8);
-  return b;
+  checkArgsz(VFIO_REGION_INFO, argsz);
+  return encodeStruct(VFIO_REGION_INFO, { argsz, index }, argsz);
 }
 export function decodeRegionInfo(b: Buffer): VfioRegionInfo {
-  need(b, SIZEOF.vfio_region_info, 'vfio_region_info');
-  return {
-    argsz: b.readUInt32LE(0),
-    flags: b.readUInt32LE(4),
-    index: b.readUInt32LE(8),
-    capOffset: b.readUInt32LE(12),
-    size: b.readBigUInt64LE(16),
-    offset: b.readBigUInt64LE(24),
-  };
+  return decodeStruct(VFIO_REGION_INFO, b);
 }
 /** Writes a full vfio_region_info (used by fakes and fixtures to produce kernel-shaped replies). */
 export function writeRegionInfo(b: Buffer, info: VfioRegionInfo): void {
-  need(b, SIZEOF.vfio_region_info, 'vfio_region_info');
-  b.writeUInt32LE(checkU32('argsz', info.argsz), 0);
-  b.writeUInt32LE(checkU32('flags', info.flags), 4);
-  b.writeUInt32LE(checkU32('index', info.index), 8);
-  b.writeUInt32LE(checkU32('cap_offset', info.capOffset), 12);
-  b.writeBigUInt64LE(checkU64('size', info.size), 16);
-  b.writeBigUInt64LE(checkU64('offset', info.offset), 24);
+  writeStruct(b, VFIO_REGION_INFO, info);
 }
 
 // ---- struct vfio_irq_info -------------------------------------------------------------------
 
 export interface VfioIrqInfo { argsz: number; flags: number; index: number; count: number }
 export function encodeIrqInfo(index: number): Buffer {
-  checkU32('index', index);
-  const b = Buffer.alloc(SIZEOF.vfio_irq_info);
-  b.writeUInt32LE(SIZEOF.vfio_irq_info, 0);
-  b.writeUInt32LE(index, 8);
-  return b;
+  return encodeStruct(VFIO_IRQ_INFO, { argsz: SIZEOF.vfio_irq_info, index });
 }
 export function decodeIrqInfo(b: Buffer): VfioIrqInfo {
-  need(b, SIZEOF.vfio_irq_info, 'vfio_irq_info');
-  return { argsz: b.readUInt32LE(0), flags: b.readUInt32LE(4), index: b.readUInt32LE(8), count: b.readUInt32LE(12) };
+  return decodeStruct(VFIO_IRQ_INFO, b);
 }
 
 // ---- struct vfio_iommu_type1_dma_map / unmap ------------------------------------------------
 
 export interface VfioDmaMap { flags: number; vaddr: bigint; iova: bigint; size: bigint }
 export function encodeDmaMap(m: VfioDmaMap): Buffer {
-  const b = Buffer.alloc(SIZEOF.vfio_iommu_type1_dma_map);
-  b.writeUInt32LE(SIZEOF.vfio_iommu_type1_dma_map, 0);
-  b.writeUInt32LE(checkU32('flags', m.flags), 4);
-  b.writeBigUInt64LE(checkU64('vaddr', m.vaddr), 8);
-  b.writeBigUInt64LE(checkU64('iova', m.iova), 16);
-  b.writeBigUInt64LE(checkU64('size', m.size), 24);
-  return b;
+  const { flags, vaddr, iova, size } = m;
+  return encodeStruct(VFIO_IOMMU_TYPE1_DMA_MAP, { argsz: SIZEOF.vfio_iommu_type1_dma_map, flags, vaddr, iova, size });
 }
 export function decodeDmaMap(b: Buffer): VfioDmaMap & { argsz: number } {
-  need(b, SIZEOF.vfio_iommu_type1_dma_map, 'vfio_iommu_type1_dma_map');
-  return { argsz: b.readUInt32LE(0), flags: b.readUInt32LE(4), vaddr: b.readBigUInt64LE(8), iova: b.readBigUInt64LE(16), size: b.readBigUInt64LE(24) };
+  return decodeStruct(VFIO_IOMMU_TYPE1_DMA_MAP, b);
 }
 export interface VfioDmaUnmap { flags: number; iova: bigint; size: bigint }
 export function encodeDmaUnmap(m: VfioDmaUnmap): Buffer {
-  const b = Buffer.alloc(SIZEOF.vfio_iommu_type1_dma_unmap);
-  b.writeUInt32LE(SIZEOF.vfio_iommu_type1_dma_unmap, 0);
-  b.writeUInt32LE(checkU32('flags', m.flags), 4);
-  b.writeBigUInt64LE(checkU64('iova', m.iova), 8);
-  b.writeBigUInt64LE(checkU64('size', m.size), 16);
-  return b;
+  const { flags, iova, size } = m;
+  return encodeStruct(VFIO_IOMMU_TYPE1_DMA_UNMAP, { argsz: SIZEOF.vfio_iommu_type1_dma_unmap, flags, iova, size });
 }
 export function decodeDmaUnmap(b: Buffer): VfioDmaUnmap & { argsz: number } {
-  need(b, SIZEOF.vfio_iommu_type1_dma_unmap, 'vfio_iommu_type1_dma_unmap');
-  return { argsz: b.readUInt32LE(0), flags: b.readUInt32LE(4), iova: b.readBigUInt64LE(8), size: b.readBigUInt64LE(16) };
+  return decodeStruct(VFIO_IOMMU_TYPE1_DMA_UNMAP, b);
 }
 
 // ---- cdev / iommufd binding (Linux 6.6+) ----------------------------------------------------
 
 /** struct vfio_device_bind_iommufd; `iommufd` -1 binds in noiommu mode (needs CAP_SYS_RAWIO). */
 export function encodeBindIommufd(iommufd: number): Buffer {
-  const b = Buffer.alloc(SIZEOF.vfio_device_bind_iommufd);
-  b.writeUInt32LE(SIZEOF.vfio_device_bind_iommufd, 0);
-  b.writeInt32LE(checkI32('iommufd', iommufd), 8);
-  return b;
+  return encodeStruct(VFIO_DEVICE_BIND_IOMMUFD, { argsz: SIZEOF.vfio_device_bind_iommufd, iommufd });
 }
 export function decodeBindIommufd(b: Buffer): { argsz: number; flags: number; iommufd: number; outDevid: number } {
-  need(b, SIZEOF.vfio_device_bind_iommufd, 'vfio_device_bind_iommufd');
-  return { argsz: b.readUInt32LE(0), flags: b.readUInt32LE(4), iommufd: b.readInt32LE(8), outDevid: b.readUInt32LE(12) };
+  return decodeStruct(VFIO_DEVICE_BIND_IOMMUFD, b);
 }
 export function encodeAttachIommufdPt(ptId: number): Buffer {
-  const b = Buffer.alloc(SIZEOF.vfio_device_attach_iommufd_pt);
-  b.writeUInt32LE(SIZEOF.vfio_device_attach_iommufd_pt, 0);
-  b.writeUInt32LE(checkU32('pt_id', ptId), 8);
-  return b;
+  return encodeStruct(VFIO_DEVICE_ATTACH_IOMMUFD_PT, { argsz: SIZEOF.vfio_device_attach_iommufd_pt, ptId });
 }
 export function decodeAttachIommufdPt(b: Buffer): { argsz: number; flags: number; ptId: number } {
-  need(b, SIZEOF.vfio_device_attach_iommufd_pt, 'vfio_device_attach_iommufd_pt');
-  return { argsz: b.readUInt32LE(0), flags: b.readUInt32LE(4), ptId: b.readUInt32LE(8) };
+  return decodeStruct(VFIO_DEVICE_ATTACH_IOMMUFD_PT, b);
 }
 
-export function need(b: Buffer, size: number, what: string): void {
-  if (b.length < size) throw new RangeError(`${what} needs ${size} bytes, buffer has ${b.length}`);
+/** A request may be longer than the struct (room for capabilities), never shorter. */
+function checkArgsz(layout: StructLayout, argsz: number): void {
+  checkU32('argsz', argsz);
+  if (argsz < layout.size) throw new RangeError(`${layout.name} argsz ${argsz} < ${layout.size}`);
 }
+
+export { need };

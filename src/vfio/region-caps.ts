@@ -4,7 +4,11 @@
  * bounds-checked, the walk is loop-proof and bounded, counts are checked against the space they claim,
  * and each defect is a VfioError naming the region — never a hang, a RangeError or a crash.
  */
-import { SIZEOF, VFIO_REGION_CAP } from '../uapi/vfio.js';
+import {
+  SIZEOF, VFIO_INFO_CAP_HEADER, VFIO_REGION_CAP, VFIO_REGION_INFO_CAP_SPARSE_MMAP, VFIO_REGION_INFO_CAP_TYPE,
+  VFIO_REGION_SPARSE_MMAP_AREA,
+} from '../uapi/vfio.js';
+import { decodeStruct } from '../uapi/layout.js';
 import { hex } from '../errors.js';
 import type { ByteRange, RegionCapability } from './description.js';
 import { VfioError } from './errors.js';
@@ -39,9 +43,7 @@ export function parseRegionCapabilities(input: CapChainInput): RegionCapability[
     checkHeaderPlacement(offset, limit, visited, fail);
     if (caps.length >= MAX_CAPABILITIES) fail('CAP_CHAIN_TOO_LONG', `more than ${MAX_CAPABILITIES} capabilities`);
     visited.add(offset);
-    const id = input.buffer.readUInt16LE(offset);
-    const version = input.buffer.readUInt16LE(offset + 2);
-    const next = input.buffer.readUInt32LE(offset + 4);
+    const { id, version, next } = decodeStruct(VFIO_INFO_CAP_HEADER, input.buffer, offset);
     caps.push(parseCapability(input, id, version, offset, next, limit, fail));
     offset = next;
   }
@@ -63,8 +65,7 @@ function parseCapability(input: CapChainInput, id: number, version: number, offs
     case VFIO_REGION_CAP.SPARSE_MMAP:
       return { kind: 'sparse-mmap', id: 1, version, areas: parseSparseAreas(input, offset, limit, fail) };
     case VFIO_REGION_CAP.TYPE:
-      if (offset + 16 > limit) fail('CAP_TRUNCATED', `TYPE capability at ${hex(offset)} runs past argsz`);
-      return { kind: 'type', id: 2, version, type: input.buffer.readUInt32LE(offset + 8), subtype: input.buffer.readUInt32LE(offset + 12) };
+      return parseTypeCapability(input, version, offset, limit, fail);
     case VFIO_REGION_CAP.MSIX_MAPPABLE:
       return { kind: 'msix-mappable', id: 3, version };
     default: {
@@ -75,15 +76,21 @@ function parseCapability(input: CapChainInput, id: number, version: number, offs
   }
 }
 
+function parseTypeCapability(input: CapChainInput, version: number, offset: number, limit: number, fail: Fail): RegionCapability {
+  if (offset + SIZEOF.vfio_region_info_cap_type > limit) fail('CAP_TRUNCATED', `TYPE capability at ${hex(offset)} runs past argsz`);
+  const { type, subtype } = decodeStruct(VFIO_REGION_INFO_CAP_TYPE, input.buffer, offset);
+  return { kind: 'type', id: 2, version, type, subtype };
+}
+
 function parseSparseAreas(input: CapChainInput, offset: number, limit: number, fail: Fail): ByteRange[] {
   if (offset + SPARSE_FIXED > limit) fail('CAP_TRUNCATED', `SPARSE_MMAP capability at ${hex(offset)} runs past argsz`);
-  const count = input.buffer.readUInt32LE(offset + 8);
+  const count = decodeStruct(VFIO_REGION_INFO_CAP_SPARSE_MMAP, input.buffer, offset).nrAreas;
   const room = Math.floor((limit - offset - SPARSE_FIXED) / AREA);
   if (count > room) fail('SPARSE_TOO_MANY_AREAS', `nr_areas ${count} but only ${room} fit before argsz`);
   const areas: ByteRange[] = [];
   for (let i = 0; i < count; i++) {
     const at = offset + SPARSE_FIXED + i * AREA;
-    const area = { offset: input.buffer.readBigUInt64LE(at), size: input.buffer.readBigUInt64LE(at + 8) };
+    const area: ByteRange = decodeStruct(VFIO_REGION_SPARSE_MMAP_AREA, input.buffer, at);
     if (area.size === 0n) continue; // maps nothing; the kernel's own parsers skip these too
     if (area.offset > input.regionSize || area.size > input.regionSize - area.offset) {
       fail('SPARSE_AREA_OUTSIDE_REGION', `area ${i} ${hex(area.offset)}+${hex(area.size)} is outside the ${hex(input.regionSize)} region`);

@@ -4,66 +4,54 @@
  * — struct sizes, field offsets, ioctl numbers, flags, register ids — must match what C sees.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
-  ARM64_CORE_REG, IOCTL, KVM_API_VERSION, KVM_CAP, KVM_CREATE_DEVICE_TEST, KVM_DEV_TYPE, KVM_DEV_VFIO, KVM_EXIT, KVM_MEM_FLAGS, KVM_SIZEOF, SIZEOF, VFIO_DMA_MAP_FLAGS, VFIO_EXTENSION,
-  KVM_IRQ_CAP, KVM_IRQ_ROUTING_TYPE, KVM_IRQ_SIZEOF, KVM_IRQFD_FLAGS, KVM_MSI_VALID_DEVID, VFIO_IRQ_FLAGS, VFIO_IRQ_SET, VFIO_IRQ_SET_SIZEOF,
-  SIZEOF_VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_FLAGS, VFIO_GROUP_FLAGS, VFIO_PCI_IRQ, VFIO_PCI_NUM_REGIONS, VFIO_PCI_REGION, VFIO_REGION_CAP, VFIO_REGION_FLAGS, X86_REGS, X86_SEGMENT, X86_SREGS,
+  ARM64_CORE_REG, IOCTL, KVM_API_VERSION, KVM_CAP, KVM_CREATE_DEVICE_TEST, KVM_DEV_TYPE,
+  KVM_DEV_VFIO, KVM_EXIT, KVM_MEM_FLAGS, VFIO_DMA_MAP_FLAGS, VFIO_EXTENSION, KVM_IRQ_CAP, KVM_IRQ_ROUTING_TYPE, KVM_IRQFD_FLAGS,
+  KVM_MSI_VALID_DEVID, VFIO_IRQ_FLAGS, VFIO_IRQ_SET, VFIO_DEVICE_FEATURE_FLAGS, VFIO_GROUP_FLAGS, VFIO_PCI_IRQ,
+  VFIO_PCI_NUM_REGIONS, VFIO_PCI_REGION, VFIO_REGION_CAP, VFIO_REGION_FLAGS, X86_SREGS, STRUCT_LAYOUTS,
 } from '../../src/uapi/index.js';
+import type { StructLayout } from '../../src/uapi/index.js';
 
 const PROBE = path.join(import.meta.dirname, 'abi-probe.c');
 const work = mkdtempSync(path.join(tmpdir(), 'vfio-bars-abi-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+type Arch = 'x86_64' | 'aarch64';
+
+/** The layout tables the installed headers of `arch` declare (iommufd and cdev structs need 6.6 headers). */
+function layoutsFor(arch: Arch): readonly StructLayout[] {
+  return STRUCT_LAYOUTS.filter((l) => l.headers === 'common' || l.headers === arch);
+}
+
+/** Every table's size and field offsets, under the names the probe prints (a flexible array starts at `size`). */
+function layoutFacts(arch: Arch): Record<string, number> {
+  const facts: Record<string, number> = {};
+  for (const layout of layoutsFor(arch)) {
+    facts[`sizeof_${layout.name}`] = layout.size;
+    for (const [field, spec] of Object.entries(layout.fields)) facts[`offsetof_${layout.name}_${field}`] = spec.offset;
+    if (layout.flexible !== undefined) facts[`offsetof_${layout.name}_${layout.flexible}`] = layout.size;
+  }
+  return facts;
+}
+
+/** layouts.h for the probe: `LAYOUTS(V)` expands to SZ/OFF of every table of `arch`. */
+function writeLayoutsHeader(arch: Arch): string {
+  const dir = path.join(work, arch);
+  mkdirSync(dir, { recursive: true });
+  const items = layoutsFor(arch).flatMap((layout) => [
+    `SZ(V, ${layout.name})`,
+    ...[...Object.keys(layout.fields), ...(layout.flexible === undefined ? [] : [layout.flexible])].map((f) => `OFF(V, ${layout.name}, ${f})`),
+  ]);
+  writeFileSync(path.join(dir, 'layouts.h'), `#define LAYOUTS(V) \\\n${items.map((i) => `  ${i} \\`).join('\n')}\n\n`);
+  return dir;
+}
 
 /** What src/uapi says, under the names the probe prints. */
 const COMMON: Record<string, number | bigint> = {
-  sizeof_vfio_group_status: SIZEOF.vfio_group_status,
-  offsetof_vfio_group_status_flags: 4,
-  sizeof_vfio_device_info: SIZEOF.vfio_device_info,
-  offsetof_vfio_device_info_flags: 4,
-  offsetof_vfio_device_info_num_regions: 8,
-  offsetof_vfio_device_info_num_irqs: 12,
-  offsetof_vfio_device_info_cap_offset: 16,
-  sizeof_vfio_region_info: SIZEOF.vfio_region_info,
-  offsetof_vfio_region_info_flags: 4,
-  offsetof_vfio_region_info_index: 8,
-  offsetof_vfio_region_info_cap_offset: 12,
-  offsetof_vfio_region_info_size: 16,
-  offsetof_vfio_region_info_offset: 24,
-  sizeof_vfio_info_cap_header: SIZEOF.vfio_info_cap_header,
-  offsetof_vfio_info_cap_header_id: 0,
-  offsetof_vfio_info_cap_header_version: 2,
-  offsetof_vfio_info_cap_header_next: 4,
-  sizeof_vfio_region_info_cap_sparse_mmap: SIZEOF.vfio_region_info_cap_sparse_mmap,
-  offsetof_vfio_region_info_cap_sparse_mmap_nr_areas: 8,
-  offsetof_vfio_region_info_cap_sparse_mmap_areas: 16,
-  sizeof_vfio_region_sparse_mmap_area: SIZEOF.vfio_region_sparse_mmap_area,
-  offsetof_vfio_region_sparse_mmap_area_size: 8,
-  sizeof_vfio_region_info_cap_type: SIZEOF.vfio_region_info_cap_type,
-  offsetof_vfio_region_info_cap_type_type: 8,
-  offsetof_vfio_region_info_cap_type_subtype: 12,
-  sizeof_vfio_irq_info: SIZEOF.vfio_irq_info,
-  offsetof_vfio_irq_info_flags: 4,
-  offsetof_vfio_irq_info_index: 8,
-  offsetof_vfio_irq_info_count: 12,
-  sizeof_vfio_iommu_type1_dma_map: SIZEOF.vfio_iommu_type1_dma_map,
-  offsetof_vfio_iommu_type1_dma_map_flags: 4,
-  offsetof_vfio_iommu_type1_dma_map_vaddr: 8,
-  offsetof_vfio_iommu_type1_dma_map_iova: 16,
-  offsetof_vfio_iommu_type1_dma_map_size: 24,
-  sizeof_vfio_iommu_type1_dma_unmap: SIZEOF.vfio_iommu_type1_dma_unmap,
-  offsetof_vfio_iommu_type1_dma_unmap_flags: 4,
-  offsetof_vfio_iommu_type1_dma_unmap_iova: 8,
-  offsetof_vfio_iommu_type1_dma_unmap_size: 16,
-  sizeof_kvm_userspace_memory_region: KVM_SIZEOF.kvm_userspace_memory_region,
-  offsetof_kvm_userspace_memory_region_flags: 4,
-  offsetof_kvm_userspace_memory_region_guest_phys_addr: 8,
-  offsetof_kvm_userspace_memory_region_memory_size: 16,
-  offsetof_kvm_userspace_memory_region_userspace_addr: 24,
-  sizeof_kvm_one_reg: KVM_SIZEOF.kvm_one_reg,
-  offsetof_kvm_one_reg_addr: 8,
   // struct kvm_run fields decoded by src/kvm/vcpu.ts
   offsetof_kvm_run_immediate_exit: 1,
   offsetof_kvm_run_exit_reason: 8,
@@ -105,19 +93,11 @@ const COMMON: Record<string, number | bigint> = {
   KVM_EXIT_INTERNAL_ERROR: KVM_EXIT.INTERNAL_ERROR,
   KVM_EXIT_SYSTEM_EVENT: KVM_EXIT.SYSTEM_EVENT,
   // The VFIO pseudo-device (the 6.1 headers name the attribute group KVM_DEV_VFIO_GROUP; 6.6 added the FILE aliases).
-  sizeof_kvm_create_device: KVM_SIZEOF.kvm_create_device,
-  offsetof_kvm_create_device_fd: 4,
-  offsetof_kvm_create_device_flags: 8,
-  sizeof_kvm_device_attr: KVM_SIZEOF.kvm_device_attr,
-  offsetof_kvm_device_attr_group: 4,
-  offsetof_kvm_device_attr_attr: 8,
-  offsetof_kvm_device_attr_addr: 16,
   KVM_DEV_TYPE_VFIO: KVM_DEV_TYPE.VFIO,
   KVM_CREATE_DEVICE_TEST,
   KVM_DEV_VFIO_GROUP: KVM_DEV_VFIO.FILE,
   KVM_DEV_VFIO_GROUP_ADD: KVM_DEV_VFIO.FILE_ADD,
   KVM_DEV_VFIO_GROUP_DEL: KVM_DEV_VFIO.FILE_DEL,
-  sizeof_vfio_device_feature: SIZEOF_VFIO_DEVICE_FEATURE,
   VFIO_DEVICE_FEATURE: IOCTL.VFIO_DEVICE_FEATURE,
   VFIO_DEVICE_FEATURE_MASK: VFIO_DEVICE_FEATURE_FLAGS.MASK,
   VFIO_DEVICE_FEATURE_GET: VFIO_DEVICE_FEATURE_FLAGS.GET,
@@ -127,12 +107,6 @@ const COMMON: Record<string, number | bigint> = {
 
 /** The interrupt ABI (src/uapi/vfio-irq.ts, src/uapi/kvm-irq.ts). */
 const IRQ: Record<string, number | bigint> = {
-  sizeof_vfio_irq_set: VFIO_IRQ_SET_SIZEOF,
-  offsetof_vfio_irq_set_flags: 4,
-  offsetof_vfio_irq_set_index: 8,
-  offsetof_vfio_irq_set_start: 12,
-  offsetof_vfio_irq_set_count: 16,
-  offsetof_vfio_irq_set_data: VFIO_IRQ_SET_SIZEOF,
   VFIO_IRQ_SET_DATA_NONE: VFIO_IRQ_SET.DATA_NONE,
   VFIO_IRQ_SET_DATA_BOOL: VFIO_IRQ_SET.DATA_BOOL,
   VFIO_IRQ_SET_DATA_EVENTFD: VFIO_IRQ_SET.DATA_EVENTFD,
@@ -143,28 +117,6 @@ const IRQ: Record<string, number | bigint> = {
   VFIO_IRQ_INFO_MASKABLE: VFIO_IRQ_FLAGS.MASKABLE,
   VFIO_IRQ_INFO_AUTOMASKED: VFIO_IRQ_FLAGS.AUTOMASKED,
   VFIO_IRQ_INFO_NORESIZE: VFIO_IRQ_FLAGS.NORESIZE,
-  sizeof_kvm_irq_routing: KVM_IRQ_SIZEOF.kvm_irq_routing,
-  offsetof_kvm_irq_routing_flags: 4,
-  offsetof_kvm_irq_routing_entries: KVM_IRQ_SIZEOF.kvm_irq_routing,
-  sizeof_kvm_irq_routing_entry: KVM_IRQ_SIZEOF.kvm_irq_routing_entry,
-  offsetof_kvm_irq_routing_entry_type: 4,
-  offsetof_kvm_irq_routing_entry_flags: 8,
-  offsetof_kvm_irq_routing_entry_u: 16,
-  sizeof_kvm_irq_routing_msi: 16,
-  offsetof_kvm_irq_routing_msi_address_hi: 4,
-  offsetof_kvm_irq_routing_msi_data: 8,
-  offsetof_kvm_irq_routing_msi_devid: 12,
-  sizeof_kvm_irq_routing_irqchip: 8,
-  offsetof_kvm_irq_routing_irqchip_pin: 4,
-  sizeof_kvm_irqfd: KVM_IRQ_SIZEOF.kvm_irqfd,
-  offsetof_kvm_irqfd_gsi: 4,
-  offsetof_kvm_irqfd_flags: 8,
-  offsetof_kvm_irqfd_resamplefd: 12,
-  sizeof_kvm_msi: KVM_IRQ_SIZEOF.kvm_msi,
-  offsetof_kvm_msi_address_hi: 4,
-  offsetof_kvm_msi_data: 8,
-  offsetof_kvm_msi_flags: 12,
-  offsetof_kvm_msi_devid: 16,
   KVM_CREATE_IRQCHIP: IOCTL.KVM_CREATE_IRQCHIP,
   KVM_SET_GSI_ROUTING: IOCTL.KVM_SET_GSI_ROUTING,
   KVM_IRQFD: IOCTL.KVM_IRQFD,
@@ -183,23 +135,11 @@ const IRQ: Record<string, number | bigint> = {
 
 const X86_64: Record<string, number | bigint> = {
   ...COMMON,
+  ...layoutFacts('x86_64'),
   ...IRQ,
-  sizeof_kvm_regs: X86_REGS.size,
-  offsetof_kvm_regs_rip: X86_REGS.rip,
-  offsetof_kvm_regs_rflags: X86_REGS.rflags,
-  sizeof_kvm_sregs: X86_SREGS.size,
   offsetof_kvm_sregs_cs: X86_SREGS.cs,
   offsetof_kvm_sregs_ds: X86_SREGS.ds,
   offsetof_kvm_sregs_ss: X86_SREGS.ss,
-  offsetof_kvm_sregs_cr0: X86_SREGS.cr0,
-  offsetof_kvm_sregs_cr4: X86_SREGS.cr4,
-  offsetof_kvm_sregs_efer: X86_SREGS.efer,
-  sizeof_kvm_segment: 24,
-  offsetof_kvm_segment_limit: X86_SEGMENT.limit,
-  offsetof_kvm_segment_selector: X86_SEGMENT.selector,
-  offsetof_kvm_segment_type: X86_SEGMENT.type,
-  offsetof_kvm_segment_db: X86_SEGMENT.db,
-  offsetof_kvm_segment_g: X86_SEGMENT.g,
   KVM_GET_REGS: IOCTL.KVM_GET_REGS,
   KVM_SET_REGS: IOCTL.KVM_SET_REGS,
   KVM_GET_SREGS: IOCTL.KVM_GET_SREGS,
@@ -208,8 +148,8 @@ const X86_64: Record<string, number | bigint> = {
 
 const AARCH64: Record<string, number | bigint> = {
   ...COMMON,
+  ...layoutFacts('aarch64'),
   ...IRQ,
-  sizeof_kvm_vcpu_init: KVM_SIZEOF.kvm_vcpu_init,
   KVM_ARM_VCPU_INIT: IOCTL.KVM_ARM_VCPU_INIT,
   KVM_ARM_PREFERRED_TARGET: IOCTL.KVM_ARM_PREFERRED_TARGET,
   reg_x0: ARM64_CORE_REG.x(0),
@@ -243,7 +183,7 @@ function asBigInts(values: Record<string, number | bigint | string>): Record<str
 describeWith('cc', 'src/uapi vs <linux/vfio.h>, <linux/kvm.h> on x86-64', () => {
   it('matches every size, offset, ioctl number and constant', () => {
     const binary = path.join(work, 'abi-x86_64');
-    execFileSync('cc', ['-Wall', '-Werror', '-o', binary, PROBE]);
+    execFileSync('cc', ['-Wall', '-Werror', '-I', writeLayoutsHeader('x86_64'), '-o', binary, PROBE]);
     const fromC = JSON.parse(execFileSync(binary, { encoding: 'utf8' })) as Record<string, string>;
     expect(asBigInts(fromC)).toEqual(asBigInts(X86_64));
   });
@@ -252,7 +192,7 @@ describeWith('cc', 'src/uapi vs <linux/vfio.h>, <linux/kvm.h> on x86-64', () => 
 describeWith('aarch64-linux-gnu-gcc', 'src/uapi vs the arm64 cross headers', () => {
   it('matches every size, offset, ioctl number, constant and core register id', () => {
     if (!existsSync('/usr/aarch64-linux-gnu/include/linux/kvm.h') && process.env.CI !== 'true') return;
-    const asm = execFileSync('aarch64-linux-gnu-gcc', ['-Wall', '-S', '-o', '-', PROBE], { encoding: 'utf8' });
+    const asm = execFileSync('aarch64-linux-gnu-gcc', ['-Wall', '-S', '-I', writeLayoutsHeader('aarch64'), '-o', '-', PROBE], { encoding: 'utf8' });
     const fromC = Object.fromEntries([...asm.matchAll(/@@([A-Za-z0-9_]+)=(-?\d+)@@/g)].map((m) => [m[1]!, BigInt.asUintN(64, BigInt(m[2]!))]));
     expect(fromC).toEqual(asBigInts(AARCH64));
   });
