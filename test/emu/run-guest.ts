@@ -36,6 +36,7 @@ export function buildInitrd(a: Artefacts): string {
   mkdirSync(path.join(lib, 'build', 'Release'), { recursive: true });
   cpSync(path.join(REPO, 'dist'), path.join(lib, 'dist'), { recursive: true, filter: (f) => !f.endsWith('.map') && !f.endsWith('.d.ts') });
   cpSync(path.join(REPO, 'package.json'), path.join(lib, 'package.json'));
+  for (const dir of ['bin', 'profiles']) cpSync(path.join(REPO, dir), path.join(lib, dir), { recursive: true });
   cpSync(a.SHIM_ARM64, path.join(lib, 'build', 'Release', 'vfio_bars.node'));
   for (const dep of runtimeDependencies()) cpSync(path.join(REPO, 'node_modules', dep), path.join(lib, 'node_modules', dep), { recursive: true });
   cpSync(a.KOFFI_ARM64, path.join(lib, 'node_modules', '@koromix', 'koffi-linux-arm64'), { recursive: true });

@@ -4,7 +4,7 @@ import { BarMapper, MapError } from '../../src/map/index.js';
 import { KvmVm } from '../../src/kvm/index.js';
 import { VfioDevice } from '../../src/vfio/index.js';
 import { planBarMappings } from '../../src/plan/index.js';
-import { qemuE1000e } from '../../src/cli/profiles.js';
+import { qemuE1000e } from '../helpers/profiles.js';
 import { FakeKernel } from '../fake/fake-kernel.js';
 import { fakeSysfs } from '../vfio/fixtures.js';
 

@@ -11,7 +11,7 @@ import { checkPlanInvariants, planBarMappings, planFromJSON, planToJSON, planVio
 import { descriptionFromJSON, descriptionToJSON } from '../../src/vfio/index.js';
 import type { DeviceDescription } from '../../src/vfio/description.js';
 import type { MappingPlan, PlanOptions } from '../../src/plan/types.js';
-import { qemuE1000e, qemuNvme, qemuNvme64kBar, qemuNvmeUnaligned } from '../../src/cli/profiles.js';
+import { qemuE1000e, qemuNvme, qemuNvme64kBar, qemuNvmeUnaligned } from '../helpers/profiles.js';
 import { capturedDevices, capturedJson } from '../fixtures/devices/index.js';
 
 const U64_MAX = (1n << 64n) - 1n;

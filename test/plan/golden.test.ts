@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkPlanInvariants, planBarMappings, planToJSON, planFromJSON, replan, PlanError } from '../../src/plan/index.js';
-import { qemuE1000e, qemuNvme, qemuNvme64kBar, qemuNvmeUnaligned } from '../../src/cli/profiles.js';
+import { qemuE1000e, qemuNvme, qemuNvme64kBar, qemuNvmeUnaligned } from '../helpers/profiles.js';
 import type { DeviceDescription } from '../../src/vfio/description.js';
 
 const K4 = 0x1000, K16 = 0x4000, K64 = 0x1_0000;

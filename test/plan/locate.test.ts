@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   PlanError, locateGpa, locateInBar, planBarMappings, planFromJSON, planToJSON, replan, replanBar, type BarLocation,
 } from '../../src/index.js';
-import { qemuE1000e, qemuNvme } from '../../src/cli/profiles.js';
+import { qemuE1000e, qemuNvme } from '../helpers/profiles.js';
 import { trappedRanges } from '../../src/plan/trapped-ranges.js';
 import { span } from '../../src/plan/ranges.js';
 

@@ -174,12 +174,12 @@ function e1000eFlow(bdf, sys) {
 
 /** The operator's commands on the same real device (after main() released it: a group has one owner). */
 function runCli() {
-  const cli = (...args) => spawnSync(process.execPath, ['/test/lib/dist/cli/main.js', ...args], { encoding: 'utf8' });
+  const cli = (...args) => spawnSync(process.execPath, ['/test/lib/bin/vfio-bars.js', ...args], { encoding: 'utf8' });
   const inspect = cli('inspect', process.env.BDF);
   const map = cli('map', process.env.BDF, '--verify', '--json');
   result.cli = {
     inspect: { exit: inspect.status, output: inspect.stdout + inspect.stderr },
-    map: { exit: map.status, json: map.status === 0 ? JSON.parse(map.stdout) : undefined, output: map.stderr },
+    map: { exit: map.status, json: map.stdout ? JSON.parse(map.stdout) : undefined, output: map.stderr },
   };
 }
 
