@@ -34,7 +34,8 @@ function withRegion(d: DeviceDescription, index: number, patch: Partial<Record<k
 
 function withMsix(patch: Partial<Record<'table' | 'pba', Partial<MsixDescription['table']>>> & { vectors?: number }): DeviceDescription {
   const m = qemuNvme.msix!;
-  return { ...qemuNvme, msix: { ...m, ...(patch.vectors !== undefined && { vectors: patch.vectors }), table: { ...m.table, ...patch.table }, pba: { ...m.pba, ...patch.pba } } };
+  const vectors = patch.vectors ?? m.vectors;
+  return { ...qemuNvme, msix: { ...m, vectors, table: { ...m.table, ...patch.table }, pba: { ...m.pba, ...patch.pba } } };
 }
 
 function json(value: unknown): unknown {
@@ -91,7 +92,8 @@ describe('impossible plans are refused, by the planner and by planFromJSON', () 
     const bar = placedJson.bars[0]!;
     expect(codeOf(() => planFromJSON({ ...placedJson, bars: [{ ...bar, sizeMask: '0x0' }] }))).toBe('BAD_SIZE_MASK');
     expect(codeOf(() => planFromJSON({ ...placedJson, bars: [{ ...bar, guestSize: '0x10000000000000000' }] }))).toBe('BAD_PLAN_JSON');
-    expect(codeOf(() => planFromJSON({ ...placedJson, bars: [{ ...bar, guestSize: '0x8000000000000000', sizeMask: '0x8000000000000000', guestAddress: '0x0', mappings: [], trapped: [] }] }))).toBe('BAD_COVERAGE');
+    const huge = { ...bar, guestSize: '0x8000000000000000', sizeMask: '0x8000000000000000', guestAddress: '0x0', mappings: [], trapped: [] };
+    expect(codeOf(() => planFromJSON({ ...placedJson, bars: [huge] }))).toBe('BAD_COVERAGE');
   });
 
   it('placements that wrap past 2^64', () => {
