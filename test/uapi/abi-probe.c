@@ -73,8 +73,8 @@
 
 #if defined(__x86_64__)
 #define ARCH(V) \
-  SZ(V, kvm_regs) OFF(V, kvm_regs, rip) OFF(V, kvm_regs, rflags) SZ(V, kvm_sregs) OFF(V, kvm_sregs, cs) OFF(V, kvm_sregs, ds) OFF(V, kvm_sregs, ss) \
-  OFF(V, kvm_sregs, cr0) OFF(V, kvm_sregs, cr4) OFF(V, kvm_sregs, efer) SZ(V, kvm_segment) OFF(V, kvm_segment, limit) OFF(V, kvm_segment, selector) \
+  SZ(V, kvm_regs) OFF(V, kvm_regs, rsp) OFF(V, kvm_regs, rip) OFF(V, kvm_regs, rflags) SZ(V, kvm_sregs) OFF(V, kvm_sregs, cs) OFF(V, kvm_sregs, ds) OFF(V, kvm_sregs, ss) \
+  OFF(V, kvm_sregs, gdt) OFF(V, kvm_sregs, idt) OFF(V, kvm_sregs, cr0) OFF(V, kvm_sregs, cr4) OFF(V, kvm_sregs, efer) SZ(V, kvm_segment) OFF(V, kvm_segment, limit) OFF(V, kvm_segment, selector) \
   OFF(V, kvm_segment, type) OFF(V, kvm_segment, db) OFF(V, kvm_segment, g) \
   V(KVM_GET_REGS, KVM_GET_REGS) V(KVM_SET_REGS, KVM_SET_REGS) V(KVM_GET_SREGS, KVM_GET_SREGS) V(KVM_SET_SREGS, KVM_SET_SREGS)
 #elif defined(__aarch64__)
