@@ -9,7 +9,7 @@ import type { Syscalls } from '../../src/sys/syscalls.js';
 import { decodeIrqSet, VFIO_IRQ_SET, type IoctlName } from '../../src/uapi/index.js';
 import type { VfioDeviceHandle } from '../../src/vfio/device-handle.js';
 import type { DeviceDescription } from '../../src/vfio/description.js';
-import { qemuNvme } from '../../src/cli/profiles.js';
+import { qemuNvme } from '../helpers/profiles.js';
 import { qemuNvmeConfigSpace } from '../vfio/fixtures.js';
 
 const CONFIG_OFFSET = 0x1_0000n;

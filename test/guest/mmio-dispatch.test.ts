@@ -5,7 +5,7 @@ import { planBarMappings } from '../../src/plan/index.js';
 import type { MappingPlan } from '../../src/plan/types.js';
 import { RegionAccess } from '../../src/vfio/region-access.js';
 import type { DeviceDescription } from '../../src/vfio/description.js';
-import { qemuE1000e, qemuNvme } from '../../src/cli/profiles.js';
+import { qemuE1000e, qemuNvme } from '../helpers/profiles.js';
 import { qemuNvmeConfigSpace } from '../vfio/fixtures.js';
 import { FakeBarHost } from './fake-host.js';
 import { fakeDevice } from './fake-device.js';

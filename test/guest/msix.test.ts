@@ -5,7 +5,7 @@ import { KvmVm } from '../../src/kvm/index.js';
 import { planBarMappings } from '../../src/plan/index.js';
 import { KVM_MSI_VALID_DEVID } from '../../src/uapi/index.js';
 import type { DeviceDescription } from '../../src/vfio/description.js';
-import { qemuNvme } from '../../src/cli/profiles.js';
+import { qemuNvme } from '../helpers/profiles.js';
 import { FakeKernel } from '../fake/fake-kernel.js';
 import { qemuNvmeConfigSpace } from '../vfio/fixtures.js';
 import { FakeBarHost } from './fake-host.js';

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  ARM64_CORE_REG, IOCTL, KVM_IRQ_CAP, KVM_IRQ_ROUTING_TYPE, KVM_IRQ_SIZEOF, KVM_IRQFD_FLAGS, KVM_MSI_VALID_DEVID, VFIO_IRQ_FLAGS, VFIO_IRQ_SET,
-  VFIO_IRQ_SET_SIZEOF, KVM_API_VERSION, KVM_CAP, KVM_EXIT, KVM_MEM_FLAGS, KVM_SIZEOF, SIZEOF, VFIO_DMA_MAP_FLAGS, VFIO_EXTENSION,
+  ARM64_CORE_REG, IOCTL, KVM_API_VERSION, KVM_CAP, KVM_CREATE_DEVICE_TEST, KVM_DEV_TYPE, KVM_DEV_VFIO, KVM_EXIT, KVM_MEM_FLAGS, KVM_SIZEOF, SIZEOF, VFIO_DMA_MAP_FLAGS, VFIO_EXTENSION,
+  KVM_IRQ_CAP, KVM_IRQ_ROUTING_TYPE, KVM_IRQ_SIZEOF, KVM_IRQFD_FLAGS, KVM_MSI_VALID_DEVID, VFIO_IRQ_FLAGS, VFIO_IRQ_SET, VFIO_IRQ_SET_SIZEOF,
   VFIO_GROUP_FLAGS, VFIO_PCI_IRQ, VFIO_PCI_NUM_REGIONS, VFIO_PCI_REGION, VFIO_REGION_CAP, VFIO_REGION_FLAGS, X86_REGS, X86_SEGMENT, X86_SREGS,
 } from '../../src/uapi/index.js';
 
@@ -104,6 +104,19 @@ const COMMON: Record<string, number | bigint> = {
   KVM_EXIT_SHUTDOWN: KVM_EXIT.SHUTDOWN,
   KVM_EXIT_INTERNAL_ERROR: KVM_EXIT.INTERNAL_ERROR,
   KVM_EXIT_SYSTEM_EVENT: KVM_EXIT.SYSTEM_EVENT,
+  // The VFIO pseudo-device (the 6.1 headers name the attribute group KVM_DEV_VFIO_GROUP; 6.6 added the FILE aliases).
+  sizeof_kvm_create_device: KVM_SIZEOF.kvm_create_device,
+  offsetof_kvm_create_device_fd: 4,
+  offsetof_kvm_create_device_flags: 8,
+  sizeof_kvm_device_attr: KVM_SIZEOF.kvm_device_attr,
+  offsetof_kvm_device_attr_group: 4,
+  offsetof_kvm_device_attr_attr: 8,
+  offsetof_kvm_device_attr_addr: 16,
+  KVM_DEV_TYPE_VFIO: KVM_DEV_TYPE.VFIO,
+  KVM_CREATE_DEVICE_TEST,
+  KVM_DEV_VFIO_GROUP: KVM_DEV_VFIO.FILE,
+  KVM_DEV_VFIO_GROUP_ADD: KVM_DEV_VFIO.FILE_ADD,
+  KVM_DEV_VFIO_GROUP_DEL: KVM_DEV_VFIO.FILE_DEL,
 };
 
 /** The interrupt ABI (src/uapi/vfio-irq.ts, src/uapi/kvm-irq.ts). */

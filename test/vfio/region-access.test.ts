@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { RegionAccess, VfioError, readRegion, readRegionBytes, writeRegion, writeRegionBytes } from '../../src/vfio/index.js';
-import { qemuNvme } from '../../src/cli/profiles.js';
+import { qemuNvme } from '../helpers/profiles.js';
 import { fakeDevice } from '../guest/fake-device.js';
 import { qemuNvmeConfigSpace } from './fixtures.js';
 import { captureError } from '../helpers/capture-error.js';
