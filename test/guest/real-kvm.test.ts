@@ -18,9 +18,9 @@ import { MemfdMsixDevice } from './memfd-msix-device.js';
 const BAR = 0x4000_0000n;
 const CODE = 0x7ff0_0000n;
 
-/** What BarMapper offers today, as the guest view needs it (branch mapper adds plannedBar/setDecode). */
+/** BarMapper is the GuestBarHost (plannedBar, move, setDecode): the type check is the point. */
 function hostOf(mapper: BarMapper): GuestBarHost {
-  return { plannedBar: (i) => mapper.bars.get(i)?.planned, move: (i, gpa) => mapper.move(i, gpa), setDecode: () => undefined };
+  return mapper;
 }
 
 /** x86 32-bit code builders. */
