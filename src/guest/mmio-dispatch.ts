@@ -84,10 +84,15 @@ export class MmioDispatcher {
   /**
    * Handles one MMIO exit: `data.length` is the access size (1-8); reads fill `data` in place.
    * Returns false when no BAR of this device (decoding) holds `gpa`: the access is not ours.
+   * Throws GuestError `BAD_ARGUMENT` for malformed input, and the device's errors (VfioError) for a
+   * forwarded access that fails.
    * @example
    * if (exit.kind === 'mmio' && device.handleMmio(exit.address, run.mmioData, exit.isWrite)) continue;
    */
   handleMmio(gpa: bigint, data: Uint8Array, isWrite: boolean): boolean {
+    if (typeof gpa !== 'bigint' || !(data instanceof Uint8Array) || data.length === 0 || data.length > 8 || typeof isWrite !== 'boolean') {
+      throw new GuestError(`${this.#bdf}: MMIO access needs a bigint gpa, 1-8 data bytes and a boolean isWrite`, { code: 'BAD_ARGUMENT', bdf: this.#bdf });
+    }
     const bars = this.#bars;
     for (let b = 0; b < bars.length; b++) {
       const bar = bars[b]!;

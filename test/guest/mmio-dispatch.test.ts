@@ -61,6 +61,9 @@ describe('MmioDispatcher', () => {
     // The directly mapped half only exits when KVM has no slot (decode just re-enabled, a move racing): device bytes.
     expect(read(dispatcher, GPA + 0x8n, 4)).toEqual({ ours: true, bytes: [8, 9, 10, 11].map(pattern) });
     expect(read(dispatcher, GPA + 0x2_0000n, 4).ours).toBe(false);
+    expect(() => dispatcher.handleMmio(GPA, new Uint8Array(0), false)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
+    expect(() => dispatcher.handleMmio(GPA, new Uint8Array(16), false)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
+    expect(() => dispatcher.handleMmio(Number(GPA) as unknown as bigint, new Uint8Array(4), false)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
     expect(read(dispatcher, GPA - 1n, 1).ours).toBe(false);
 
     host.move(0, 0x90_0000_0000n);

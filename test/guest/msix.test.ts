@@ -186,8 +186,12 @@ describe('MSI-X through VFIO_DEVICE_SET_IRQS, GSI routes and irqfds (fake kernel
     kernel.ioctl(vm.fd, 'KVM_CREATE_IRQCHIP');
     router.setRoute(100, { gsi: 100, type: 'msi', addressLo: MSI_ADDRESS, addressHi: 0, data: 1 });
     expect(() => router.setRoute(99, undefined)).toThrow(expect.objectContaining({ code: 'GSI_NOT_ALLOCATED' }));
+    router.setVmmRoutes([{ gsi: 5, type: 'irqchip', irqchip: 2, pin: 5 }]); // the VMM's own routes change at run time
+    expect(kernel.irq.routesOf(vm.fd).map((r) => r.gsi)).toEqual([5, 100]);
+    expect(() => router.setVmmRoutes([{ gsi: 105, type: 'irqchip', irqchip: 2, pin: 5 }])).toThrow(expect.objectContaining({ code: 'BAD_GSI_RANGE' }));
     router.release(a);
-    expect(kernel.irq.routesOf(vm.fd)).toEqual([]);
+    expect(kernel.irq.routesOf(vm.fd).map((r) => r.gsi)).toEqual([5]);
+    router.setVmmRoutes([]);
     expect(router.allocate(3).first).toBe(100);
   });
 });
