@@ -57,7 +57,7 @@ export class MsixTableShadow {
     // Keep the touched entries to see which changed; a CPU access touches at most two (no allocation).
     const span = (last - first + 1) * MSIX_ENTRY_SIZE;
     const before = span <= this.#before.length ? this.#before : Buffer.alloc(span);
-    this.#table.copy(before, 0, first * MSIX_ENTRY_SIZE, first * MSIX_ENTRY_SIZE + span);
+    for (let i = 0; i < span; i++) before[i] = this.#table[first * MSIX_ENTRY_SIZE + i]!;
     for (let i = 0; i < data.length; i++) {
       const at = offset + i;
       if (at >= this.#table.length) break;

@@ -87,6 +87,11 @@ describe('MmioDispatcher', () => {
     // An 8-byte read straddling the table's end: 4 bytes from the table, 4 from the device.
     expect(read(dispatcher, GPA + 0x240cn, 8).bytes).toEqual([0xaa, 0xaa, 0xaa, 0xaa, ...[0x2410, 0x2411, 0x2412, 0x2413].map(pattern)]);
     expect(msix.calls).toEqual(['table-read 400+8', 'table-read 40c+4']);
+    // A failing or short device access is a typed error naming the device and region.
+    kernel.failWhen((c) => c.name === 'pread', 5 /* EIO */, true);
+    expect(() => read(dispatcher, GPA + 0x2410n, 4)).toThrow(expect.objectContaining({ code: 'EIO', region: 0, bdf: qemuNvme.bdf }));
+    kernel.failWhen((c) => c.name === 'pwrite', 19 /* ENODEV */, true);
+    expect(() => dispatcher.handleMmio(GPA + 0x2410n, new Uint8Array(4), true)).toThrow(expect.objectContaining({ code: 'ENODEV', region: 0 }));
   });
 
   it('a BAR at an unaligned address (mappings suspended) is device memory at the mappings\' file offsets', () => {
