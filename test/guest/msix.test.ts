@@ -137,6 +137,9 @@ describe('MSI-X through VFIO_DEVICE_SET_IRQS, GSI routes and irqfds (fake kernel
     device.close();
     expect(kernel.irq.live()).toMatchObject({ eventfds: 0, irqfds: 0, msixEnabled: 0 });
     expect(kernel.irq.msixOf(handle.fd)).toBeUndefined();
+    expect(() => guest.control(true, false)).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+    expect(() => device.handleMmio(TABLE, new Uint8Array(4), false)).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+    device.close(); // idempotent
   });
 
   it('arm64 ITS: routes carry the requester id as devid (KVM_MSI_VALID_DEVID)', () => {
