@@ -113,7 +113,7 @@ describe('dispatch over random devices', () => {
         fc.property(deviceArb, fc.constantFrom('relocate' as const, 'hole' as const), fc.boolean(), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 8, maxLength: 8 }), (device, msix, unaligned, samples) => {
           const addresses: Record<number, bigint> = {};
           const relative = planBarMappings(device, { pageSize, msix });
-          relative.bars.forEach((b, i) => { addresses[b.index] = (BigInt(i + 1) << 36n) + (unaligned ? 0x800n : 0n); });
+          relative.bars.forEach((b, i) => { addresses[b.index] = (BigInt(i + 1) << 28n) + (unaligned ? 0x800n : 0n); }); // below 4 GiB for 32-bit BARs
           const plan = planBarMappings(device, { pageSize, msix, barAddresses: addresses });
           const { dispatcher, msix: recorder, kernel } = setup(device, plan);
           for (const bar of plan.bars) {
