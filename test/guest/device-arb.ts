@@ -1,6 +1,2 @@
-/**
- * Random device descriptions: the planner's shared generator (test/plan/arbitraries.ts), which lays out
- * real BAR registers (a 64-bit BAR followed by its upper half) and MSI-X structures inside their BARs —
- * the descriptions `validateDescription` accepts.
- */
+/** Random device descriptions: the planner's generator (registers laid out as real BARs, MSI-X anywhere). */
 export { deviceArb } from '../plan/arbitraries.js';

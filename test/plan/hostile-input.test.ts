@@ -34,8 +34,7 @@ function withRegion(d: DeviceDescription, index: number, patch: Partial<Record<k
 
 function withMsix(patch: Partial<Record<'table' | 'pba', Partial<MsixDescription['table']>>> & { vectors?: number }): DeviceDescription {
   const m = qemuNvme.msix!;
-  const vectors = patch.vectors ?? m.vectors;
-  return { ...qemuNvme, msix: { ...m, vectors, table: { ...m.table, ...patch.table }, pba: { ...m.pba, ...patch.pba } } };
+  return { ...qemuNvme, msix: { ...m, ...(patch.vectors !== undefined && { vectors: patch.vectors }), table: { ...m.table, ...patch.table }, pba: { ...m.pba, ...patch.pba } } };
 }
 
 function json(value: unknown): unknown {
@@ -64,11 +63,12 @@ describe('hangs and blow-ups', () => {
   });
 
   it('describe(): a kernel reporting num_regions or num_irqs of 0xffffffff is refused before any region ioctl', () => {
-    for (const [patch, code] of [[{ numRegions: 0xffff_ffff }, 'TOO_MANY_REGIONS'], [{ numIrqs: 0xffff_ffff }, 'TOO_MANY_IRQS']] as const) {
+    const cases = [{ patch: { numRegions: 0xffff_ffff }, code: 'TOO_MANY_REGIONS' }, { patch: { numIrqs: 0xffff_ffff }, code: 'TOO_MANY_IRQS' }];
+    for (const { patch, code } of cases) {
       const roots = fakeSysfs('0000:00:01.0', '7');
       const kernel = new FakeKernel({ pageSize: K64, device: { ...qemuNvme, ...patch }, config: qemuNvmeConfigSpace(), devRoot: roots.devRoot });
       using device = VfioDevice.open('0000:00:01.0', { ...roots, syscalls: kernel });
-      expect(captureError(() => device.describe())).toMatchObject({ code });
+      expect(captureError(() => device.describe())).toMatchObject({ code, ioctl: 'VFIO_DEVICE_GET_INFO' });
       expect(kernel.calls.filter((c) => c.name === 'VFIO_DEVICE_GET_REGION_INFO')).toEqual([]);
     }
   });
@@ -92,8 +92,7 @@ describe('impossible plans are refused, by the planner and by planFromJSON', () 
     const bar = placedJson.bars[0]!;
     expect(codeOf(() => planFromJSON({ ...placedJson, bars: [{ ...bar, sizeMask: '0x0' }] }))).toBe('BAD_SIZE_MASK');
     expect(codeOf(() => planFromJSON({ ...placedJson, bars: [{ ...bar, guestSize: '0x10000000000000000' }] }))).toBe('BAD_PLAN_JSON');
-    const huge = { ...bar, guestSize: '0x8000000000000000', sizeMask: '0x8000000000000000', guestAddress: '0x0', mappings: [], trapped: [] };
-    expect(codeOf(() => planFromJSON({ ...placedJson, bars: [huge] }))).toBe('BAD_COVERAGE');
+    expect(codeOf(() => planFromJSON({ ...placedJson, bars: [{ ...bar, guestSize: '0x8000000000000000', sizeMask: '0x8000000000000000', guestAddress: '0x0', mappings: [], trapped: [] }] }))).toBe('BAD_COVERAGE');
   });
 
   it('placements that wrap past 2^64', () => {
