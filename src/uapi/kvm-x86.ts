@@ -6,8 +6,8 @@ import { defineStruct, writeStruct } from './layout.js';
 const u64 = (offset: number) => ({ offset, type: 'u64' }) as const;
 const u8 = (offset: number) => ({ offset, type: 'u8' }) as const;
 
-/** struct kvm_regs: 18 u64 (rax..r15, rip, rflags); the table lists the two the probe vCPU sets. */
-export const KVM_REGS = defineStruct({ name: 'kvm_regs', size: 144, headers: 'x86_64', fields: { rip: u64(128), rflags: u64(136) } });
+/** struct kvm_regs: 18 u64 (rax..r15, rip, rflags); the table lists those the library sets. */
+export const KVM_REGS = defineStruct({ name: 'kvm_regs', size: 144, headers: 'x86_64', fields: { rsp: u64(48), rip: u64(128), rflags: u64(136) } });
 
 /** struct kvm_sregs: 8 kvm_segment (24 bytes each), gdt/idt, then control registers. */
 export const KVM_SREGS = defineStruct({
@@ -24,9 +24,14 @@ export const KVM_SEGMENT = defineStruct({
 });
 
 /** kvm_regs offsets the probe vCPU writes. */
-export const X86_REGS = { size: KVM_REGS.size, rip: KVM_REGS.fields.rip.offset, rflags: KVM_REGS.fields.rflags.offset } as const;
+export const X86_REGS = {
+  size: KVM_REGS.size,
+  rsp: KVM_REGS.fields.rsp.offset,
+  rip: KVM_REGS.fields.rip.offset,
+  rflags: KVM_REGS.fields.rflags.offset,
+} as const;
 
-/** kvm_sregs offsets: the segments (nested structs, checked by the ABI test by name) and the control registers. */
+/** kvm_sregs offsets: the segments and descriptor tables (nested structs, checked by the ABI test by name) and the control registers. */
 export const X86_SREGS = {
   size: KVM_SREGS.size,
   cs: 0,
@@ -35,6 +40,8 @@ export const X86_SREGS = {
   fs: 72,
   gs: 96,
   ss: 120,
+  gdt: 192,
+  idt: 208,
   cr0: KVM_SREGS.fields.cr0.offset,
   cr4: KVM_SREGS.fields.cr4.offset,
   efer: KVM_SREGS.fields.efer.offset,

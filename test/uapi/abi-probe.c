@@ -61,7 +61,7 @@
 
 #if defined(__x86_64__)
 #define ARCH(V) \
-  OFF(V, kvm_sregs, cs) OFF(V, kvm_sregs, ds) OFF(V, kvm_sregs, ss) \
+  OFF(V, kvm_sregs, cs) OFF(V, kvm_sregs, ds) OFF(V, kvm_sregs, ss) OFF(V, kvm_sregs, gdt) OFF(V, kvm_sregs, idt) \
   V(KVM_GET_REGS, KVM_GET_REGS) V(KVM_SET_REGS, KVM_SET_REGS) V(KVM_GET_SREGS, KVM_GET_SREGS) V(KVM_SET_SREGS, KVM_SET_SREGS)
 #elif defined(__aarch64__)
 #define CORE(f) (KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE | KVM_REG_ARM_CORE_REG(f))

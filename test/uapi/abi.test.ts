@@ -140,6 +140,8 @@ const X86_64: Record<string, number | bigint> = {
   offsetof_kvm_sregs_cs: X86_SREGS.cs,
   offsetof_kvm_sregs_ds: X86_SREGS.ds,
   offsetof_kvm_sregs_ss: X86_SREGS.ss,
+  offsetof_kvm_sregs_gdt: X86_SREGS.gdt,
+  offsetof_kvm_sregs_idt: X86_SREGS.idt,
   KVM_GET_REGS: IOCTL.KVM_GET_REGS,
   KVM_SET_REGS: IOCTL.KVM_SET_REGS,
   KVM_GET_SREGS: IOCTL.KVM_GET_SREGS,
