@@ -19,7 +19,16 @@ export default tseslint.config(
   // The layers of DESIGN.md, enforced: uapi is self-contained, the planner does no I/O, the CLI uses the public API.
   {
     files: ['src/uapi/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./|^node:|^koffi$', message: 'src/uapi is the Linux ABI as data: it imports nothing outside uapi/.' }] }] },
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ regex: '^\\.\\./(?!util/)|^node:|^koffi$', message: 'src/uapi is the Linux ABI as data: it imports nothing outside uapi/ and util/.' }],
+      }],
+    },
+  },
+  // src/util holds small shared helpers every layer may import (UndoStack, alignment, ranges, comparators): they import nothing.
+  {
+    files: ['src/util/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./|^node:|^koffi$', message: 'src/util is shared by every layer: it imports nothing.' }] }] },
   },
   {
     files: ['src/plan/**/*.ts'],

@@ -38,6 +38,8 @@ export { descriptionToJSON, descriptionFromJSON } from './vfio/description-json.
 export { parseRegionCapabilities } from './vfio/region-caps.js';
 export { bindToVfioPci, iommuGroupOf, cdevOf, driverOf } from './vfio/sysfs.js';
 export { normalizeBdf } from './vfio/bdf.js';
+/** `VFIO_REGION_INFO_FLAG_*` bits of `RegionDescription.flags` (READ 1, WRITE 2, MMAP 4, CAPS 8). */
+export { VFIO_REGION_FLAGS } from './uapi/vfio.js';
 
 // plan: pure planning
 export type * from './plan/types.js';

@@ -1,8 +1,9 @@
 /** Human-readable tables for plans and descriptions (cli-table3). */
 import Table from 'cli-table3';
-import { hex, type DeviceDescription, type MappingPlan, type PlannedBar } from '../index.js';
+import { VFIO_REGION_FLAGS, hex, type DeviceDescription, type MappingPlan, type PlannedBar } from '../index.js';
+import { byBigint } from '../util/compare.js';
 
-const FLAG_NAMES = [[1, 'READ'], [2, 'WRITE'], [4, 'MMAP'], [8, 'CAPS']] as const;
+const FLAG_NAMES = Object.entries(VFIO_REGION_FLAGS).map(([name, bit]) => [bit, name] as const);
 
 export function regionFlags(flags: number): string {
   return FLAG_NAMES.filter(([bit]) => (flags & bit) !== 0).map(([, name]) => name).join('|') || '-';
@@ -32,7 +33,7 @@ function renderBar(bar: PlannedBar): string {
     ...bar.mappings.map((m) => ({ offset: m.barOffset, row: [`direct (${m.prot})`, hex(m.barOffset), hex(m.size), hex(m.fileOffset), m.gpa === undefined ? '-' : hex(m.gpa), m.reason] })),
     ...bar.trapped.map((r) => ({ offset: r.barOffset, row: [`trapped: ${r.kind}`, hex(r.barOffset), hex(r.size), r.fileOffset === undefined ? '-' : hex(r.fileOffset), bar.guestAddress === undefined ? '-' : hex(bar.guestAddress + r.barOffset), r.reason] })),
   ];
-  rows.sort((a, b) => (a.offset < b.offset ? -1 : 1)).forEach((r) => t.push(r.row));
+  rows.sort(byBigint((r) => r.offset)).forEach((r) => t.push(r.row));
   const msix = bar.msix
     ? `  MSI-X as the guest sees it: ${[bar.msix.table && `table at ${hex(bar.msix.table.offset)} (${hex(bar.msix.table.size)} bytes)`, bar.msix.pba && `PBA at ${hex(bar.msix.pba.offset)} (${hex(bar.msix.pba.size)} bytes)`].filter(Boolean).join(', ')}${bar.msix.relocated ? ' [relocated]' : ''}`
     : undefined;

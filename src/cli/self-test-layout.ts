@@ -4,16 +4,14 @@
  */
 import { hex, type MappingPlan } from '../index.js';
 import { CliError } from './cli-error.js';
+import { alignUp } from '../util/align.js';
+import { compareBigint } from '../util/compare.js';
 
 /** [MMIO_WINDOW_START, MMIO_WINDOW_END): 2 GiB for BARs, above the probe code at 0x7ff00000. */
 export const MMIO_WINDOW_START = 0x8000_0000n;
 export const MMIO_WINDOW_END = 0x1_0000_0000n;
 /** Guest address of the probe vCPU's code page (below the window). */
 export const PROBE_CODE_GPA = 0x7ff0_0000n;
-
-function alignUp(value: bigint, alignment: bigint): bigint {
-  return (value + alignment - 1n) / alignment * alignment;
-}
 
 /**
  * Naturally aligned guest addresses for every planned BAR, largest first (so no alignment gaps), packed
@@ -23,7 +21,7 @@ function alignUp(value: bigint, alignment: bigint): bigint {
 export function assignGuestAddresses(plan: MappingPlan): Map<number, bigint> {
   const addresses = new Map<number, bigint>();
   let next = MMIO_WINDOW_START;
-  for (const bar of [...plan.bars].sort((a, b) => (a.guestSize > b.guestSize ? -1 : a.guestSize < b.guestSize ? 1 : 0))) {
+  for (const bar of [...plan.bars].sort((a, b) => compareBigint(b.guestSize, a.guestSize))) {
     const at = alignUp(next, bar.guestSize);
     if (at + bar.guestSize > MMIO_WINDOW_END) {
       throw new CliError(

@@ -17,7 +17,7 @@ import { constants } from 'node:os';
 import { EFD_FLAGS, type Syscalls } from '../sys/syscalls.js';
 import { SystemError } from '../sys/system-error.js';
 import { KVM_IRQFD_FLAGS, VFIO_PCI_IRQ, encodeIrqSetDisable, encodeIrqSetEventfds, encodeIrqfd, type KvmRoutingEntry } from '../uapi/index.js';
-import { UndoStack } from '../vfio/cleanup.js';
+import { UndoStack } from '../util/undo-stack.js';
 import type { RegionAccess } from '../vfio/region-access.js';
 import { GuestError } from './errors.js';
 import type { GsiBlock, GsiRouter } from './gsi-router.js';

@@ -4,6 +4,7 @@
  * (src/plan) gives every trapped range its kind and, for device bytes, the offset in the region.
  */
 import type { DirectMapping, PlannedBar, TrapKind, TrappedRange } from '../plan/types.js';
+import { byBigint } from '../util/compare.js';
 
 /** What backs a trapped byte (the planner's {@link TrapKind}). */
 export type TrappedKind = TrapKind;
@@ -21,5 +22,5 @@ export function barPieces(bar: PlannedBar): BarPiece[] {
   const pieces: BarPiece[] = [];
   for (const mapping of bar.mappings) pieces.push({ start: mapping.barOffset, end: mapping.barOffset + mapping.size, backing: 'mapped', mapping });
   for (const range of bar.trapped) pieces.push({ start: range.barOffset, end: range.barOffset + range.size, backing: 'trapped', range });
-  return pieces.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  return pieces.sort(byBigint((p) => p.start));
 }

@@ -7,7 +7,7 @@ import { hex } from '../errors.js';
 import type { HostMapping } from '../sys/syscalls.js';
 import type { KvmVm } from '../kvm/vm.js';
 import type { DmaMapper, VfioDeviceHandle } from '../vfio/device-handle.js';
-import { UndoStack } from '../vfio/cleanup.js';
+import { UndoStack } from '../util/undo-stack.js';
 import type { DirectMapping, MappingPlan, PlannedBar, PlanWarning } from '../plan/types.js';
 import { MapError, type MapStep } from './errors.js';
 import { mapperLog, type MapperLogger } from './logger.js';

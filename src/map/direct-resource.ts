@@ -8,7 +8,7 @@ import { PROT, type HostMapping, type Syscalls } from '../sys/syscalls.js';
 import type { KvmVm } from '../kvm/vm.js';
 import type { DmaMapper } from '../vfio/device-handle.js';
 import type { DirectMapping, PlannedBar } from '../plan/types.js';
-import { UndoStack } from '../vfio/cleanup.js';
+import { UndoStack } from '../util/undo-stack.js';
 import type { MapStep } from './errors.js';
 import { hugePfnPlacement } from './huge-pfn.js';
 

@@ -4,6 +4,7 @@
  * testing every label against every gap was quadratic (seconds for 4,093 areas).
  */
 import { span, type Span } from './ranges.js';
+import { byBigint } from '../util/compare.js';
 
 /** A maximal piece of one gap whose bytes all have the same first covering label (-1: no label covers it). */
 export interface LabelRun {
@@ -50,7 +51,7 @@ function labelEvents(labels: readonly Span[]): LabelEvent[] {
     if (s.end <= s.start) return;
     events.push({ at: s.start, label, opens: true }, { at: s.end, label, opens: false });
   });
-  return events.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+  return events.sort(byBigint((e) => e.at));
 }
 
 /** Appends a run, extending the previous one when it is adjacent and has the same label. Empty runs vanish. */

@@ -9,16 +9,17 @@ import type { MsixDescription } from '../vfio/description.js';
 import { hex } from '../errors.js';
 import { MAX_BAR_SIZE, alignDown, alignUp, maxOf, nextPowerOfTwo } from './page-math.js';
 import { overlaps, span, type Span } from './ranges.js';
+import type { ByteRange } from '../util/byte-range.js';
 
 /** The MSI-X structures of one BAR, in device (region) offsets. */
 export interface MsixInBar {
-  readonly table?: { readonly offset: bigint; readonly size: bigint };
-  readonly pba?: { readonly offset: bigint; readonly size: bigint };
+  readonly table?: ByteRange;
+  readonly pba?: ByteRange;
 }
 
 export interface MsixGuestLayout {
-  readonly table?: { readonly offset: bigint; readonly size: bigint };
-  readonly pba?: { readonly offset: bigint; readonly size: bigint };
+  readonly table?: ByteRange;
+  readonly pba?: ByteRange;
 }
 
 /** Largest BAR we double for a 32-bit BAR: beyond this, 32-bit MMIO space is too scarce to spend. */

@@ -1,14 +1,7 @@
 /** Page and power-of-two arithmetic on bigint, written out so each rounding direction is explicit. */
 import { PlanError } from './errors.js';
 
-export function alignDown(value: bigint, alignment: bigint): bigint {
-  return value - (value % alignment);
-}
-
-export function alignUp(value: bigint, alignment: bigint): bigint {
-  const remainder = value % alignment;
-  return remainder === 0n ? value : value + (alignment - remainder);
-}
+export { alignDown, alignUp } from '../util/align.js';
 
 export function isAligned(value: bigint, alignment: bigint): boolean {
   return value % alignment === 0n;

@@ -9,6 +9,7 @@ import type { RelativeBar } from './plan-bar.js';
 import { isAligned } from './page-math.js';
 import { classify } from './trapped-ranges.js';
 import { span } from './ranges.js';
+import { byBigint } from '../util/compare.js';
 
 const U32_MASK = 0xffff_ffffn;
 const U64_MASK = (1n << 64n) - 1n;
@@ -63,14 +64,14 @@ function suspendedTrapped(bar: RelativeBar): TrappedRange[] {
   const fromMappings = bar.mappings.flatMap((m) =>
     classify({ span: span(m.barOffset, m.barOffset + m.size), cause: 'suspended', why: `direct mapping ${hex(m.barOffset)}+${hex(m.size)} suspended (guest address not page-aligned)` }, geometry),
   );
-  return [...bar.trapped, ...fromMappings].sort((a, b) => (a.barOffset < b.barOffset ? -1 : 1));
+  return [...bar.trapped, ...fromMappings].sort(byBigint((r) => r.barOffset));
 }
 
 /** Rebuilds the relative plan of a placed BAR (undoing suspension and placement notes), for `replanBar`. */
 export function relativeOf(bar: PlannedBar): RelativeBar {
   const mappings = [...bar.mappings, ...(bar.suspended ?? [])]
     .map(({ gpa: _gpa, ...m }) => m)
-    .sort((a, b) => (a.barOffset < b.barOffset ? -1 : 1));
+    .sort(byBigint((m) => m.barOffset));
   return {
     index: bar.index,
     regionOffset: bar.regionOffset,

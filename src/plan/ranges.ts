@@ -1,4 +1,5 @@
 /** Half-open byte ranges [start, end) and the set operations the planner needs. */
+import { byBigint } from '../util/compare.js';
 
 export interface Span {
   readonly start: bigint;
@@ -14,7 +15,7 @@ export function overlaps(a: Span, b: Span): boolean {
 
 /** Sorted, non-overlapping, non-adjacent union of `spans` (empty spans dropped). */
 export function mergeSpans(spans: readonly Span[]): Span[] {
-  const sorted = spans.filter((s) => s.end > s.start).sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const sorted = spans.filter((s) => s.end > s.start).sort(byBigint((s) => s.start));
   const merged: Span[] = [];
   for (const s of sorted) {
     const last = merged.at(-1);

@@ -6,8 +6,9 @@ import type { DeviceDescription } from '../vfio/description.js';
 import { hex } from '../errors.js';
 import type { PlannedBar, TrappedRange } from './types.js';
 import { msixInBar } from './msix-layout.js';
+import type { ByteRange } from '../util/byte-range.js';
 
-type Structure = { readonly offset: bigint; readonly size: bigint };
+type Structure = ByteRange;
 
 export function checkTrappedBacking(bar: PlannedBar, description: DeviceDescription): string[] {
   return [...checkOrder(bar), ...bar.trapped.flatMap((t) => checkRange(bar, t)), ...checkMsixCoverage(bar, description)];

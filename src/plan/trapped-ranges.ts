@@ -8,6 +8,7 @@ import type { TrapCause, TrapKind, TrappedRange } from './types.js';
 import type { MsixGuestLayout, MsixInBar } from './msix-layout.js';
 import { span, subtractSpans, type Span } from './ranges.js';
 import { firstLabelRuns } from './label-runs.js';
+import { byBigint } from '../util/compare.js';
 
 /** Why the bytes of `span` are not mapped (first matching label wins). */
 export interface TrapLabel {
@@ -47,7 +48,7 @@ export function trappedRanges(geometry: BarGeometry, mapped: readonly Span[], la
   const runs = firstLabelRuns(gaps, labels.map((l) => l.span));
   const pieces = runs.map((run): TrapLabel => ({ ...(run.label >= 0 ? labels[run.label]! : fallback), span: run.span }));
   const ranges = pieces.flatMap((piece) => classify(piece, geometry));
-  return mergeAdjacent(ranges.sort((a, b) => (a.barOffset < b.barOffset ? -1 : 1)));
+  return mergeAdjacent(ranges.sort(byBigint((r) => r.barOffset)));
 }
 
 /**

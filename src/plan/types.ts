@@ -3,6 +3,7 @@
  * `"0x..."` strings. Offsets are relative to the start of the BAR as the guest sees it (`barOffset`) or
  * to the start of the VFIO region in the device fd (`fileOffset`).
  */
+import type { ByteRange } from '../util/byte-range.js';
 
 export type Protection = 'read' | 'read-write';
 
@@ -82,9 +83,9 @@ export interface TrappedRange {
 /** Where the guest sees the MSI-X structures that live in this BAR. */
 export interface PlannedMsix {
   /** Present when the MSI-X table lives in this BAR. Offsets are in the guest BAR. */
-  readonly table?: { readonly offset: bigint; readonly size: bigint };
+  readonly table?: ByteRange;
   /** Present when the PBA lives in this BAR. */
-  readonly pba?: { readonly offset: bigint; readonly size: bigint };
+  readonly pba?: ByteRange;
   /** True when the guest offsets differ from the device's (moved into a doubled BAR's upper half). */
   readonly relocated: boolean;
   readonly reason: string;

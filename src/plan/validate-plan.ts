@@ -17,6 +17,7 @@ import { MAX_BAR_SIZE, alignUp, isAligned, isPowerOfTwo, validatePageSize } from
 import { overlaps, span, type Span } from './ranges.js';
 import { MAX_32BIT_BAR_SIZE } from './validate-description.js';
 import { U64_LIMIT, boolean, failWith, integer, list, oneOf, record, text, u64 } from './field-checks.js';
+import { compareBigint } from '../util/compare.js';
 
 /** Bounds on list lengths: a BAR with 4,096 sparse areas has fewer mappings and trapped ranges than this. */
 export const PLAN_LIMITS = { bars: 6, ranges: 32_768, reasons: 32_768, reasonLength: 1 << 20 } as const;
@@ -280,6 +281,6 @@ function overlappingBars(bars: readonly PlannedBar[]): PlanError[] {
 }
 
 function byStart(a: Span, b: Span): number {
-  return a.start < b.start ? -1 : a.start > b.start ? 1 : 0;
+  return compareBigint(a.start, b.start);
 }
 

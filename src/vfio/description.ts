@@ -4,11 +4,10 @@
  * (fixtures, CLI profiles, bug reports). u64 values are bigint here and `"0x..."` strings in JSON.
  */
 
-/** A `{offset, size}` range inside a region or BAR. */
-export interface ByteRange {
-  readonly offset: bigint;
-  readonly size: bigint;
-}
+import type { ByteRange } from '../util/byte-range.js';
+
+/** A `{offset, size}` range inside a region or BAR (the one shared range type, from src/util). */
+export type { ByteRange };
 
 export type RegionCapability =
   | { readonly kind: 'sparse-mmap'; readonly id: 1; readonly version: number; readonly areas: readonly ByteRange[] }

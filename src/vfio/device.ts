@@ -12,7 +12,7 @@ import type { DeviceDescription } from './description.js';
 import type { DmaMapper, VfioDeviceHandle } from './device-handle.js';
 import { VfioError } from './errors.js';
 import { validateBdf } from './bdf.js';
-import { UndoStack } from './cleanup.js';
+import { UndoStack } from '../util/undo-stack.js';
 import { cdevOf, groupNodeOf, iommuGroupOf, type SysfsOptions } from './sysfs.js';
 import { describeDevice } from './describe.js';
 import {

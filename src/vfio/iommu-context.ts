@@ -20,13 +20,14 @@ import { SystemError } from '../sys/system-error.js';
 import { hex } from '../errors.js';
 import type { DmaMapper } from './device-handle.js';
 import { VfioError } from './errors.js';
-import { UndoStack } from './cleanup.js';
+import { UndoStack } from '../util/undo-stack.js';
 import { IommufdDmaMapper, Type1DmaMapper } from './dma.js';
 import { probeIommufdMmioDma } from './mmio-dma-support.js';
 import { checkGuestMapping, checkRange, findOverlap, type DmaProtection, type GuestDmaMapping } from './guest-dma.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { SysfsOptions } from './sysfs.js';
+import { byBigint } from '../util/compare.js';
 
 /** The IOMMU path in force for a device or context (after `'auto'` was resolved). */
 export type IommuMode = 'type1' | 'type1v2' | 'iommufd' | 'noiommu';
@@ -168,7 +169,7 @@ export class IommuContext implements Disposable {
 
   /** Guest RAM mappings made with `mapGuestMemory`, in IOVA order. */
   get guestMappings(): readonly GuestDmaMapping[] {
-    return [...this.#mappings.values()].sort((a, b) => (a.iova < b.iova ? -1 : 1));
+    return [...this.#mappings.values()].sort(byBigint((m) => m.iova));
   }
 
   /** True once the owner called `close()` (the fds may live on for devices still attached). */

@@ -12,6 +12,7 @@ import { decodeStruct } from '../uapi/layout.js';
 import { hex } from '../errors.js';
 import type { ByteRange, RegionCapability } from './description.js';
 import { VfioError } from './errors.js';
+import { byBigint } from '../util/compare.js';
 
 /** More capabilities than any kernel emits: a longer chain is corrupt. */
 const MAX_CAPABILITIES = 64;
@@ -97,7 +98,7 @@ function parseSparseAreas(input: CapChainInput, offset: number, limit: number, f
     }
     areas.push(area);
   }
-  areas.sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
+  areas.sort(byBigint((a) => a.offset));
   for (let i = 1; i < areas.length; i++) {
     const previous = areas[i - 1]!;
     const current = areas[i]!;

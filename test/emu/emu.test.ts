@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { bootScenario, buildInitrd, prepare, type Artefacts, type GuestResult, type Scenario } from './run-guest.js';
 import { loadProfile } from '../helpers/profiles.js';
 import { descriptionToJSON } from '../../src/vfio/index.js';
+import { VFIO_REGION_FLAGS } from '../../src/index.js';
 import { LINUX_612_CDEV_ANSWERS } from '../fake/iommufd-rules.js';
 
 /** The built-in CLI profiles are captures: the real kernel must still describe the devices that way. */
@@ -125,7 +126,7 @@ describe('emulated aarch64 host, real vfio-pci + nested KVM', () => {
 
   it('unaligned sub-page BAR (default NIC left in): no MMAP, nothing mapped, trapped with a reason, nothing throws', async () => {
     const r = await boot({ name: 'unaligned-64k', pages: '64K', iommu: 'smmu', defaultNic: true });
-    expect(r.bar0.flags & 4).toBe(0);
+    expect(r.bar0.flags & VFIO_REGION_FLAGS.MMAP).toBe(0);
     expect(r.plan.mappings).toEqual([]);
     expect(r.plan.trapped.some((t) => t.kind === 'device' && t.cause === 'no-mmap')).toBe(true);
     expect(r.plan.warnings).toContainEqual(expect.objectContaining({ bar: 0, code: 'no-mmap' }));

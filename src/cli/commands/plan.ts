@@ -1,15 +1,13 @@
 /** `vfio-bars plan`: run the planner on a built-in profile or a captured description. */
 import { parseArgs } from 'node:util';
 // The public API only.
-import { hex, planBarMappings, planToJSON, type DeviceDescription, type MappingPlan, type PlannedBar } from '../../index.js';
+import { VFIO_REGION_FLAGS, hex, planBarMappings, planToJSON, type DeviceDescription, type MappingPlan, type PlannedBar } from '../../index.js';
 import type { CliEnvironment } from '../environment.js';
 import { loadProfile } from '../profiles.js';
 import { readDescriptionFile } from '../read-description.js';
 import { renderPlan } from '../render.js';
 import { UsageError, parseBarGpas, parseMsixStrategy, parsePageSize } from '../usage.js';
 
-/** VFIO_REGION_INFO_FLAG_MMAP (the public API does not export the flag table yet). */
-const VFIO_REGION_MMAP = 4;
 
 const OPTIONS = {
   profile: { type: 'string' },
@@ -62,7 +60,7 @@ function naiveComparison(description: DeviceDescription, plan: MappingPlan): str
   const lines: string[] = [];
   for (const bar of plan.bars) {
     const region = description.regions.find((r) => r.index === bar.index);
-    if (!region || (region.flags & VFIO_REGION_MMAP) === 0 || region.size % plan.pageSize === 0n) continue;
+    if (!region || (region.flags & VFIO_REGION_FLAGS.MMAP) === 0 || region.size % plan.pageSize === 0n) continue;
     lines.push(
       `BAR${bar.index} is ${hex(region.size)} bytes on a ${hex(plan.pageSize)}-byte-page host.`,
       `  naive:     KVM_SET_USER_MEMORY_REGION(memory_size=${hex(region.size)}) -> EINVAL (KVM requires memory_size % PAGE_SIZE == 0)`,
