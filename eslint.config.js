@@ -38,6 +38,12 @@ export default tseslint.config(
     files: ['src/cli/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^(\\.\\./)+(uapi|sys|vfio|plan|kvm|map)/|^(\\.\\./)+errors\\.js$', message: 'The CLI uses the public API (src/index.ts) only.' }] }] },
   },
+  // Lines under 140 characters. Core max-len is deprecated in ESLint 9 but works and needs no new dependency;
+  // it covers the folders already within the limit (the rest of src/ and test/ still has longer lines to split).
+  {
+    files: ['src/uapi/**/*.ts', 'src/util/**/*.ts', 'test/uapi/**/*.ts', 'test/helpers/**/*.ts', 'examples/**'],
+    rules: { 'max-len': ['error', { code: 140, ignoreUrls: true }] },
+  },
   {
     files: ['**/*.js', '**/*.cjs', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,

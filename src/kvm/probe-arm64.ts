@@ -1,7 +1,7 @@
 /**
  * arm64 probe program, run at EL1 with the MMU off (the state KVM_ARM_VCPU_INIT leaves): load from a
  * guest physical address and store the value to an unbacked "report" address, so it comes back as an
- * MMIO write exit. Encodings checked with aarch64-linux-gnu-as/objdump (see test/kvm/probe-arm64.test.ts).
+ * MMIO write exit. Encodings checked with aarch64-linux-gnu-as/objdump.
  */
 import { ARM64_CORE_REG, encodeOneReg, encodeVcpuInit } from '../uapi/index.js';
 import type { Syscalls } from '../sys/syscalls.js';

@@ -1,6 +1,6 @@
 /**
  * The one interface through which the library reaches the kernel (the rust-vmm `vfio-ioctls`
- * pattern). `realSyscalls()` (sys/real.ts) implements it with koffi and the N-API shim; tests use a
+ * pattern). `realSyscalls()` (sys/real-syscalls.ts) implements it with koffi and the N-API shim; tests use a
  * fault-injecting fake (test/fake/) that must answer the way the real kernel does.
  *
  * Every method throws a {@link SystemError} on failure, with errno read right after the failing call.

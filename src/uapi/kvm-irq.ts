@@ -60,7 +60,10 @@ export const KVM_IRQFD_FLAGS = { DEASSIGN: 1, RESAMPLE: 2 } as const;
 
 /** One routing entry: an MSI message, or an irqchip pin (which the VMM may own for its own devices). */
 export type KvmRoutingEntry =
-  | { readonly gsi: number; readonly type: 'msi'; readonly addressLo: number; readonly addressHi: number; readonly data: number; readonly devid?: number }
+  | {
+    readonly gsi: number; readonly type: 'msi';
+    readonly addressLo: number; readonly addressHi: number; readonly data: number; readonly devid?: number;
+  }
   | { readonly gsi: number; readonly type: 'irqchip'; readonly irqchip: number; readonly pin: number };
 
 /** struct kvm_irq_routing with `entries.length` entries (the whole table KVM_SET_GSI_ROUTING replaces). */

@@ -7,7 +7,9 @@ const u64 = (offset: number) => ({ offset, type: 'u64' }) as const;
 const u8 = (offset: number) => ({ offset, type: 'u8' }) as const;
 
 /** struct kvm_regs: 18 u64 (rax..r15, rip, rflags); the table lists those the library sets. */
-export const KVM_REGS = defineStruct({ name: 'kvm_regs', size: 144, headers: 'x86_64', fields: { rsp: u64(48), rip: u64(128), rflags: u64(136) } });
+export const KVM_REGS = defineStruct({
+  name: 'kvm_regs', size: 144, headers: 'x86_64', fields: { rsp: u64(48), rip: u64(128), rflags: u64(136) },
+});
 
 /** struct kvm_sregs: 8 kvm_segment (24 bytes each), gdt/idt, then control registers. */
 export const KVM_SREGS = defineStruct({

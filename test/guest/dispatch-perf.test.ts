@@ -4,8 +4,8 @@
  * the dispatch adds a bounded overhead on top of the syscall, and the table path makes no syscall.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { makeTempDir } from '../helpers/temp-dir.js';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import { MmioDispatcher, MsixInterrupts } from '../../src/guest/index.js';
@@ -26,7 +26,7 @@ function nsPerCall(fn: () => void): number {
 }
 
 function cPread(iterations: number): number | undefined {
-  const dir = mkdtempSync(path.join(tmpdir(), 'vfio-bars-dispatch-'));
+  const dir = makeTempDir('vfio-bars-dispatch-');
   const source = path.join(dir, 'pread.c');
   writeFileSync(source, `#define _GNU_SOURCE
 #include <stdio.h>

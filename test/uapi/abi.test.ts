@@ -38,13 +38,18 @@ function layoutFacts(arch: Arch): Record<string, number> {
   return facts;
 }
 
+/** The C members a table names: its fields, then its flexible array if it has one. */
+function memberNames(layout: StructLayout): string[] {
+  return [...Object.keys(layout.fields), ...(layout.flexible === undefined ? [] : [layout.flexible])];
+}
+
 /** layouts.h for the probe: `LAYOUTS(V)` expands to SZ/OFF of every table of `arch`. */
 function writeLayoutsHeader(arch: Arch): string {
   const dir = path.join(work, arch);
   mkdirSync(dir, { recursive: true });
   const items = layoutsFor(arch).flatMap((layout) => [
     `SZ(V, ${layout.name})`,
-    ...[...Object.keys(layout.fields), ...(layout.flexible === undefined ? [] : [layout.flexible])].map((f) => `OFF(V, ${layout.name}, ${f})`),
+    ...memberNames(layout).map((f) => `OFF(V, ${layout.name}, ${f})`),
   ]);
   writeFileSync(path.join(dir, 'layouts.h'), `#define LAYOUTS(V) \\\n${items.map((i) => `  ${i} \\`).join('\n')}\n\n`);
   return dir;
@@ -57,11 +62,12 @@ const COMMON: Record<string, number | bigint> = {
   offsetof_kvm_run_exit_reason: 8,
   offsetof_kvm_run_io: 32,
   offsetof_kvm_run_mmio: 32,
-  ...Object.fromEntries(['VFIO_GET_API_VERSION', 'VFIO_CHECK_EXTENSION', 'VFIO_SET_IOMMU', 'VFIO_GROUP_GET_STATUS', 'VFIO_GROUP_SET_CONTAINER',
-    'VFIO_GROUP_UNSET_CONTAINER', 'VFIO_GROUP_GET_DEVICE_FD', 'VFIO_DEVICE_GET_INFO', 'VFIO_DEVICE_GET_REGION_INFO', 'VFIO_DEVICE_GET_IRQ_INFO',
-    'VFIO_DEVICE_SET_IRQS', 'VFIO_DEVICE_RESET', 'VFIO_IOMMU_GET_INFO', 'VFIO_IOMMU_MAP_DMA', 'VFIO_IOMMU_UNMAP_DMA', 'KVM_GET_API_VERSION',
-    'KVM_CREATE_VM', 'KVM_CHECK_EXTENSION', 'KVM_GET_VCPU_MMAP_SIZE', 'KVM_CREATE_VCPU', 'KVM_SET_USER_MEMORY_REGION', 'KVM_RUN',
-    'KVM_GET_ONE_REG', 'KVM_SET_ONE_REG', 'KVM_CREATE_DEVICE', 'KVM_SET_DEVICE_ATTR'].map((n) => [n, IOCTL[n as keyof typeof IOCTL]])),
+  ...Object.fromEntries(['VFIO_GET_API_VERSION', 'VFIO_CHECK_EXTENSION', 'VFIO_SET_IOMMU', 'VFIO_GROUP_GET_STATUS',
+    'VFIO_GROUP_SET_CONTAINER', 'VFIO_GROUP_UNSET_CONTAINER', 'VFIO_GROUP_GET_DEVICE_FD', 'VFIO_DEVICE_GET_INFO',
+    'VFIO_DEVICE_GET_REGION_INFO', 'VFIO_DEVICE_GET_IRQ_INFO', 'VFIO_DEVICE_SET_IRQS', 'VFIO_DEVICE_RESET', 'VFIO_IOMMU_GET_INFO',
+    'VFIO_IOMMU_MAP_DMA', 'VFIO_IOMMU_UNMAP_DMA', 'KVM_GET_API_VERSION', 'KVM_CREATE_VM', 'KVM_CHECK_EXTENSION',
+    'KVM_GET_VCPU_MMAP_SIZE', 'KVM_CREATE_VCPU', 'KVM_SET_USER_MEMORY_REGION', 'KVM_RUN', 'KVM_GET_ONE_REG', 'KVM_SET_ONE_REG',
+    'KVM_CREATE_DEVICE', 'KVM_SET_DEVICE_ATTR'].map((n) => [n, IOCTL[n as keyof typeof IOCTL]])),
   VFIO_TYPE1_IOMMU: VFIO_EXTENSION.TYPE1_IOMMU,
   VFIO_TYPE1v2_IOMMU: VFIO_EXTENSION.TYPE1v2_IOMMU,
   VFIO_NOIOMMU_IOMMU: VFIO_EXTENSION.NOIOMMU_IOMMU,
@@ -174,12 +180,21 @@ function hasCompiler(cc: string): boolean {
 /** A missing compiler skips locally but fails under CI, where .ci/run installs them. */
 function describeWith(cc: string, name: string, body: () => void): void {
   if (hasCompiler(cc)) describe(name, body);
-  else if (process.env.CI === 'true') describe(name, () => it(`needs ${cc}`, () => { throw new Error(`${cc} is missing (CI installs it)`); }));
+  else if (process.env.CI === 'true') describe(name, () => it(`needs ${cc}`, () => failMissing(cc)));
   else describe.skip(`${name} (skipped: ${cc} not installed)`, body);
+}
+
+function failMissing(cc: string): never {
+  throw new Error(`${cc} is missing (CI installs it)`);
 }
 
 function asBigInts(values: Record<string, number | bigint | string>): Record<string, bigint> {
   return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, BigInt(v)]));
+}
+
+/** The "@@name=value@@" strings of the cross-compiled probe, as u64 values. */
+function valuesFromAsm(asm: string): Record<string, bigint> {
+  return Object.fromEntries([...asm.matchAll(/@@([A-Za-z0-9_]+)=(-?\d+)@@/g)].map((m) => [m[1]!, BigInt.asUintN(64, BigInt(m[2]!))]));
 }
 
 describeWith('cc', 'src/uapi vs <linux/vfio.h>, <linux/kvm.h> on x86-64', () => {
@@ -194,8 +209,8 @@ describeWith('cc', 'src/uapi vs <linux/vfio.h>, <linux/kvm.h> on x86-64', () => 
 describeWith('aarch64-linux-gnu-gcc', 'src/uapi vs the arm64 cross headers', () => {
   it('matches every size, offset, ioctl number, constant and core register id', () => {
     if (!existsSync('/usr/aarch64-linux-gnu/include/linux/kvm.h') && process.env.CI !== 'true') return;
-    const asm = execFileSync('aarch64-linux-gnu-gcc', ['-Wall', '-S', '-I', writeLayoutsHeader('aarch64'), '-o', '-', PROBE], { encoding: 'utf8' });
-    const fromC = Object.fromEntries([...asm.matchAll(/@@([A-Za-z0-9_]+)=(-?\d+)@@/g)].map((m) => [m[1]!, BigInt.asUintN(64, BigInt(m[2]!))]));
-    expect(fromC).toEqual(asBigInts(AARCH64));
+    const args = ['-Wall', '-S', '-I', writeLayoutsHeader('aarch64'), '-o', '-', PROBE];
+    const asm = execFileSync('aarch64-linux-gnu-gcc', args, { encoding: 'utf8' });
+    expect(valuesFromAsm(asm)).toEqual(asBigInts(AARCH64));
   });
 });

@@ -1,6 +1,6 @@
 /** Test fixtures: QEMU NVMe config space bytes and a fake sysfs/dev tree for VfioDevice.open. */
-import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { makeTempDir } from '../helpers/temp-dir.js';
 import path from 'node:path';
 
 /** Config space of QEMU's NVMe (1b36:0010): 64-bit BAR0 at 0x80_0000_0000, MSI-X (65 vectors) at 0x40. */
@@ -26,7 +26,7 @@ export function qemuNvmeConfigSpace(): Buffer {
 
 /** A throwaway /sys + /dev tree where `bdf` sits in IOMMU group `group` (or a no-IOMMU group). */
 export function fakeSysfs(bdf: string, group: string, noiommu = false, cdev = false): { sysfsRoot: string; devRoot: string } {
-  const root = mkdtempSync(path.join(tmpdir(), 'vfio-bars-sysfs-'));
+  const root = makeTempDir('vfio-bars-sysfs-');
   const sysfsRoot = path.join(root, 'sys');
   const devRoot = path.join(root, 'dev');
   const deviceDir = path.join(sysfsRoot, 'bus', 'pci', 'devices', bdf);

@@ -1,6 +1,6 @@
 /** A fake kernel plus /sys and /dev trees for several devices in several IOMMU groups (shared-context tests). */
-import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { makeTempDir } from '../helpers/temp-dir.js';
 import path from 'node:path';
 import { qemuNvme } from '../helpers/profiles.js';
 import { FakeKernel, type FakeKernelOptions } from '../fake/fake-kernel.js';
@@ -15,7 +15,7 @@ export const TOPOLOGY: readonly FakeGroup[] = [
 ];
 
 export function multiSysfs(groups: readonly FakeGroup[], cdev: boolean): { sysfsRoot: string; devRoot: string } {
-  const root = mkdtempSync(path.join(tmpdir(), 'vfio-bars-multi-'));
+  const root = makeTempDir('vfio-bars-multi-');
   const sysfsRoot = path.join(root, 'sys');
   const devRoot = path.join(root, 'dev');
   mkdirSync(path.join(devRoot, 'vfio'), { recursive: true });
