@@ -25,32 +25,80 @@ export function renderPlan(plan: MappingPlan): string {
   return out.join('\n');
 }
 
-function renderBar(bar: PlannedBar): string {
+/** One table row, keyed by BAR offset so direct and trapped rows interleave in address order. */
+interface BarRow { offset: bigint; row: string[] }
+
+function hexOrDash(value: bigint | undefined): string {
+  return value === undefined ? '-' : hex(value);
+}
+
+function barHeader(bar: PlannedBar): string {
   const where = bar.guestAddress === undefined ? 'relative (no guest address)' : `guest address ${hex(bar.guestAddress)}`;
-  const header = `BAR${bar.index}: device region ${hex(bar.regionSize)} (${kib(bar.regionSize)}) -> guest BAR ${hex(bar.guestSize)} (${kib(bar.guestSize)}), ${where}${bar.is64Bit ? ', 64-bit' : ''}${bar.prefetchable ? ', prefetchable' : ''}`;
-  const t = table(['kind', 'BAR offset', 'size', 'file offset', 'GPA', 'reason']);
-  const rows: { offset: bigint; row: string[] }[] = [
-    ...bar.mappings.map((m) => ({ offset: m.barOffset, row: [`direct (${m.prot})`, hex(m.barOffset), hex(m.size), hex(m.fileOffset), m.gpa === undefined ? '-' : hex(m.gpa), m.reason] })),
-    ...bar.trapped.map((r) => ({ offset: r.barOffset, row: [`trapped: ${r.kind}`, hex(r.barOffset), hex(r.size), r.fileOffset === undefined ? '-' : hex(r.fileOffset), bar.guestAddress === undefined ? '-' : hex(bar.guestAddress + r.barOffset), r.reason] })),
+  const traits = `${bar.is64Bit ? ', 64-bit' : ''}${bar.prefetchable ? ', prefetchable' : ''}`;
+  const device = `device region ${hex(bar.regionSize)} (${kib(bar.regionSize)})`;
+  return `BAR${bar.index}: ${device} -> guest BAR ${hex(bar.guestSize)} (${kib(bar.guestSize)}), ${where}${traits}`;
+}
+
+function directRow(m: PlannedBar['mappings'][number]): BarRow {
+  return { offset: m.barOffset, row: [`direct (${m.prot})`, hex(m.barOffset), hex(m.size), hex(m.fileOffset), hexOrDash(m.gpa), m.reason] };
+}
+
+function trappedRow(bar: PlannedBar, r: PlannedBar['trapped'][number]): BarRow {
+  const gpa = bar.guestAddress === undefined ? undefined : bar.guestAddress + r.barOffset;
+  const row = [`trapped: ${r.kind}`, hex(r.barOffset), hex(r.size), hexOrDash(r.fileOffset), hexOrDash(gpa), r.reason];
+  return { offset: r.barOffset, row };
+}
+
+function guestMsixLine(msix: NonNullable<PlannedBar['msix']>): string {
+  const parts = [
+    msix.table && `table at ${hex(msix.table.offset)} (${hex(msix.table.size)} bytes)`,
+    msix.pba && `PBA at ${hex(msix.pba.offset)} (${hex(msix.pba.size)} bytes)`,
   ];
+  return `  MSI-X as the guest sees it: ${parts.filter(Boolean).join(', ')}${msix.relocated ? ' [relocated]' : ''}`;
+}
+
+function renderBar(bar: PlannedBar): string {
+  const t = table(['kind', 'BAR offset', 'size', 'file offset', 'GPA', 'reason']);
+  const rows = [...bar.mappings.map(directRow), ...bar.trapped.map((r) => trappedRow(bar, r))];
   rows.sort(byBigint((r) => r.offset)).forEach((r) => t.push(r.row));
-  const msix = bar.msix
-    ? `  MSI-X as the guest sees it: ${[bar.msix.table && `table at ${hex(bar.msix.table.offset)} (${hex(bar.msix.table.size)} bytes)`, bar.msix.pba && `PBA at ${hex(bar.msix.pba.offset)} (${hex(bar.msix.pba.size)} bytes)`].filter(Boolean).join(', ')}${bar.msix.relocated ? ' [relocated]' : ''}`
-    : undefined;
-  return [header, `  config-space size mask ${hex(bar.sizeMask)}`, ...(msix ? [msix] : []), t.toString()].join('\n');
+  const msix = bar.msix ? [guestMsixLine(bar.msix)] : [];
+  return [barHeader(bar), `  config-space size mask ${hex(bar.sizeMask)}`, ...msix, t.toString()].join('\n');
+}
+
+type Capability = DeviceDescription['regions'][number]['capabilities'][number];
+
+function capabilityName(c: Capability): string {
+  switch (c.kind) {
+    case 'sparse-mmap': return `SPARSE_MMAP[${c.areas.map((a) => `${hex(a.offset)}+${hex(a.size)}`).join(', ')}]`;
+    case 'msix-mappable': return 'MSIX_MAPPABLE';
+    case 'type': return `TYPE ${hex(c.type)}/${c.subtype}`;
+    default: return `id ${c.id}`;
+  }
+}
+
+function hexDigits(value: number, width: number): string {
+  return value.toString(16).padStart(width, '0');
+}
+
+function deviceIdentity(config: DeviceDescription['config']): string {
+  if (!config) return '';
+  return ` ${hexDigits(config.vendorId, 4)}:${hexDigits(config.deviceId, 4)} class ${hexDigits(config.classCode, 6)}`;
+}
+
+function deviceMsixLine(msix: DeviceDescription['msix']): string {
+  if (!msix) return 'MSI-X: none';
+  const table = `table BAR${msix.table.bir} ${hex(msix.table.offset)} (${hex(msix.table.size)} bytes)`;
+  const pba = `PBA BAR${msix.pba.bir} ${hex(msix.pba.offset)} (${hex(msix.pba.size)} bytes)`;
+  return `MSI-X: ${msix.vectors} vectors, ${table}, ${pba}`;
 }
 
 export function renderDescription(d: DeviceDescription): string {
   const t = table(['region', 'size', 'flags', 'capabilities']);
   for (const r of d.regions) {
-    const caps = r.capabilities.map((c) => (c.kind === 'sparse-mmap' ? `SPARSE_MMAP[${c.areas.map((a) => `${hex(a.offset)}+${hex(a.size)}`).join(', ')}]` : c.kind === 'msix-mappable' ? 'MSIX_MAPPABLE' : c.kind === 'type' ? `TYPE ${hex(c.type)}/${c.subtype}` : `id ${c.id}`));
+    const caps = r.capabilities.map(capabilityName);
     t.push([regionName(r.index), hex(r.size), regionFlags(r.flags), caps.join(', ') || '-']);
   }
-  const id = d.config ? ` ${d.config.vendorId.toString(16).padStart(4, '0')}:${d.config.deviceId.toString(16).padStart(4, '0')} class ${d.config.classCode.toString(16).padStart(6, '0')}` : '';
-  const msix = d.msix
-    ? `MSI-X: ${d.msix.vectors} vectors, table BAR${d.msix.table.bir} ${hex(d.msix.table.offset)} (${hex(d.msix.table.size)} bytes), PBA BAR${d.msix.pba.bir} ${hex(d.msix.pba.offset)} (${hex(d.msix.pba.size)} bytes)`
-    : 'MSI-X: none';
-  return [`device ${d.bdf}${id}`, t.toString(), msix].join('\n');
+  return [`device ${d.bdf}${deviceIdentity(d.config)}`, t.toString(), deviceMsixLine(d.msix)].join('\n');
 }
 
 function regionName(index: number): string {

@@ -1,7 +1,9 @@
 /** `vfio-bars plan`: run the planner on a built-in profile or a captured description. */
 import { parseArgs } from 'node:util';
 // The public API only.
-import { VFIO_REGION_FLAGS, hex, planBarMappings, planToJSON, type DeviceDescription, type MappingPlan, type PlannedBar } from '../../index.js';
+import {
+  VFIO_REGION_FLAGS, hex, planBarMappings, planToJSON, type DeviceDescription, type MappingPlan, type PlannedBar,
+} from '../../index.js';
 import type { CliEnvironment } from '../environment.js';
 import { loadProfile } from '../profiles.js';
 import { readDescriptionFile } from '../read-description.js';
