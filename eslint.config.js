@@ -41,7 +41,9 @@ export default tseslint.config(
   // Lines under 140 characters. Core max-len is deprecated in ESLint 9 but works and needs no new dependency;
   // it covers the folders already within the limit (the rest of src/ and test/ still has longer lines to split).
   {
-    files: ['src/uapi/**/*.ts', 'src/util/**/*.ts', 'src/cli/**/*.ts', 'test/uapi/**/*.ts', 'test/helpers/**/*.ts', 'examples/**'],
+    files: [
+      'src/uapi/**/*.ts', 'src/util/**/*.ts', 'src/cli/**/*.ts', 'src/plan/**/*.ts', 'test/uapi/**/*.ts', 'test/helpers/**/*.ts', 'examples/**',
+    ],
     rules: { 'max-len': ['error', { code: 140, ignoreUrls: true }] },
   },
   {

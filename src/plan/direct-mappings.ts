@@ -33,15 +33,22 @@ export function effectiveMapping(area: Span, regionSize: bigint, pageSize: bigin
   if (end <= start) return skipReason(area, pageSize, reachesRegionEnd);
 
   const leftOut: LeftOut[] = [];
-  if (start > area.start) leftOut.push({ span: span(area.start, start), reason: `head ${hex(area.start)}-${hex(start)} of a mappable area not page-aligned` });
-  if (end < area.end) leftOut.push({ span: span(end, area.end), reason: `tail ${hex(end)}-${hex(area.end)} of a mappable area shorter than a page` });
+  if (start > area.start) {
+    leftOut.push({ span: span(area.start, start), reason: `head ${hex(area.start)}-${hex(start)} of a mappable area not page-aligned` });
+  }
+  if (end < area.end) {
+    leftOut.push({ span: span(end, area.end), reason: `tail ${hex(end)}-${hex(area.end)} of a mappable area shorter than a page` });
+  }
   return { kind: 'map', mapped: span(start, end), reason: mappingReason(area, span(start, end), size, pageSize, regionSize), leftOut };
 }
 
 function skipReason(area: Span, pageSize: bigint, reachesRegionEnd: boolean): AreaVerdict {
   const what = `${hex(area.start)}+${hex(spanLength(area))}`;
   if (!isAligned(area.start, pageSize)) {
-    return { kind: 'skip', reason: `mappable area ${what} is smaller than a page and its offset ${hex(area.start)} is not page-aligned (page ${hex(pageSize)})` };
+    return {
+      kind: 'skip',
+      reason: `mappable area ${what} is smaller than a page and its offset ${hex(area.start)} is not page-aligned (page ${hex(pageSize)})`,
+    };
   }
   const why = reachesRegionEnd ? 'cannot be grown to one' : 'does not reach the region end, so the rest of its page is not reserved';
   return { kind: 'skip', reason: `mappable area ${what} is smaller than a page and ${why}` };
@@ -53,7 +60,8 @@ function mappingReason(area: Span, mapped: Span, size: bigint, pageSize: bigint,
     return `expanded ${hex(size)} -> ${hex(mappedSize)}: sub-page BAR, page-aligned (kernel reserves the rest of the page)`;
   }
   if (mapped.end > area.end) {
-    return `expanded ${hex(area.start)}+${hex(size)} -> ${hex(mapped.start)}+${hex(mappedSize)}: region end not page-aligned, kernel reserves the rest of the page`;
+    return `expanded ${hex(area.start)}+${hex(size)} -> ${hex(mapped.start)}+${hex(mappedSize)}: region end not ` +
+      `page-aligned, kernel reserves the rest of the page`;
   }
   if (mapped.start === area.start && mapped.end === area.end) return `direct: ${hex(area.start)}+${hex(size)}`;
   return `direct: page-aligned interior ${hex(mapped.start)}+${hex(mappedSize)} of ${hex(area.start)}+${hex(size)}`;

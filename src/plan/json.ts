@@ -2,7 +2,8 @@
 import { formatU64 } from '../uapi/u64.js';
 import { jsonFields } from '../json-fields.js';
 import type {
-  BarNote, BarNoteCode, DirectMapping, MappingPlan, PlannedBar, PlannedMsix, PlanWarning, PlanWarningCode, SkipCode, SkippedBar, TrapCause, TrapKind, TrappedRange,
+  BarNote, BarNoteCode, DirectMapping, MappingPlan, PlannedBar, PlannedMsix, PlanWarning, PlanWarningCode, SkipCode, SkippedBar,
+  TrapCause, TrapKind, TrappedRange,
 } from './types.js';
 import { PlanError } from './errors.js';
 import { PLAN_LIMITS, validatePlan } from './validate-plan.js';
@@ -166,7 +167,8 @@ function trappedFromJSON(json: unknown, at: string): TrappedRange {
   const kind = oneOf(o.kind, TRAP_KINDS, `${at}.kind`);
   const hasFileOffset = o.fileOffset !== undefined;
   if (hasFileOffset === (kind === 'padding')) {
-    throw new PlanError('BAD_PLAN_JSON', `${at}.fileOffset must be ${kind === 'padding' ? 'absent for padding' : `present for kind ${kind}`}`);
+    const expected = kind === 'padding' ? 'absent for padding' : `present for kind ${kind}`;
+    throw new PlanError('BAD_PLAN_JSON', `${at}.fileOffset must be ${expected}`);
   }
   return {
     barOffset: u64(o.barOffset, `${at}.barOffset`),
@@ -200,7 +202,8 @@ const TRAP_CAUSES = members<TrapCause>()({
   'sub-page-unmappable': 1, 'unaligned-edge': 1, 'beyond-region': 1, 'suspended': 1,
 });
 const WARNING_CODES = members<PlanWarningCode>()({
-  'no-mmap': 1, 'msix-relocation-refused': 1, 'sub-page-unmappable': 1, 'no-direct-mapping': 1, 'unaligned-guest-address': 1, 'suspended': 1,
+  'no-mmap': 1, 'msix-relocation-refused': 1, 'sub-page-unmappable': 1, 'no-direct-mapping': 1,
+  'unaligned-guest-address': 1, 'suspended': 1,
 });
 const SKIP_CODES = members<SkipCode>()({ 'upper-half': 1, 'io-bar': 1, 'no-region': 1, 'empty-region': 1 });
 const NOTE_CODES = members<BarNoteCode>()({
@@ -213,7 +216,9 @@ function members<T extends string>() {
 }
 
 function oneOf<T extends string>(value: unknown, allowed: ReadonlySet<T>, at: string): T {
-  if (typeof value !== 'string' || !allowed.has(value as T)) throw new PlanError('BAD_PLAN_JSON', `${at} must be one of ${[...allowed].join(', ')}`);
+  if (typeof value !== 'string' || !allowed.has(value as T)) {
+    throw new PlanError('BAD_PLAN_JSON', `${at} must be one of ${[...allowed].join(', ')}`);
+  }
   return value as T;
 }
 

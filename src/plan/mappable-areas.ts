@@ -22,7 +22,14 @@ export interface MappableAreas {
 export function mappableAreas(region: RegionDescription): MappableAreas {
   const msixMappable = region.capabilities.some((cap) => cap.id === VFIO_REGION_CAP.MSIX_MAPPABLE);
   if ((region.flags & VFIO_REGION_FLAGS.MMAP) === 0) {
-    return { spans: [], msixMappable, sparse: false, code: 'no-mmap', reason: 'region has no MMAP flag: VFIO forbids mmap (e.g. a sub-page BAR that is not page-aligned on the host), every access is trapped' };
+    return {
+      spans: [],
+      msixMappable,
+      sparse: false,
+      code: 'no-mmap',
+      reason: 'region has no MMAP flag: VFIO forbids mmap (e.g. a sub-page BAR that is not page-aligned on the host), every ' +
+        'access is trapped',
+    };
   }
   const sparseCap = region.capabilities.find((cap) => cap.kind === 'sparse-mmap');
   if (sparseCap?.kind === 'sparse-mmap') {
@@ -31,5 +38,6 @@ export function mappableAreas(region: RegionDescription): MappableAreas {
     const list = sparseCap.areas.map((a) => `${hex(a.offset)}+${hex(a.size)}`).join(', ') || 'none';
     return { spans, msixMappable, sparse: true, code: 'sparse-mmap', reason: `SPARSE_MMAP areas: ${list}` };
   }
-  return { spans: region.size > 0n ? [span(0n, region.size)] : [], msixMappable, sparse: false, code: 'whole-region-mmappable', reason: 'whole region is mmappable' };
+  const spans = region.size > 0n ? [span(0n, region.size)] : [];
+  return { spans, msixMappable, sparse: false, code: 'whole-region-mmappable', reason: 'whole region is mmappable' };
 }

@@ -35,7 +35,9 @@ export function placeBar(bar: RelativeBar, pageSize: bigint, guestAddress: bigin
     prefetchable: bar.prefetchable,
     ...(bar.msix && { msix: bar.msix }),
   };
-  if (guestAddress === undefined) return { bar: { ...base, mappings: bar.mappings, trapped: bar.trapped, reasons: bar.reasons }, warnings: [] };
+  if (guestAddress === undefined) {
+    return { bar: { ...base, mappings: bar.mappings, trapped: bar.trapped, reasons: bar.reasons }, warnings: [] };
+  }
 
   const reasons: BarNote[] = [...bar.reasons];
   const warnings: PlanWarning[] = [];
@@ -44,10 +46,18 @@ export function placeBar(bar: RelativeBar, pageSize: bigint, guestAddress: bigin
     warnings.push({ bar: bar.index, ...n });
   };
   if (!isAligned(guestAddress, bar.guestSize)) {
-    note({ code: 'unaligned-guest-address', message: `guest address ${hex(guestAddress)} is not aligned to the BAR size ${hex(bar.guestSize)} (a guest programming the BAR through config space cannot do this)` });
+    note({
+      code: 'unaligned-guest-address',
+      message: `guest address ${hex(guestAddress)} is not aligned to the BAR size ${hex(bar.guestSize)} (a guest programming ` +
+        `the BAR through config space cannot do this)`,
+    });
   }
   if (bar.mappings.length > 0 && !isAligned(guestAddress, pageSize)) {
-    note({ code: 'suspended', message: `guest address ${hex(guestAddress)} is not page-aligned (page ${hex(pageSize)}): direct mappings suspended, the whole BAR is trapped` });
+    note({
+      code: 'suspended',
+      message: `guest address ${hex(guestAddress)} is not page-aligned (page ${hex(pageSize)}): direct mappings suspended, ` +
+        `the whole BAR is trapped`,
+    });
     return { bar: { ...base, guestAddress, mappings: [], suspended: bar.mappings, trapped: suspendedTrapped(bar), reasons }, warnings };
   }
   const mappings = bar.mappings.map((m): DirectMapping => ({ ...m, gpa: guestAddress + m.barOffset }));
@@ -62,7 +72,11 @@ export function placeBar(bar: RelativeBar, pageSize: bigint, guestAddress: bigin
 function suspendedTrapped(bar: RelativeBar): TrappedRange[] {
   const geometry = { regionSize: bar.regionSize, guestSize: bar.guestSize };
   const fromMappings = bar.mappings.flatMap((m) =>
-    classify({ span: span(m.barOffset, m.barOffset + m.size), cause: 'suspended', why: `direct mapping ${hex(m.barOffset)}+${hex(m.size)} suspended (guest address not page-aligned)` }, geometry),
+    classify({
+      span: span(m.barOffset, m.barOffset + m.size),
+      cause: 'suspended',
+      why: `direct mapping ${hex(m.barOffset)}+${hex(m.size)} suspended (guest address not page-aligned)`,
+    }, geometry),
   );
   return [...bar.trapped, ...fromMappings].sort(byBigint((r) => r.barOffset));
 }

@@ -73,8 +73,16 @@ export function planRelativeBar(input: BarInput): RelativeBar {
 
   const relocate = decision?.mode === 'relocate' && msix !== undefined;
   const guestSize = relocate ? relocatedGuestSize(region.size, msix, pageSize) : maxOf(nextPowerOfTwo(region.size), pageSize);
-  if (guestSize !== region.size) notes.note({ code: 'guest-size', message: `guest BAR size ${hex(guestSize)} (device region ${hex(region.size)})` });
-  if (relocate) labels.unshift({ span: span(guestSize / 2n, guestSize), cause: 'msix-relocated', why: `relocated MSI-X (${describeMsix(msix)}) in the upper half` });
+  if (guestSize !== region.size) {
+    notes.note({ code: 'guest-size', message: `guest BAR size ${hex(guestSize)} (device region ${hex(region.size)})` });
+  }
+  if (relocate) {
+    labels.unshift({
+      span: span(guestSize / 2n, guestSize),
+      cause: 'msix-relocated',
+      why: `relocated MSI-X (${describeMsix(msix)}) in the upper half`,
+    });
+  }
 
   const mapped = mapSpans(spans, region, pageSize, notes);
   const mappings = mapped.mappings;
@@ -88,7 +96,10 @@ export function planRelativeBar(input: BarInput): RelativeBar {
     guestSize,
     ...(msix && planned && { msix: { guest: planned, device: msix, relocated: planned.relocated } }),
   };
-  const fallback = noMmap ? { cause: 'no-mmap' as const, why: 'region has no MMAP flag' } : { cause: 'outside-sparse-areas' as const, why: 'not inside any SPARSE_MMAP area' };
+  const fallback = noMmap ? { cause: 'no-mmap' as const, why: 'region has no MMAP flag' } : {
+    cause: 'outside-sparse-areas' as const,
+    why: 'not inside any SPARSE_MMAP area',
+  };
   const trapped = trappedRanges(geometry, mappings.map((m) => span(m.barOffset, m.barOffset + m.size)), labels, fallback);
   return {
     index: input.index,
@@ -106,7 +117,12 @@ export function planRelativeBar(input: BarInput): RelativeBar {
 }
 
 /** Page-granular direct mappings for the mappable spans; what cannot be mapped becomes a labelled trap. */
-function mapSpans(spans: readonly Span[], region: RegionDescription, pageSize: bigint, notes: Notes): { mappings: DirectMapping[]; labels: TrapLabel[] } {
+function mapSpans(
+  spans: readonly Span[],
+  region: RegionDescription,
+  pageSize: bigint,
+  notes: Notes,
+): { mappings: DirectMapping[]; labels: TrapLabel[] } {
   const prot = (region.flags & VFIO_REGION_FLAGS.WRITE) !== 0 ? 'read-write' : 'read';
   const result = { mappings: [] as DirectMapping[], labels: [] as TrapLabel[] };
   for (const area of spans) {
@@ -124,11 +140,25 @@ function mapSpans(spans: readonly Span[], region: RegionDescription, pageSize: b
 }
 
 /** Without MSIX_MAPPABLE (and no sparse areas already excluding it) the kernel may refuse the table page. */
-function excludeUnmappableMsix(spans: Span[], msix: MsixInBar, areas: MappableAreas, pageSize: bigint, notes: Notes, labels: TrapLabel[]): Span[] {
+function excludeUnmappableMsix(
+  spans: Span[],
+  msix: MsixInBar,
+  areas: MappableAreas,
+  pageSize: bigint,
+  notes: Notes,
+  labels: TrapLabel[],
+): Span[] {
   if (areas.msixMappable || areas.sparse || spans.length === 0) return spans;
   const pages = msixPageSpans(msix, pageSize);
-  notes.note({ code: 'msix-not-mmappable', message: 'no MSIX_MAPPABLE capability: MSI-X pages excluded from mmap, as the kernel may refuse them' });
-  labels.push(...pages.map((p): TrapLabel => ({ span: p, cause: 'msix-not-mmappable', why: 'MSI-X page not mmappable (no MSIX_MAPPABLE)' })));
+  notes.note({
+    code: 'msix-not-mmappable',
+    message: 'no MSIX_MAPPABLE capability: MSI-X pages excluded from mmap, as the kernel may refuse them',
+  });
+  labels.push(...pages.map((p): TrapLabel => ({
+    span: p,
+    cause: 'msix-not-mmappable',
+    why: 'MSI-X page not mmappable (no MSIX_MAPPABLE)',
+  })));
   return subtractSpans(spans, pages);
 }
 
@@ -140,13 +170,17 @@ function decideMsix(input: BarInput, spans: readonly Span[]): MsixDecision {
     return { mode: 'in-place', note: { code: 'msix-in-place', message: `MSI-X ${what} stays in place: ${why}` } };
   }
   if (input.strategy === 'hole') {
-    return { mode: 'hole', note: { code: 'msix-hole', message: `MSI-X ${what}: its pages are cut out of the direct mappings (msix: hole)` } };
+    return {
+      mode: 'hole',
+      note: { code: 'msix-hole', message: `MSI-X ${what}: its pages are cut out of the direct mappings (msix: hole)` },
+    };
   }
   const guestSize = relocatedGuestSize(input.region.size, msix, input.pageSize);
   const is64Bit = input.register?.is64Bit ?? false;
   const limit = maxRelocatedBar(is64Bit);
   if (guestSize > limit) {
-    const message = `MSI-X ${what}: relocating would make a ${is64Bit ? '64' : '32'}-bit BAR ${hex(guestSize)} (> ${hex(limit)}); its pages are cut out instead`;
+    const message = `MSI-X ${what}: relocating would make a ${is64Bit ? '64' : '32'}-bit BAR ${hex(guestSize)} (> ` +
+      `${hex(limit)}); its pages are cut out instead`;
     return { mode: 'hole', note: { code: 'msix-relocation-refused', message }, warning: true };
   }
   const message = `MSI-X ${what} relocated to the upper half of a ${hex(guestSize)} guest BAR: its pages would cut the direct mapping`;

@@ -34,7 +34,9 @@ export function planBarMappings(description: DeviceDescription, options: PlanOpt
   validateDescription(description);
   const pageSize = validatePageSize(options.pageSize);
   const strategy = options.msix ?? 'relocate';
-  if (strategy !== 'relocate' && strategy !== 'hole') throw new PlanError('BAD_MSIX_STRATEGY', `msix strategy ${String(strategy)} is not 'relocate' or 'hole'`);
+  if (strategy !== 'relocate' && strategy !== 'hole') {
+    throw new PlanError('BAD_MSIX_STRATEGY', `msix strategy ${String(strategy)} is not 'relocate' or 'hole'`);
+  }
   const addresses = guestAddresses(options.barAddresses);
   const bars: PlannedBar[] = [];
   const warnings: PlanWarning[] = [];
@@ -115,7 +117,7 @@ function guestAddresses(input: PlanOptions['barAddresses']): Map<number, bigint>
   if (input !== undefined && (typeof input !== 'object' || input === null)) {
     throw new PlanError('BAD_OPTIONS', `barAddresses must be a Map or an object, got ${describeValue(input)}`);
   }
-  const entries: [number, unknown][] = input === undefined ? [] : isMap(input) ? [...input.entries()] : Object.entries(input).map(([k, v]): [number, unknown] => [Number(k), v]);
+  const entries = addressEntries(input);
   const map = new Map<number, bigint>();
   for (const [index, address] of entries) {
     if (!Number.isInteger(index) || index < 0 || index > 5) {
@@ -132,4 +134,11 @@ function guestAddresses(input: PlanOptions['barAddresses']): Map<number, bigint>
 
 function isMap(input: NonNullable<PlanOptions['barAddresses']>): input is ReadonlyMap<number, bigint> {
   return input instanceof Map;
+}
+
+/** The (BAR index, address) pairs of a Map or a plain object keyed by index (not yet validated). */
+function addressEntries(input: PlanOptions['barAddresses']): [number, unknown][] {
+  if (input === undefined) return [];
+  if (isMap(input)) return [...input.entries()];
+  return Object.entries(input).map(([k, v]): [number, unknown] => [Number(k), v]);
 }

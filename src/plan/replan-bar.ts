@@ -30,7 +30,8 @@ const U64_LIMIT = 1n << 64n;
 export function replanBar(bar: PlannedBar, pageSize: bigint, guestAddress: bigint): { bar: PlannedBar; warnings: readonly PlanWarning[] } {
   const page = validatePageSize(pageSize);
   if (typeof guestAddress !== 'bigint' || guestAddress < 0n || guestAddress >= U64_LIMIT) {
-    throw new PlanError('BAD_GUEST_ADDRESS', `guest address for BAR${bar.index} must be a u64 bigint, got ${String(guestAddress)}`, bar.index);
+    throw new PlanError('BAD_GUEST_ADDRESS', `guest address for BAR${bar.index} must be a u64 bigint, got ` +
+      `${String(guestAddress)}`, bar.index);
   }
   const quick = movedBar(bar, guestAddress);
   const moved = quick ? { bar: quick, warnings: NO_WARNINGS } : placeBar(relativeOf(bar), page, guestAddress);

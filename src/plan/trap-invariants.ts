@@ -17,7 +17,10 @@ export function checkTrappedBacking(bar: PlannedBar, description: DeviceDescript
 /** `locateInBar` binary-searches: both lists must be sorted by `barOffset`. */
 function checkOrder(bar: PlannedBar): string[] {
   const sorted = (list: readonly { barOffset: bigint }[]): boolean => list.every((x, i) => i === 0 || list[i - 1]!.barOffset < x.barOffset);
-  return [...(sorted(bar.mappings) ? [] : ['mappings not sorted by barOffset']), ...(sorted(bar.trapped) ? [] : ['trapped ranges not sorted by barOffset'])];
+  return [
+    ...(sorted(bar.mappings) ? [] : ['mappings not sorted by barOffset']),
+    ...(sorted(bar.trapped) ? [] : ['trapped ranges not sorted by barOffset']),
+  ];
 }
 
 function checkRange(bar: PlannedBar, t: TrappedRange): string[] {
@@ -31,7 +34,9 @@ function checkRange(bar: PlannedBar, t: TrappedRange): string[] {
     return violations;
   }
   if (t.fileOffset === undefined) return [...violations, `${where}: no file offset`];
-  if (t.kind === 'device' && t.fileOffset + t.size > bar.regionSize) violations.push(`${where}: file offset ${hex(t.fileOffset)} runs past the region ${hex(bar.regionSize)}`);
+  if (t.kind === 'device' && t.fileOffset + t.size > bar.regionSize) {
+    violations.push(`${where}: file offset ${hex(t.fileOffset)} runs past the region ${hex(bar.regionSize)}`);
+  }
   return violations;
 }
 
@@ -51,17 +56,30 @@ function checkMsixCoverage(bar: PlannedBar, description: DeviceDescription): str
   const covered = (kind: TrappedRange['kind']): bigint => bar.trapped.filter((t) => t.kind === kind).reduce((n, t) => n + t.size, 0n);
   const tableBytes = guestTable ? visible(guestTable, bar.guestSize) : 0n;
   const pbaBytes = guestPba ? visible(guestPba, bar.guestSize) - (guestTable ? overlapBytes(guestPba, guestTable, bar.guestSize) : 0n) : 0n;
-  if (covered('msix-table') !== tableBytes) violations.push(`'msix-table' ranges cover ${hex(covered('msix-table'))} bytes, the guest's table ${hex(tableBytes)}`);
-  if (covered('msix-pba') !== pbaBytes) violations.push(`'msix-pba' ranges cover ${hex(covered('msix-pba'))} bytes, the guest's PBA ${hex(pbaBytes)}`);
+  if (covered('msix-table') !== tableBytes) {
+    violations.push(`'msix-table' ranges cover ${hex(covered('msix-table'))} bytes, the guest's table ${hex(tableBytes)}`);
+  }
+  if (covered('msix-pba') !== pbaBytes) {
+    violations.push(`'msix-pba' ranges cover ${hex(covered('msix-pba'))} bytes, the guest's PBA ${hex(pbaBytes)}`);
+  }
   return violations;
 }
 
 /** A range of an MSI-X kind lies inside the guest's structure (outside `excluded`) and names the device byte. */
-function insideStructure(t: TrappedRange, guest: Structure | undefined, device: Structure | undefined, excluded: readonly Structure[]): string[] {
+function insideStructure(
+  t: TrappedRange,
+  guest: Structure | undefined,
+  device: Structure | undefined,
+  excluded: readonly Structure[],
+): string[] {
   const where = `trapped ${t.kind} ${hex(t.barOffset)}+${hex(t.size)}`;
   if (!guest || !device) return [`${where}: this BAR has no such MSI-X structure`];
-  if (t.barOffset < guest.offset || t.barOffset + t.size > guest.offset + guest.size) return [`${where}: outside the guest's structure ${hex(guest.offset)}+${hex(guest.size)}`];
-  if (excluded.some((e) => t.barOffset < e.offset + e.size && e.offset < t.barOffset + t.size)) return [`${where}: overlaps the MSI-X table`];
+  if (t.barOffset < guest.offset || t.barOffset + t.size > guest.offset + guest.size) {
+    return [`${where}: outside the guest's structure ${hex(guest.offset)}+${hex(guest.size)}`];
+  }
+  if (excluded.some((e) => t.barOffset < e.offset + e.size && e.offset < t.barOffset + t.size)) {
+    return [`${where}: overlaps the MSI-X table`];
+  }
   const expected = device.offset + (t.barOffset - guest.offset);
   return t.fileOffset === expected ? [] : [`${where}: file offset ${hex(t.fileOffset ?? -1n)}, the device's byte is at ${hex(expected)}`];
 }

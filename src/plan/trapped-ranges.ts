@@ -42,7 +42,12 @@ interface Backing {
   readonly end: bigint;
 }
 
-export function trappedRanges(geometry: BarGeometry, mapped: readonly Span[], labels: readonly TrapLabel[], fallback: Omit<TrapLabel, 'span'>): TrappedRange[] {
+export function trappedRanges(
+  geometry: BarGeometry,
+  mapped: readonly Span[],
+  labels: readonly TrapLabel[],
+  fallback: Omit<TrapLabel, 'span'>,
+): TrappedRange[] {
   const gaps = subtractSpans([span(0n, geometry.guestSize)], mapped);
   // One sweep over all gaps and labels (n log n): testing every label against every gap was quadratic.
   const runs = firstLabelRuns(gaps, labels.map((l) => l.span));
@@ -98,7 +103,9 @@ const ACTION: Readonly<Record<TrapKind, string>> = {
 function backingAt(at: bigint, geometry: BarGeometry): Backing {
   const { msix, regionSize, guestSize } = geometry;
   const half = msix?.relocated ? guestSize / 2n : guestSize;
-  const table = msix?.guest.table && msix.device.table ? inStructure(at, msix.guest.table, msix.device.table.offset, 'msix-table') : undefined;
+  const tableGuest = msix?.guest.table;
+  const tableDevice = msix?.device.table;
+  const table = tableGuest && tableDevice ? inStructure(at, tableGuest, tableDevice.offset, 'msix-table') : undefined;
   if (table) return table;
   const pba = msix?.guest.pba && msix.device.pba ? inStructure(at, msix.guest.pba, msix.device.pba.offset, 'msix-pba') : undefined;
   if (pba) return { ...pba, end: minOf(pba.end, startAfter(at, msix?.guest.table)) };
@@ -108,7 +115,12 @@ function backingAt(at: bigint, geometry: BarGeometry): Backing {
   return { kind: 'device', fileOffset: at, end: minOf(regionSize, msixStarts) };
 }
 
-function inStructure(at: bigint, guest: { offset: bigint; size: bigint }, deviceOffset: bigint, kind: 'msix-table' | 'msix-pba'): Backing | undefined {
+function inStructure(
+  at: bigint,
+  guest: { offset: bigint; size: bigint },
+  deviceOffset: bigint,
+  kind: 'msix-table' | 'msix-pba',
+): Backing | undefined {
   if (at < guest.offset || at >= guest.offset + guest.size) return undefined;
   return { kind, fileOffset: deviceOffset + (at - guest.offset), end: guest.offset + guest.size };
 }
