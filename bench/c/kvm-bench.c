@@ -1,6 +1,14 @@
 /*
- * The C baseline for `npm run bench`: the same syscalls the library makes, timed the same way.
- * usage: kvm-bench <case> <iterations> [slots]   → prints {"case":..., "nsPerOp":...}
+ * The C baseline for `npm run bench`: the same syscalls the library makes, timed the same way, under the
+ * same conditions. It is a long-lived process driven over stdin, one line per command, so that (like the
+ * library) it keeps one process and one VM per case across every round:
+ *
+ *   setup <case> <slots>   create the VM and the case's slot population   → "ok"
+ *   run <iterations>       one timed round                                 → "<ns per op>"
+ *   teardown               close the VM and free the case's memory         → "ok"
+ *
+ * A VM fd cannot be shared with another process: KVM refuses VM ioctls from any mm but the creator's
+ * (EIO), so the C side owns a VM of its own, populated identically.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -14,8 +22,20 @@
 #include <time.h>
 #include <unistd.h>
 
-static int vm_fd;
+#define BASE 0x100000000ull
+#define MOVED 0x200000000ull
+#define BELOW_4G 0xc0000000ull
+#define MMIO_GPA 0x8000ull
+#define RESET_PAGE 0xfffff000ull
+
+static int kvm_fd, vm_fd = -1, vcpu_fd = -1, device_fd = -1;
 static long page;
+static char which[64];
+static long slots;
+static void *mem, *code;
+static struct kvm_run *run_page;
+static size_t run_size;
+static int bar_fds[6];
 
 static void die(const char *what) { perror(what); exit(1); }
 
@@ -39,64 +59,126 @@ static void *memfd_map(size_t size) {
   return p;
 }
 
-int main(int argc, char **argv) {
-  if (argc < 3) { fprintf(stderr, "usage: kvm-bench case iterations [slots]\n"); return 2; }
-  const char *which = argv[1];
-  long n = atol(argv[2]);
-  long slots = argc > 3 ? atol(argv[3]) : 1;
-  page = sysconf(_SC_PAGESIZE);
-  int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (kvm < 0) die("/dev/kvm");
-  vm_fd = ioctl(kvm, KVM_CREATE_VM, 0);
-  if (vm_fd < 0) die("KVM_CREATE_VM");
-  void *mem = memfd_map((size_t)page * 8);
-  uint64_t base = 0x100000000ull, moved = 0x200000000ull, t0, t1;
+/* The trapped-access guest: the same bytes bench/cases.ts writes (see trappedProgram there). */
+static void setup_trapped(void) {
+  static const uint8_t loop[] = { 0x66, 0xa1, 0x00, 0x80, 0x66, 0xa3, 0x04, 0x80, 0xeb, 0xf6 };
+  static const uint8_t reset[] = { 0xe9, 0x0d, 0xf0 };
+  code = memfd_map((size_t)page);
+  memcpy(code, loop, sizeof loop);
+  memcpy((uint8_t *)code + 0xff0, reset, sizeof reset);
+  set_region(0, RESET_PAGE, (uint64_t)page, code);
+  vcpu_fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
+  if (vcpu_fd < 0) die("KVM_CREATE_VCPU");
+  run_size = (size_t)ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+  run_page = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu_fd, 0);
+  if (run_page == MAP_FAILED) die("mmap kvm_run");
+  device_fd = memfd_create("device", MFD_CLOEXEC);
+  if (device_fd < 0 || ftruncate(device_fd, page) < 0) die("device memfd");
+}
 
+/* One trapped access per iteration: KVM_RUN until an MMIO exit, then pread/pwrite of the device memfd. */
+static void trapped_access(void) {
+  if (ioctl(vcpu_fd, KVM_RUN, 0) < 0) die("KVM_RUN");
+  if (run_page->exit_reason != KVM_EXIT_MMIO) { fprintf(stderr, "exit %u\n", run_page->exit_reason); exit(1); }
+  off_t offset = (off_t)(run_page->mmio.phys_addr - MMIO_GPA);
+  ssize_t done = run_page->mmio.is_write ? pwrite(device_fd, run_page->mmio.data, run_page->mmio.len, offset)
+                                         : pread(device_fd, run_page->mmio.data, run_page->mmio.len, offset);
+  if (done != (ssize_t)run_page->mmio.len) die("device access");
+}
+
+static void setup(void) {
+  vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+  if (vm_fd < 0) die("KVM_CREATE_VM");
+  mem = memfd_map((size_t)page);
   if (!strcmp(which, "noop")) {
-    set_region(0, base, page, mem);
-    t0 = now_ns();
-    for (long i = 0; i < n; i++) set_region(0, base, page, mem);
-    t1 = now_ns();
-  } else if (!strcmp(which, "add-delete")) {
-    t0 = now_ns();
-    for (long i = 0; i < n; i++) { set_region(0, base, page, mem); set_region(0, base, 0, mem); }
-    t1 = now_ns();
-  } else if (!strcmp(which, "move")) {
-    /* `slots` mappings of one BAR, moved back and forth (ordered so siblings never collide). */
-    for (long s = 0; s < slots; s++) set_region((uint32_t)s, base + (uint64_t)s * page, page, mem);
-    t0 = now_ns();
-    for (long i = 0; i < n; i++) {
-      uint64_t to = (i % 2 == 0) ? moved : base;
-      for (long s = 0; s < slots; s++) set_region((uint32_t)s, to + (uint64_t)s * page, page, mem);
-    }
-    t1 = now_ns();
-    n *= slots;
+    set_region(0, BASE, page, mem);
+  } else if (!strcmp(which, "move") || !strcmp(which, "move-under-load")) {
+    for (long s = 0; s < slots; s++) set_region((uint32_t)s, BASE + 2 * (uint64_t)s * page, page, mem);
   } else if (!strcmp(which, "map-unmap")) {
-    /* 6 BARs on memfd regions: memfd-backed mmap + slot, then slot delete + munmap. */
-    int fds[6];
-    for (int b = 0; b < 6; b++) { fds[b] = memfd_create("bar", MFD_CLOEXEC); if (ftruncate(fds[b], page * 4) < 0) die("ftruncate"); }
-    t0 = now_ns();
+    for (int b = 0; b < 6; b++) {
+      bar_fds[b] = memfd_create("bar", MFD_CLOEXEC);
+      if (bar_fds[b] < 0 || ftruncate(bar_fds[b], page * 4) < 0) die("bar memfd");
+    }
+  } else if (!strcmp(which, "trapped")) {
+    setup_trapped();
+  } else if (strcmp(which, "add-delete")) {
+    fprintf(stderr, "unknown case %s\n", which);
+    exit(2);
+  }
+}
+
+static void teardown(void) {
+  if (!strcmp(which, "map-unmap"))
+    for (int b = 0; b < 6; b++) close(bar_fds[b]);
+  if (vcpu_fd >= 0) { munmap(run_page, run_size); close(vcpu_fd); vcpu_fd = -1; }
+  if (device_fd >= 0) { close(device_fd); device_fd = -1; }
+  if (code) { munmap(code, (size_t)page); code = NULL; }
+  munmap(mem, (size_t)page);
+  close(vm_fd);
+  vm_fd = -1;
+}
+
+/* Returns the number of operations timed (a "move" of N slots is N operations). */
+static long round_of(long n) {
+  if (!strcmp(which, "noop")) {
+    for (long i = 0; i < n; i++) set_region(0, BASE, page, mem);
+  } else if (!strcmp(which, "add-delete")) {
+    for (long i = 0; i < n; i++) { set_region(0, BASE, page, mem); set_region(0, BASE, 0, mem); }
+  } else if (!strcmp(which, "move")) {
+    /* the slots of one BAR (every other page), moved back and forth; the library moves them in the same order */
+    static int at_moved;
+    for (long i = 0; i < n; i++) {
+      uint64_t to = at_moved ? BASE : MOVED;
+      at_moved = !at_moved;
+      for (long s = 0; s < slots; s++) set_region((uint32_t)s, to + 2 * (uint64_t)s * page, page, mem);
+    }
+    return n * slots;
+  } else if (!strcmp(which, "move-under-load")) {
+    static int at_moved;
+    uint64_t last = BASE + 2 * (uint64_t)(slots - 1) * page;
+    for (long i = 0; i < n; i++) {
+      set_region((uint32_t)(slots - 1), at_moved ? last : MOVED, page, mem);
+      at_moved = !at_moved;
+    }
+  } else if (!strcmp(which, "map-unmap")) {
     for (long i = 0; i < n; i++) {
       void *maps[6];
       for (int b = 0; b < 6; b++) {
-        maps[b] = mmap(NULL, (size_t)page * 4, PROT_READ | PROT_WRITE, MAP_SHARED, fds[b], 0);
+        maps[b] = mmap(NULL, (size_t)page * 4, PROT_READ | PROT_WRITE, MAP_SHARED, bar_fds[b], 0);
         if (maps[b] == MAP_FAILED) die("mmap");
-        set_region((uint32_t)b, base + (uint64_t)b * 0x100000, (uint64_t)page * 4, maps[b]);
+        set_region((uint32_t)b, BELOW_4G + (uint64_t)b * 0x100000, (uint64_t)page * 4, maps[b]);
       }
-      for (int b = 5; b >= 0; b--) { set_region((uint32_t)b, base + (uint64_t)b * 0x100000, 0, maps[b]); munmap(maps[b], (size_t)page * 4); }
+      for (int b = 5; b >= 0; b--) { set_region((uint32_t)b, BELOW_4G + (uint64_t)b * 0x100000, 0, maps[b]); munmap(maps[b], (size_t)page * 4); }
     }
-    t1 = now_ns();
-  } else if (!strcmp(which, "move-under-load")) {
-    /* `slots` slots registered, then n moves of the last one. */
-    for (long s = 0; s < slots; s++) set_region((uint32_t)s, base + (uint64_t)s * page, page, mem);
-    uint64_t last = base + (uint64_t)(slots - 1) * page;
-    t0 = now_ns();
-    for (long i = 0; i < n; i++) set_region((uint32_t)(slots - 1), (i % 2 == 0) ? moved : last, page, mem);
-    t1 = now_ns();
-  } else {
-    fprintf(stderr, "unknown case %s\n", which);
-    return 2;
+  } else if (!strcmp(which, "trapped")) {
+    for (long i = 0; i < n; i++) trapped_access();
   }
-  printf("{\"case\":\"%s\",\"nsPerOp\":%.1f}\n", which, (double)(t1 - t0) / (double)n);
+  return n;
+}
+
+int main(void) {
+  page = sysconf(_SC_PAGESIZE);
+  kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (kvm_fd < 0) die("/dev/kvm");
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  char line[256];
+  while (fgets(line, sizeof line, stdin)) {
+    long n;
+    if (sscanf(line, "setup %63s %ld", which, &slots) == 2) {
+      setup();
+      puts("ok");
+    } else if (sscanf(line, "run %ld", &n) == 1) {
+      uint64_t t0 = now_ns();
+      long ops = round_of(n);
+      uint64_t t1 = now_ns();
+      printf("%.1f\n", (double)(t1 - t0) / (double)ops);
+    } else if (!strncmp(line, "teardown", 8)) {
+      teardown();
+      puts("ok");
+    } else {
+      fprintf(stderr, "bad command: %s", line);
+      return 2;
+    }
+  }
   return 0;
 }

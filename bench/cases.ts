@@ -1,0 +1,279 @@
+/**
+ * The benchmark cases: each one drives the library on a VM it keeps for every round, beside a case of the
+ * C baseline (bench/c/kvm-bench.c) that keeps its own VM with the same slot population.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  BarMapper, KvmVcpu, KvmVm, MmioDispatcher, PROT, RegionAccess, planBarMappings, realSyscalls,
+  type DeviceDescription, type GuestBarHost, type HostMapping, type PlannedBar, type VfioDeviceHandle,
+} from 'vfio-bars';
+
+const sys = realSyscalls();
+export const PAGE = BigInt(sys.pageSize());
+const BASE = 0x1_0000_0000n;
+const MOVED = 0x2_0000_0000n;
+/** Where the 6-BAR plan's 32-bit BARs sit. */
+const BELOW_4G = 0xc000_0000n;
+/** The trapped device range (no slot there) and the reset-vector page of the trapped-access guest. */
+const MMIO_GPA = 0x8000n;
+const RESET_PAGE = 0xffff_f000n;
+
+/** What a case measures, which decides how its ratio is judged. */
+export type CaseKind = 'kernel' | 'user-space' | 'trapped';
+
+/** One side (library or C) of a case: set up once, timed rounds, torn down. */
+export interface Side {
+  setup(): void | Promise<void>;
+  /** One timed round of `iterations`; returns ns per operation. */
+  round(iterations: number): number | Promise<number>;
+  teardown(): void | Promise<void>;
+}
+
+export interface BenchCase {
+  readonly id: string;
+  readonly name: string;
+  readonly kind: CaseKind;
+  /** The conditions both sides run under, printed beside the figure. */
+  readonly conditions: string;
+  readonly iterations: number;
+  /** The C program's case and slot count. */
+  readonly c: { readonly case: string; readonly slots: number };
+  /** Goal for the library/C ratio of medians, when there is one. */
+  readonly target?: number;
+  readonly lib: () => Side;
+}
+
+/** Times `iterations` calls of `fn` in ns per call. */
+export function time(iterations: number, fn: (i: number) => void): number {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < iterations; i++) fn(i);
+  return Number(process.hrtime.bigint() - t0) / iterations;
+}
+
+export function rssKiB(): number {
+  const match = /VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return Number(match?.[1] ?? 0);
+}
+
+function hostMemory(size: bigint): HostMapping {
+  const fd = sys.memfdCreate('bench', 0);
+  try {
+    sys.ftruncate(fd, size);
+    return sys.mmap(fd, 0n, size, PROT.READ | PROT.WRITE);
+  } finally {
+    sys.close(fd);
+  }
+}
+
+/** A device handle over one memfd, one region per BAR. */
+function memfdDevice(description: DeviceDescription, fileSize: bigint): VfioDeviceHandle & { close(): void } {
+  const fd = sys.memfdCreate('bench-bars', 0);
+  sys.ftruncate(fd, fileSize);
+  return { bdf: 'bench', fd, syscalls: sys, dma: undefined, iommuMode: 'noiommu', describe: () => description, close: () => sys.close(fd) };
+}
+
+function barsDescription(bars: number, regionSize: bigint): DeviceDescription {
+  return {
+    bdf: 'bench', flags: 3, numRegions: bars, numIrqs: 0, irqs: [],
+    regions: Array.from({ length: bars }, (_, i) => ({ index: i, flags: 7, size: regionSize, offset: BigInt(i) * regionSize, capabilities: [] })),
+    bars: Array.from({ length: bars }, (_, i) => ({ index: i, kind: 'memory' as const, is64Bit: bars === 1, prefetchable: false, address: 0n })),
+  };
+}
+
+/** One BAR of `mappings` page-sized sparse areas, every other page: `mappings` slots, as the C case lays them out. */
+function sparseDescription(mappings: number): DeviceDescription {
+  const size = BigInt(2 * mappings) * PAGE;
+  const areas = Array.from({ length: mappings }, (_, i) => ({ offset: BigInt(2 * i) * PAGE, size: PAGE }));
+  const description = barsDescription(1, size);
+  return { ...description, regions: [{ index: 0, flags: 0xf, size, offset: 0n, capabilities: [{ kind: 'sparse-mmap', id: 1, version: 1, areas }] }] };
+}
+
+/** No-op: re-setting a slot to the address it has (KVM compares and returns 0). */
+function noopSide(): Side {
+  let vm: KvmVm | undefined;
+  let mem: HostMapping | undefined;
+  let slot = 0;
+  return {
+    setup: () => {
+      mem = hostMemory(PAGE);
+      vm = KvmVm.create();
+      slot = vm.addSlot({ guestPhysAddr: BASE, memorySize: PAGE, userspaceAddr: mem.address });
+    },
+    round: (n) => time(n, () => vm!.moveSlot(slot, BASE)),
+    teardown: () => {
+      vm?.close();
+      if (mem) sys.munmap(mem);
+    },
+  };
+}
+
+function addDeleteSide(): Side {
+  let vm: KvmVm | undefined;
+  let mem: HostMapping | undefined;
+  return {
+    setup: () => {
+      mem = hostMemory(PAGE);
+      vm = KvmVm.create();
+    },
+    round: (n) => time(n, () => vm!.removeSlot(vm!.addSlot({ guestPhysAddr: BASE, memorySize: PAGE, userspaceAddr: mem!.address }))),
+    teardown: () => {
+      vm?.close();
+      if (mem) sys.munmap(mem);
+    },
+  };
+}
+
+/** A BAR of `mappings` slots moved back and forth; ns per slot moved. */
+function moveSide(mappings: number): Side {
+  let vm: KvmVm | undefined;
+  let device: ReturnType<typeof memfdDevice> | undefined;
+  let mapper: BarMapper | undefined;
+  let atMoved = false;
+  return {
+    setup: () => {
+      const description = sparseDescription(mappings);
+      device = memfdDevice(description, description.regions[0]!.size);
+      vm = KvmVm.create();
+      mapper = new BarMapper(device, vm, { hugePfnAlign: false });
+      mapper.map(planBarMappings(description, { pageSize: PAGE, barAddresses: { 0: BASE } }));
+    },
+    round: (n) => time(n, () => {
+      atMoved = !atMoved;
+      mapper!.move(0, atMoved ? MOVED : BASE);
+    }) / mappings,
+    teardown: () => {
+      mapper?.unmapAll();
+      vm?.close();
+      device?.close();
+    },
+  };
+}
+
+function mapUnmapSide(): Side {
+  let vm: KvmVm | undefined;
+  let device: ReturnType<typeof memfdDevice> | undefined;
+  let mapper: BarMapper | undefined;
+  let plan: ReturnType<typeof planBarMappings> | undefined;
+  return {
+    setup: () => {
+      const description = barsDescription(6, 4n * PAGE);
+      device = memfdDevice(description, 24n * PAGE);
+      vm = KvmVm.create();
+      mapper = new BarMapper(device, vm, { hugePfnAlign: false });
+      const addresses = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [i, BELOW_4G + BigInt(i) * 0x10_0000n]));
+      plan = planBarMappings(description, { pageSize: PAGE, barAddresses: addresses });
+    },
+    round: (n) => time(n, () => {
+      mapper!.map(plan!);
+      mapper!.unmapAll();
+    }),
+    teardown: () => {
+      vm?.close();
+      device?.close();
+    },
+  };
+}
+
+/** `slots` slots registered (every other page); the last one moved back and forth. */
+function underLoadSide(slots: number): Side {
+  let vm: KvmVm | undefined;
+  let mem: HostMapping | undefined;
+  let atMoved = false;
+  const last = slots - 1;
+  const lastGpa = BASE + 2n * BigInt(last) * PAGE;
+  return {
+    setup: () => {
+      mem = hostMemory(PAGE);
+      vm = KvmVm.create();
+      for (let s = 0; s < slots; s++) vm.addSlot({ guestPhysAddr: BASE + 2n * BigInt(s) * PAGE, memorySize: PAGE, userspaceAddr: mem.address });
+    },
+    round: (n) => time(n, () => {
+      atMoved = !atMoved;
+      vm!.moveSlot(last, atMoved ? MOVED : lastGpa);
+    }),
+    teardown: () => {
+      vm?.close();
+      if (mem) sys.munmap(mem);
+    },
+  };
+}
+
+/**
+ * The trapped-access guest, 16-bit real mode from the reset vector (no register setup needed):
+ * at 0xfffffff0 `jmp 0xf000`; at 0xf000 `mov eax, [0x8000]; mov [0x8004], eax; jmp 0xf000`.
+ * Every access exits to the VMM: one MMIO read, one MMIO write, forever. bench/c/kvm-bench.c runs the same bytes.
+ */
+export function trappedProgram(): { loop: Buffer; reset: Buffer } {
+  return {
+    loop: Buffer.from([0x66, 0xa1, 0x00, 0x80, 0x66, 0xa3, 0x04, 0x80, 0xeb, 0xf6]),
+    reset: Buffer.from([0xe9, 0x0d, 0xf0]),
+  };
+}
+
+/**
+ * A vCPU loops MMIO reads and writes to a trapped page; each exit goes through the library's dispatcher
+ * (MmioDispatcher.handleMmio → RegionAccess → pread/pwrite of a memfd standing in for BAR0) and back.
+ */
+function trappedSide(): Side {
+  let vm: KvmVm | undefined;
+  let vcpu: KvmVcpu | undefined;
+  let code: HostMapping | undefined;
+  let device: ReturnType<typeof memfdDevice> | undefined;
+  let dispatcher: MmioDispatcher | undefined;
+  return {
+    setup: () => {
+      const description = barsDescription(1, PAGE);
+      device = memfdDevice(description, PAGE);
+      const planned: PlannedBar | undefined = planBarMappings(description, { pageSize: PAGE, barAddresses: { 0: MMIO_GPA } }).bars[0];
+      // The BAR is placed but given no slot: every access to it is trapped, as a `hole` or an unaligned BAR's is.
+      const host: GuestBarHost = { plannedBar: () => planned, move: () => undefined, setDecode: () => undefined };
+      dispatcher = new MmioDispatcher(host, new RegionAccess(device, description), undefined, [0], 'bench');
+      vm = KvmVm.create();
+      code = hostMemory(PAGE);
+      const program = trappedProgram();
+      const bytes = new Uint8Array(code.view!);
+      bytes.set(program.loop, 0);
+      bytes.set(program.reset, 0xff0);
+      vm.addSlot({ guestPhysAddr: RESET_PAGE, memorySize: PAGE, userspaceAddr: code.address });
+      vcpu = KvmVcpu.create(vm);
+    },
+    round: (n) => time(n, () => {
+      const exit = vcpu!.run();
+      if (exit.kind !== 'mmio' || !dispatcher!.handleMmio(exit.address, vcpu!.mmioData().subarray(0, exit.length), exit.isWrite)) {
+        throw new RangeError(`trapped-access guest: unexpected exit ${exit.kind}`);
+      }
+    }),
+    teardown: () => {
+      vcpu?.close();
+      vm?.close();
+      if (code) sys.munmap(code);
+      device?.close();
+    },
+  };
+}
+
+const SAME_VM = 'one VM per side, kept across rounds';
+
+/** Every like-for-like case, in run order. */
+export function benchCases(scale = 1): BenchCase[] {
+  const n = (count: number): number => Math.max(2, Math.round(count * scale));
+  return [
+    { id: 'noop', name: 'no-op KVM_SET_USER_MEMORY_REGION', kind: 'user-space', iterations: n(50_000), c: { case: 'noop', slots: 1 }, target: 1.25,
+      conditions: `${SAME_VM}; 1 slot, re-set unchanged`, lib: noopSide },
+    { id: 'add-delete', name: 'add + delete slot', kind: 'kernel', iterations: n(300), c: { case: 'add-delete', slots: 0 },
+      conditions: `${SAME_VM}; empty VM, 1-page slot added then deleted`, lib: addDeleteSide },
+    { id: 'move-1', name: 'BAR move, 1 mapping (per slot)', kind: 'kernel', iterations: n(300), c: { case: 'move', slots: 1 }, target: 1.05,
+      conditions: `${SAME_VM}; 1 slot, moved 4 GiB ↔ 8 GiB`, lib: () => moveSide(1) },
+    { id: 'move-4', name: 'BAR move, 4 mappings (per slot)', kind: 'kernel', iterations: n(150), c: { case: 'move', slots: 4 }, target: 1.05,
+      conditions: `${SAME_VM}; 4 slots of one BAR, moved together`, lib: () => moveSide(4) },
+    { id: 'map-unmap', name: 'map + unmap of a 6-BAR plan', kind: 'kernel', iterations: n(60), c: { case: 'map-unmap', slots: 6 },
+      conditions: `${SAME_VM}; 6 memfd BARs of 4 pages: mmap + slot, then slot delete + munmap`, lib: mapUnmapSide },
+    { id: 'move-100', name: 'move with 100 slots registered', kind: 'kernel', iterations: n(1_000), c: { case: 'move-under-load', slots: 100 },
+      conditions: `${SAME_VM}; 100 slots, the last one moved`, lib: () => underLoadSide(100) },
+    { id: 'move-10000', name: 'move with 10 000 slots registered', kind: 'kernel', iterations: n(1_000), c: { case: 'move-under-load', slots: 10_000 },
+      target: 1.05, conditions: `${SAME_VM}; 10 000 slots, the last one moved`, lib: () => underLoadSide(10_000) },
+    { id: 'trapped', name: 'trapped MMIO access round trip', kind: 'trapped', iterations: n(20_000), c: { case: 'trapped', slots: 1 }, target: 1.3,
+      conditions: `${SAME_VM}; 1 vCPU, real mode, alternating 4-byte MMIO read/write; exit → dispatch → pread/pwrite of a memfd → KVM_RUN`,
+      lib: trappedSide },
+  ];
+}

@@ -1,0 +1,127 @@
+/**
+ * Runs a case like for like: the library and the long-lived C baseline each set up once, then interleaved
+ * rounds (the side going first alternates), then medians and interquartile ranges.
+ */
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { rssKiB, type BenchCase } from './cases.js';
+
+/** Median, quartiles and spread of a sample (linear interpolation between order statistics). */
+export interface Spread {
+  readonly median: number;
+  readonly q1: number;
+  readonly q3: number;
+  /** Interquartile range relative to the median (0.1 = 10 %). */
+  readonly relIqr: number;
+}
+
+export function spread(samples: readonly number[]): Spread {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number): number => {
+    const pos = (sorted.length - 1) * q;
+    const lo = Math.floor(pos);
+    const hi = Math.ceil(pos);
+    return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
+  };
+  const median = at(0.5);
+  const q1 = at(0.25);
+  const q3 = at(0.75);
+  return { median, q1, q3, relIqr: median === 0 ? 0 : (q3 - q1) / median };
+}
+
+/** The C baseline as a long-lived process (bench/c/kvm-bench.c), one request line, one answer line. */
+export class CBaseline {
+  readonly #child: ChildProcessWithoutNullStreams;
+  readonly #lines: AsyncIterator<string>;
+
+  private constructor(binary: string) {
+    this.#child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.#child.stderr.on('data', (chunk: Buffer) => process.stderr.write(chunk));
+    this.#lines = createInterface({ input: this.#child.stdout })[Symbol.asyncIterator]();
+  }
+
+  /** Compiles the C program (cc -O2) into a temporary folder and starts it. */
+  static start(sourceDir: string): CBaseline {
+    const binary = path.join(mkdtempSync(path.join(tmpdir(), 'vfio-bars-bench-')), 'kvm-bench');
+    execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', binary, path.join(sourceDir, 'c', 'kvm-bench.c')]);
+    return new CBaseline(binary);
+  }
+
+  async request(line: string): Promise<string> {
+    this.#child.stdin.write(`${line}\n`);
+    const answer = await this.#lines.next();
+    if (answer.done === true) throw new RangeError(`C baseline exited during "${line}" (code ${this.#child.exitCode})`);
+    return answer.value;
+  }
+
+  async round(iterations: number): Promise<number> {
+    return Number(await this.request(`run ${iterations}`));
+  }
+
+  close(): void {
+    this.#child.stdin.end();
+  }
+}
+
+export interface CaseResult {
+  readonly id: string;
+  readonly name: string;
+  readonly kind: BenchCase['kind'];
+  readonly conditions: string;
+  readonly iterations: number;
+  readonly rounds: number;
+  readonly lib: Spread;
+  readonly c: Spread;
+  /** Ratio of the medians (library / C). */
+  readonly ratio: number;
+  /** Spread of the per-round ratios (each round's library figure over the C figure next to it). */
+  readonly roundRatio: Spread;
+  /**
+   * C against itself: the median of its even rounds over its odd rounds. How far a ratio can stray
+   * from 1.0 with identical code on both sides, in this run.
+   */
+  readonly cSelfRatio: number;
+  readonly target?: number;
+  readonly pass?: boolean;
+  /** RSS of this process before the first and after the last library round. */
+  readonly rssKiB: { readonly before: number; readonly after: number };
+}
+
+/** Warm-up round, then `rounds` interleaved rounds; each round is `iterations` operations per side. */
+export async function runCase(bench: BenchCase, c: CBaseline, rounds: number): Promise<CaseResult> {
+  const lib = bench.lib();
+  await lib.setup();
+  await c.request(`setup ${bench.c.case} ${bench.c.slots}`);
+  const warmUp = Math.max(1, Math.floor(bench.iterations / 4));
+  await lib.round(warmUp);
+  await c.round(warmUp);
+  const libNs: number[] = [];
+  const cNs: number[] = [];
+  const rssBefore = rssKiB();
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2 === 0) {
+      libNs.push(await lib.round(bench.iterations));
+      cNs.push(await c.round(bench.iterations));
+    } else {
+      cNs.push(await c.round(bench.iterations));
+      libNs.push(await lib.round(bench.iterations));
+    }
+  }
+  const rssAfter = rssKiB();
+  await lib.teardown();
+  await c.request('teardown');
+  const libSpread = spread(libNs);
+  const cSpread = spread(cNs);
+  const ratio = libSpread.median / cSpread.median;
+  return {
+    id: bench.id, name: bench.name, kind: bench.kind, conditions: bench.conditions, iterations: bench.iterations, rounds,
+    lib: libSpread, c: cSpread, ratio,
+    roundRatio: spread(libNs.map((ns, i) => ns / cNs[i]!)),
+    cSelfRatio: spread(cNs.filter((_, i) => i % 2 === 0)).median / spread(cNs.filter((_, i) => i % 2 === 1)).median,
+    ...(bench.target === undefined ? {} : { target: bench.target, pass: ratio <= bench.target }),
+    rssKiB: { before: rssBefore, after: rssAfter },
+  };
+}
