@@ -5,11 +5,11 @@
 import { readFileSync } from 'node:fs';
 import {
   BarMapper, KvmVcpu, KvmVm, MmioDispatcher, PROT, RegionAccess, planBarMappings, realSyscalls,
-  type DeviceDescription, type GuestBarHost, type HostMapping, type PlannedBar, type VfioDeviceHandle,
+  type DeviceDescription, type GuestBarHost, type HostMapping, type PlannedBar, type Syscalls, type VfioDeviceHandle,
 } from 'vfio-bars';
 
-const sys = realSyscalls();
-export const PAGE = BigInt(sys.pageSize());
+const real = realSyscalls();
+export const PAGE = BigInt(real.pageSize());
 const BASE = 0x1_0000_0000n;
 const MOVED = 0x2_0000_0000n;
 /** Where the 6-BAR plan's 32-bit BARs sit. */
@@ -38,9 +38,12 @@ export interface BenchCase {
   readonly iterations: number;
   /** The C program's case and slot count. */
   readonly c: { readonly case: string; readonly slots: number };
+  /** The calls the C program makes per iteration (by construction), keyed as countingSyscalls counts them. */
+  readonly cCalls: Readonly<Record<string, number>>;
   /** Goal for the library/C ratio of medians, when there is one. */
   readonly target?: number;
-  readonly lib: () => Side;
+  /** The library side, making every system call through `sys`. */
+  readonly lib: (sys: Syscalls) => Side;
 }
 
 /** Times `iterations` calls of `fn` in ns per call. */
@@ -55,7 +58,7 @@ export function rssKiB(): number {
   return Number(match?.[1] ?? 0);
 }
 
-function hostMemory(size: bigint): HostMapping {
+function hostMemory(sys: Syscalls, size: bigint): HostMapping {
   const fd = sys.memfdCreate('bench', 0);
   try {
     sys.ftruncate(fd, size);
@@ -66,7 +69,7 @@ function hostMemory(size: bigint): HostMapping {
 }
 
 /** A device handle over one memfd, one region per BAR. */
-function memfdDevice(description: DeviceDescription, fileSize: bigint): VfioDeviceHandle & { close(): void } {
+function memfdDevice(sys: Syscalls, description: DeviceDescription, fileSize: bigint): VfioDeviceHandle & { close(): void } {
   const fd = sys.memfdCreate('bench-bars', 0);
   sys.ftruncate(fd, fileSize);
   return { bdf: 'bench', fd, syscalls: sys, dma: undefined, iommuMode: 'noiommu', describe: () => description, close: () => sys.close(fd) };
@@ -89,14 +92,14 @@ function sparseDescription(mappings: number): DeviceDescription {
 }
 
 /** No-op: re-setting a slot to the address it has (KVM compares and returns 0). */
-function noopSide(): Side {
+function noopSide(sys: Syscalls): Side {
   let vm: KvmVm | undefined;
   let mem: HostMapping | undefined;
   let slot = 0;
   return {
     setup: () => {
-      mem = hostMemory(PAGE);
-      vm = KvmVm.create();
+      mem = hostMemory(sys, PAGE);
+      vm = KvmVm.create({ syscalls: sys });
       slot = vm.addSlot({ guestPhysAddr: BASE, memorySize: PAGE, userspaceAddr: mem.address });
     },
     round: (n) => time(n, () => vm!.moveSlot(slot, BASE)),
@@ -107,13 +110,13 @@ function noopSide(): Side {
   };
 }
 
-function addDeleteSide(): Side {
+function addDeleteSide(sys: Syscalls): Side {
   let vm: KvmVm | undefined;
   let mem: HostMapping | undefined;
   return {
     setup: () => {
-      mem = hostMemory(PAGE);
-      vm = KvmVm.create();
+      mem = hostMemory(sys, PAGE);
+      vm = KvmVm.create({ syscalls: sys });
     },
     round: (n) => time(n, () => vm!.removeSlot(vm!.addSlot({ guestPhysAddr: BASE, memorySize: PAGE, userspaceAddr: mem!.address }))),
     teardown: () => {
@@ -124,7 +127,7 @@ function addDeleteSide(): Side {
 }
 
 /** A BAR of `mappings` slots moved back and forth; ns per slot moved. */
-function moveSide(mappings: number): Side {
+function moveSide(sys: Syscalls, mappings: number): Side {
   let vm: KvmVm | undefined;
   let device: ReturnType<typeof memfdDevice> | undefined;
   let mapper: BarMapper | undefined;
@@ -132,8 +135,8 @@ function moveSide(mappings: number): Side {
   return {
     setup: () => {
       const description = sparseDescription(mappings);
-      device = memfdDevice(description, description.regions[0]!.size);
-      vm = KvmVm.create();
+      device = memfdDevice(sys, description, description.regions[0]!.size);
+      vm = KvmVm.create({ syscalls: sys });
       mapper = new BarMapper(device, vm, { hugePfnAlign: false });
       mapper.map(planBarMappings(description, { pageSize: PAGE, barAddresses: { 0: BASE } }));
     },
@@ -149,7 +152,7 @@ function moveSide(mappings: number): Side {
   };
 }
 
-function mapUnmapSide(): Side {
+function mapUnmapSide(sys: Syscalls): Side {
   let vm: KvmVm | undefined;
   let device: ReturnType<typeof memfdDevice> | undefined;
   let mapper: BarMapper | undefined;
@@ -157,8 +160,8 @@ function mapUnmapSide(): Side {
   return {
     setup: () => {
       const description = barsDescription(6, 4n * PAGE);
-      device = memfdDevice(description, 24n * PAGE);
-      vm = KvmVm.create();
+      device = memfdDevice(sys, description, 24n * PAGE);
+      vm = KvmVm.create({ syscalls: sys });
       mapper = new BarMapper(device, vm, { hugePfnAlign: false });
       const addresses = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [i, BELOW_4G + BigInt(i) * 0x10_0000n]));
       plan = planBarMappings(description, { pageSize: PAGE, barAddresses: addresses });
@@ -175,7 +178,7 @@ function mapUnmapSide(): Side {
 }
 
 /** `slots` slots registered (every other page); the last one moved back and forth. */
-function underLoadSide(slots: number): Side {
+function underLoadSide(sys: Syscalls, slots: number): Side {
   let vm: KvmVm | undefined;
   let mem: HostMapping | undefined;
   let atMoved = false;
@@ -183,8 +186,8 @@ function underLoadSide(slots: number): Side {
   const lastGpa = BASE + 2n * BigInt(last) * PAGE;
   return {
     setup: () => {
-      mem = hostMemory(PAGE);
-      vm = KvmVm.create();
+      mem = hostMemory(sys, PAGE);
+      vm = KvmVm.create({ syscalls: sys });
       for (let s = 0; s < slots; s++) vm.addSlot({ guestPhysAddr: BASE + 2n * BigInt(s) * PAGE, memorySize: PAGE, userspaceAddr: mem.address });
     },
     round: (n) => time(n, () => {
@@ -214,7 +217,7 @@ export function trappedProgram(): { loop: Buffer; reset: Buffer } {
  * A vCPU loops MMIO reads and writes to a trapped page; each exit goes through the library's dispatcher
  * (MmioDispatcher.handleMmio → RegionAccess → pread/pwrite of a memfd standing in for BAR0) and back.
  */
-function trappedSide(): Side {
+function trappedSide(sys: Syscalls): Side {
   let vm: KvmVm | undefined;
   let vcpu: KvmVcpu | undefined;
   let code: HostMapping | undefined;
@@ -223,13 +226,13 @@ function trappedSide(): Side {
   return {
     setup: () => {
       const description = barsDescription(1, PAGE);
-      device = memfdDevice(description, PAGE);
+      device = memfdDevice(sys, description, PAGE);
       const planned: PlannedBar | undefined = planBarMappings(description, { pageSize: PAGE, barAddresses: { 0: MMIO_GPA } }).bars[0];
       // The BAR is placed but given no slot: every access to it is trapped, as a `hole` or an unaligned BAR's is.
       const host: GuestBarHost = { plannedBar: () => planned, move: () => undefined, setDecode: () => undefined };
       dispatcher = new MmioDispatcher(host, new RegionAccess(device, description), undefined, [0], 'bench');
-      vm = KvmVm.create();
-      code = hostMemory(PAGE);
+      vm = KvmVm.create({ syscalls: sys });
+      code = hostMemory(sys, PAGE);
       const program = trappedProgram();
       const bytes = new Uint8Array(code.view!);
       bytes.set(program.loop, 0);
@@ -258,22 +261,42 @@ const SAME_VM = 'one VM per side, kept across rounds';
 export function benchCases(scale = 1): BenchCase[] {
   const n = (count: number): number => Math.max(2, Math.round(count * scale));
   return [
-    { id: 'noop', name: 'no-op KVM_SET_USER_MEMORY_REGION', kind: 'user-space', iterations: n(50_000), c: { case: 'noop', slots: 1 }, target: 1.25,
+    { id: 'noop', name: 'no-op KVM_SET_USER_MEMORY_REGION', kind: 'user-space', iterations: n(50_000), c: { case: 'noop', slots: 1 }, cCalls: { setUserMemoryRegion: 1 }, target: 1.25,
       conditions: `${SAME_VM}; 1 slot, re-set unchanged`, lib: noopSide },
-    { id: 'add-delete', name: 'add + delete slot', kind: 'kernel', iterations: n(300), c: { case: 'add-delete', slots: 0 },
+    { id: 'add-delete', name: 'add + delete slot', kind: 'kernel', iterations: n(300), c: { case: 'add-delete', slots: 0 }, cCalls: { setUserMemoryRegion: 2 },
       conditions: `${SAME_VM}; empty VM, 1-page slot added then deleted`, lib: addDeleteSide },
-    { id: 'move-1', name: 'BAR move, 1 mapping (per slot)', kind: 'kernel', iterations: n(300), c: { case: 'move', slots: 1 }, target: 1.05,
-      conditions: `${SAME_VM}; 1 slot, moved 4 GiB ↔ 8 GiB`, lib: () => moveSide(1) },
-    { id: 'move-4', name: 'BAR move, 4 mappings (per slot)', kind: 'kernel', iterations: n(150), c: { case: 'move', slots: 4 }, target: 1.05,
-      conditions: `${SAME_VM}; 4 slots of one BAR, moved together`, lib: () => moveSide(4) },
-    { id: 'map-unmap', name: 'map + unmap of a 6-BAR plan', kind: 'kernel', iterations: n(60), c: { case: 'map-unmap', slots: 6 },
+    { id: 'move-1', name: 'BAR move, 1 mapping (per slot)', kind: 'kernel', iterations: n(300), c: { case: 'move', slots: 1 }, cCalls: { setUserMemoryRegion: 1 }, target: 1.05,
+      conditions: `${SAME_VM}; 1 slot, moved 4 GiB ↔ 8 GiB`, lib: (sys) => moveSide(sys, 1) },
+    { id: 'move-4', name: 'BAR move, 4 mappings (per slot)', kind: 'kernel', iterations: n(150), c: { case: 'move', slots: 4 }, cCalls: { setUserMemoryRegion: 4 }, target: 1.05,
+      conditions: `${SAME_VM}; 4 slots of one BAR, moved together`, lib: (sys) => moveSide(sys, 4) },
+    { id: 'map-unmap', name: 'map + unmap of a 6-BAR plan', kind: 'kernel', iterations: n(60), c: { case: 'map-unmap', slots: 6 }, cCalls: { mmap: 6, setUserMemoryRegion: 12, munmap: 6 },
       conditions: `${SAME_VM}; 6 memfd BARs of 4 pages: mmap + slot, then slot delete + munmap`, lib: mapUnmapSide },
-    { id: 'move-100', name: 'move with 100 slots registered', kind: 'kernel', iterations: n(1_000), c: { case: 'move-under-load', slots: 100 },
-      conditions: `${SAME_VM}; 100 slots, the last one moved`, lib: () => underLoadSide(100) },
-    { id: 'move-10000', name: 'move with 10 000 slots registered', kind: 'kernel', iterations: n(1_000), c: { case: 'move-under-load', slots: 10_000 },
-      target: 1.05, conditions: `${SAME_VM}; 10 000 slots, the last one moved`, lib: () => underLoadSide(10_000) },
-    { id: 'trapped', name: 'trapped MMIO access round trip', kind: 'trapped', iterations: n(20_000), c: { case: 'trapped', slots: 1 }, target: 1.3,
+    { id: 'move-100', name: 'move with 100 slots registered', kind: 'kernel', iterations: n(1_000), c: { case: 'move-under-load', slots: 100 }, cCalls: { setUserMemoryRegion: 1 },
+      conditions: `${SAME_VM}; 100 slots, the last one moved`, lib: (sys) => underLoadSide(sys, 100) },
+    { id: 'move-10000', name: 'move with 10 000 slots registered', kind: 'kernel', iterations: n(1_000), c: { case: 'move-under-load', slots: 10_000 }, cCalls: { setUserMemoryRegion: 1 },
+      target: 1.05, conditions: `${SAME_VM}; 10 000 slots, the last one moved`, lib: (sys) => underLoadSide(sys, 10_000) },
+    { id: 'trapped', name: 'trapped MMIO access round trip', kind: 'trapped', iterations: n(20_000), c: { case: 'trapped', slots: 1 }, cCalls: { 'ioctl KVM_RUN': 1, pread: 0.5, pwrite: 0.5 }, target: 1.3,
       conditions: `${SAME_VM}; 1 vCPU, real mode, alternating 4-byte MMIO read/write; exit → dispatch → pread/pwrite of a memfd → KVM_RUN`,
       lib: trappedSide },
   ];
+}
+
+/**
+ * `sys` with every call counted (ioctls by request name), for an untimed pass that shows what the
+ * library asks of the kernel per operation beside what the C program does.
+ */
+export function countingSyscalls(sys: Syscalls): { syscalls: Syscalls; counts: Map<string, number> } {
+  const counts = new Map<string, number>();
+  const syscalls = new Proxy(sys, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function' || typeof property !== 'string') return value;
+      return (...args: unknown[]): unknown => {
+        const key = property === 'ioctl' ? `ioctl ${String(args[1])}` : property;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { syscalls, counts };
 }

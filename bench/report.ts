@@ -45,7 +45,18 @@ export function explanation(r: CaseResult): string {
   if (r.kind !== 'kernel' || (r.ratio >= 0.9 && r.ratio <= 1.1)) return '';
   const self = r.cSelfRatio.toFixed(2);
   const rounds = `per-round ratios ${r.roundRatio.q1.toFixed(2)}–${r.roundRatio.q3.toFixed(2)}`;
-  return `outside 0.9–1.1: C against itself (even/odd rounds) ${self}, ${rounds}, C IQR ±${Math.round(r.c.relIqr * 50)}%`;
+  const calls = sameCalls(r) ? 'same calls per iteration' : `calls per iteration: library ${formatCalls(r.calls.lib)}, C ${formatCalls(r.calls.c)}`;
+  return `outside 0.9–1.1: ${calls}; C against itself (even/odd rounds) ${self}, ${rounds}, C IQR ±${Math.round(r.c.relIqr * 50)}%`;
+}
+
+export function formatCalls(calls: Readonly<Record<string, number>>): string {
+  return Object.entries(calls).map(([k, v]) => `${v} ${k}`).join(', ');
+}
+
+/** Whether the library made exactly the calls the C program makes. */
+export function sameCalls(r: CaseResult): boolean {
+  const lib = Object.entries(r.calls.lib);
+  return lib.length === Object.keys(r.calls.c).length && lib.every(([k, v]) => r.calls.c[k] === v);
 }
 
 /** Markdown rows of the README table. */

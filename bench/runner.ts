@@ -7,7 +7,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { rssKiB, type BenchCase } from './cases.js';
+import { realSyscalls } from 'vfio-bars';
+import { countingSyscalls, rssKiB, type BenchCase } from './cases.js';
 
 /** Median, quartiles and spread of a sample (linear interpolation between order statistics). */
 export interface Spread {
@@ -86,13 +87,18 @@ export interface CaseResult {
   readonly cSelfRatio: number;
   readonly target?: number;
   readonly pass?: boolean;
+  /**
+   * Calls per iteration: the library's counted through its Syscalls (an untimed pass), the C program's by
+   * construction. Where they differ, the ratio measures different work, not overhead.
+   */
+  readonly calls: { readonly lib: Readonly<Record<string, number>>; readonly c: Readonly<Record<string, number>> };
   /** RSS of this process before the first and after the last library round. */
   readonly rssKiB: { readonly before: number; readonly after: number };
 }
 
 /** Warm-up round, then `rounds` interleaved rounds; each round is `iterations` operations per side. */
 export async function runCase(bench: BenchCase, c: CBaseline, rounds: number): Promise<CaseResult> {
-  const lib = bench.lib();
+  const lib = bench.lib(realSyscalls());
   await lib.setup();
   await c.request(`setup ${bench.c.case} ${bench.c.slots}`);
   const warmUp = Math.max(1, Math.floor(bench.iterations / 4));
@@ -122,6 +128,24 @@ export async function runCase(bench: BenchCase, c: CBaseline, rounds: number): P
     roundRatio: spread(libNs.map((ns, i) => ns / cNs[i]!)),
     cSelfRatio: spread(cNs.filter((_, i) => i % 2 === 0)).median / spread(cNs.filter((_, i) => i % 2 === 1)).median,
     ...(bench.target === undefined ? {} : { target: bench.target, pass: ratio <= bench.target }),
+    calls: { lib: await countCalls(bench), c: bench.cCalls },
     rssKiB: { before: rssBefore, after: rssAfter },
   };
+}
+
+const COUNTED_ITERATIONS = 4;
+
+/** The library's calls per iteration, after setup and one uncounted iteration. */
+async function countCalls(bench: BenchCase): Promise<Record<string, number>> {
+  const { syscalls, counts } = countingSyscalls(realSyscalls());
+  const side = bench.lib(syscalls);
+  await side.setup();
+  try {
+    await side.round(1);
+    counts.clear();
+    await side.round(COUNTED_ITERATIONS);
+    return Object.fromEntries([...counts].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, v / COUNTED_ITERATIONS]));
+  } finally {
+    await side.teardown();
+  }
 }
