@@ -36,6 +36,8 @@ export interface BenchCase {
   /** The conditions both sides run under, printed beside the figure. */
   readonly conditions: string;
   readonly iterations: number;
+  /** Operations timed per iteration (a BAR move moves each of its slots), 1 when absent. */
+  readonly opsPerIteration?: number;
   /** The C program's case and slot count. */
   readonly c: { readonly case: string; readonly slots: number };
   /** The calls the C program makes per iteration (by construction), keyed as countingSyscalls counts them. */
@@ -265,9 +267,9 @@ export function benchCases(scale = 1): BenchCase[] {
       conditions: `${SAME_VM}; 1 slot, re-set unchanged`, lib: noopSide },
     { id: 'add-delete', name: 'add + delete slot', kind: 'kernel', iterations: n(300), c: { case: 'add-delete', slots: 0 }, cCalls: { setUserMemoryRegion: 2 },
       conditions: `${SAME_VM}; empty VM, 1-page slot added then deleted`, lib: addDeleteSide },
-    { id: 'move-1', name: 'BAR move, 1 mapping (per slot)', kind: 'kernel', iterations: n(300), c: { case: 'move', slots: 1 }, cCalls: { setUserMemoryRegion: 1 }, target: 1.05,
+    { id: 'move-1', name: 'BAR move, 1 mapping (per slot)', kind: 'kernel', iterations: n(300), c: { case: 'move', slots: 1 }, opsPerIteration: 1, cCalls: { setUserMemoryRegion: 1 }, target: 1.05,
       conditions: `${SAME_VM}; 1 slot, moved 4 GiB ↔ 8 GiB`, lib: (sys) => moveSide(sys, 1) },
-    { id: 'move-4', name: 'BAR move, 4 mappings (per slot)', kind: 'kernel', iterations: n(150), c: { case: 'move', slots: 4 }, cCalls: { setUserMemoryRegion: 4 }, target: 1.05,
+    { id: 'move-4', name: 'BAR move, 4 mappings (per slot)', kind: 'kernel', iterations: n(150), c: { case: 'move', slots: 4 }, opsPerIteration: 4, cCalls: { setUserMemoryRegion: 4 }, target: 1.05,
       conditions: `${SAME_VM}; 4 slots of one BAR, moved together`, lib: (sys) => moveSide(sys, 4) },
     { id: 'map-unmap', name: 'map + unmap of a 6-BAR plan', kind: 'kernel', iterations: n(60), c: { case: 'map-unmap', slots: 6 }, cCalls: { mmap: 6, setUserMemoryRegion: 12, munmap: 6 },
       conditions: `${SAME_VM}; 6 memfd BARs of 4 pages: mmap + slot, then slot delete + munmap`, lib: mapUnmapSide },

@@ -46,7 +46,9 @@ export function explanation(r: CaseResult): string {
   const self = r.cSelfRatio.toFixed(2);
   const rounds = `per-round ratios ${r.roundRatio.q1.toFixed(2)}–${r.roundRatio.q3.toFixed(2)}`;
   const calls = sameCalls(r) ? 'same calls per iteration' : `calls per iteration: library ${formatCalls(r.calls.lib)}, C ${formatCalls(r.calls.c)}`;
-  return `outside 0.9–1.1: ${calls}; C against itself (even/odd rounds) ${self}, ${rounds}, C IQR ±${Math.round(r.c.relIqr * 50)}%`;
+  const cpu = `CPU per op user/system: library ${formatNs(r.cpu.lib.user)}/${formatNs(r.cpu.lib.system)}, ` +
+    `C ${formatNs(r.cpu.c.user)}/${formatNs(r.cpu.c.system)}`;
+  return `outside 0.9–1.1: ${calls}; ${cpu}; C against itself (even/odd rounds) ${self}, ${rounds}, C IQR ±${Math.round(r.c.relIqr * 50)}%`;
 }
 
 export function formatCalls(calls: Readonly<Record<string, number>>): string {

@@ -58,13 +58,41 @@ export class CBaseline {
     return answer.value;
   }
 
-  async round(iterations: number): Promise<number> {
-    return Number(await this.request(`run ${iterations}`));
+  /** One timed round: wall-clock, user and system CPU time, ns per operation. */
+  async round(iterations: number): Promise<RoundTimes> {
+    const [wall, user, system] = (await this.request(`run ${iterations}`)).split(' ').map(Number);
+    return { wall: wall!, user: user!, system: system! };
   }
 
   close(): void {
     this.#child.stdin.end();
   }
+}
+
+/** ns per operation of one round. */
+export interface RoundTimes {
+  readonly wall: number;
+  readonly user: number;
+  readonly system: number;
+}
+
+/** Times one library round with its CPU time (process.cpuUsage: the whole process, at tick resolution). */
+async function libRound(side: ReturnType<BenchCase['lib']>, iterations: number, opsPerIteration: number): Promise<RoundTimes> {
+  const cpu0 = process.cpuUsage();
+  const wall = await side.round(iterations);
+  const cpu = process.cpuUsage(cpu0);
+  const ops = iterations * opsPerIteration;
+  return { wall, user: (cpu.user * 1000) / ops, system: (cpu.system * 1000) / ops };
+}
+
+/** Medians of user and system CPU time per operation: where the wall-clock time goes (the rest is waiting). */
+export interface CpuSplit {
+  readonly user: number;
+  readonly system: number;
+}
+
+function cpuSplit(rounds: readonly RoundTimes[]): CpuSplit {
+  return { user: spread(rounds.map((r) => r.user)).median, system: spread(rounds.map((r) => r.system)).median };
 }
 
 export interface CaseResult {
@@ -80,6 +108,8 @@ export interface CaseResult {
   readonly ratio: number;
   /** Spread of the per-round ratios (each round's library figure over the C figure next to it). */
   readonly roundRatio: Spread;
+  /** User and system CPU per operation, medians over rounds (wall-clock minus both is time spent waiting). */
+  readonly cpu: { readonly lib: CpuSplit; readonly c: CpuSplit };
   /**
    * C against itself: the median of its even rounds over its odd rounds. How far a ratio can stray
    * from 1.0 with identical code on both sides, in this run.
@@ -104,18 +134,20 @@ export async function runCase(bench: BenchCase, c: CBaseline, rounds: number): P
   const warmUp = Math.max(1, Math.floor(bench.iterations / 4));
   await lib.round(warmUp);
   await c.round(warmUp);
-  const libNs: number[] = [];
-  const cNs: number[] = [];
+  const libTimes: RoundTimes[] = [];
+  const cTimes: RoundTimes[] = [];
   const rssBefore = rssKiB();
   for (let r = 0; r < rounds; r++) {
     if (r % 2 === 0) {
-      libNs.push(await lib.round(bench.iterations));
-      cNs.push(await c.round(bench.iterations));
+      libTimes.push(await libRound(lib, bench.iterations, bench.opsPerIteration ?? 1));
+      cTimes.push(await c.round(bench.iterations));
     } else {
-      cNs.push(await c.round(bench.iterations));
-      libNs.push(await lib.round(bench.iterations));
+      cTimes.push(await c.round(bench.iterations));
+      libTimes.push(await libRound(lib, bench.iterations, bench.opsPerIteration ?? 1));
     }
   }
+  const libNs = libTimes.map((t) => t.wall);
+  const cNs = cTimes.map((t) => t.wall);
   const rssAfter = rssKiB();
   await lib.teardown();
   await c.request('teardown');
@@ -126,6 +158,7 @@ export async function runCase(bench: BenchCase, c: CBaseline, rounds: number): P
     id: bench.id, name: bench.name, kind: bench.kind, conditions: bench.conditions, iterations: bench.iterations, rounds,
     lib: libSpread, c: cSpread, ratio,
     roundRatio: spread(libNs.map((ns, i) => ns / cNs[i]!)),
+    cpu: { lib: cpuSplit(libTimes), c: cpuSplit(cTimes) },
     cSelfRatio: spread(cNs.filter((_, i) => i % 2 === 0)).median / spread(cNs.filter((_, i) => i % 2 === 1)).median,
     ...(bench.target === undefined ? {} : { target: bench.target, pass: ratio <= bench.target }),
     calls: { lib: await countCalls(bench), c: bench.cCalls },

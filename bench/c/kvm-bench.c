@@ -4,7 +4,7 @@
  * library) it keeps one process and one VM per case across every round:
  *
  *   setup <case> <slots>   create the VM and the case's slot population   → "ok"
- *   run <iterations>       one timed round                                 → "<ns per op>"
+ *   run <iterations>       one timed round → "<wall> <user CPU> <system CPU>", ns per op
  *   teardown               close the VM and free the case's memory         → "ok"
  *
  * A VM fd cannot be shared with another process: KVM refuses VM ioctls from any mm but the creator's
@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +44,14 @@ static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* User and system CPU time of this process, ns. */
+static void cpu_ns(uint64_t *user, uint64_t *sys) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  *user = (uint64_t)ru.ru_utime.tv_sec * 1000000000u + (uint64_t)ru.ru_utime.tv_usec * 1000u;
+  *sys = (uint64_t)ru.ru_stime.tv_sec * 1000000000u + (uint64_t)ru.ru_stime.tv_usec * 1000u;
 }
 
 static void set_region(uint32_t slot, uint64_t gpa, uint64_t size, void *hva) {
@@ -168,10 +177,13 @@ int main(void) {
       setup();
       puts("ok");
     } else if (sscanf(line, "run %ld", &n) == 1) {
+      uint64_t u0, s0, u1, s1;
+      cpu_ns(&u0, &s0);
       uint64_t t0 = now_ns();
       long ops = round_of(n);
       uint64_t t1 = now_ns();
-      printf("%.1f\n", (double)(t1 - t0) / (double)ops);
+      cpu_ns(&u1, &s1);
+      printf("%.1f %.1f %.1f\n", (double)(t1 - t0) / (double)ops, (double)(u1 - u0) / (double)ops, (double)(s1 - s0) / (double)ops);
     } else if (!strncmp(line, "teardown", 8)) {
       teardown();
       puts("ok");
