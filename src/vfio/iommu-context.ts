@@ -22,6 +22,7 @@ import type { DmaMapper } from './device-handle.js';
 import { VfioError } from './errors.js';
 import { UndoStack } from './cleanup.js';
 import { IommufdDmaMapper, Type1DmaMapper } from './dma.js';
+import { probeIommufdMmioDma } from './mmio-dma-support.js';
 import { checkGuestMapping, checkRange, findOverlap, type DmaProtection, type GuestDmaMapping } from './guest-dma.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -332,6 +333,8 @@ export class IommuContext implements Disposable {
     const attach = encodeAttachIommufdPt(this.#ioasId);
     this.syscalls.ioctl(deviceFd, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', attach);
     decodeAttachIommufdPt(attach);
+    // BAR DMA under iommufd needs dma-buf export (6.19+): the bound device can say whether its kernel has it.
+    (this.#dma as IommufdDmaMapper).noteMmioDma(probeIommufdMmioDma(this.syscalls, deviceFd));
   }
 
   #kernelMap(mapping: GuestDmaMapping): void {
