@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import {
   BarMapper, KvmVcpu, KvmVm, MmioDispatcher, PROT, RegionAccess, planBarMappings, realSyscalls,
-  type DeviceDescription, type GuestBarHost, type HostMapping, type PlannedBar, type Syscalls, type VfioDeviceHandle,
+  type DeviceDescription, type GuestBarHost, type HostMapping, type PlannedBar, type RegionDescription, type Syscalls, type VfioDeviceHandle,
 } from 'vfio-bars';
 
 const real = realSyscalls();
@@ -74,13 +74,19 @@ function hostMemory(sys: Syscalls, size: bigint): HostMapping {
 function memfdDevice(sys: Syscalls, description: DeviceDescription, fileSize: bigint): VfioDeviceHandle & { close(): void } {
   const fd = sys.memfdCreate('bench-bars', 0);
   sys.ftruncate(fd, fileSize);
-  return { bdf: 'bench', fd, syscalls: sys, dma: undefined, iommuMode: 'noiommu', describe: () => description, close: () => sys.close(fd) };
+  return {
+    bdf: 'bench', fd, syscalls: sys, dma: undefined, iommuMode: 'noiommu',
+    describe: () => description, close: () => sys.close(fd),
+  };
 }
 
 function barsDescription(bars: number, regionSize: bigint): DeviceDescription {
   return {
     bdf: 'bench', flags: 3, numRegions: bars, numIrqs: 0, irqs: [],
-    regions: Array.from({ length: bars }, (_, i) => ({ index: i, flags: 7, size: regionSize, offset: BigInt(i) * regionSize, capabilities: [] })),
+    regions: Array.from({ length: bars }, (_, i) => ({
+      index: i, flags: 7, size: regionSize, offset: BigInt(i) * regionSize, capabilities: [],
+    })),
+    // One BAR is 64-bit (it sits above 4 GiB); several are 32-bit, each its own register.
     bars: Array.from({ length: bars }, (_, i) => ({ index: i, kind: 'memory' as const, is64Bit: bars === 1, prefetchable: false, address: 0n })),
   };
 }
@@ -90,7 +96,8 @@ function sparseDescription(mappings: number): DeviceDescription {
   const size = BigInt(2 * mappings) * PAGE;
   const areas = Array.from({ length: mappings }, (_, i) => ({ offset: BigInt(2 * i) * PAGE, size: PAGE }));
   const description = barsDescription(1, size);
-  return { ...description, regions: [{ index: 0, flags: 0xf, size, offset: 0n, capabilities: [{ kind: 'sparse-mmap', id: 1, version: 1, areas }] }] };
+  const region: RegionDescription = { index: 0, flags: 0xf, size, offset: 0n, capabilities: [{ kind: 'sparse-mmap', id: 1, version: 1, areas }] };
+  return { ...description, regions: [region] };
 }
 
 /** No-op: re-setting a slot to the address it has (KVM compares and returns 0). */
@@ -229,7 +236,8 @@ function trappedSide(sys: Syscalls): Side {
     setup: () => {
       const description = barsDescription(1, PAGE);
       device = memfdDevice(sys, description, PAGE);
-      const planned: PlannedBar | undefined = planBarMappings(description, { pageSize: PAGE, barAddresses: { 0: MMIO_GPA } }).bars[0];
+      const plan = planBarMappings(description, { pageSize: PAGE, barAddresses: { 0: MMIO_GPA } });
+      const planned: PlannedBar | undefined = plan.bars[0];
       // The BAR is placed but given no slot: every access to it is trapped, as a `hole` or an unaligned BAR's is.
       const host: GuestBarHost = { plannedBar: () => planned, move: () => undefined, setDecode: () => undefined };
       dispatcher = new MmioDispatcher(host, new RegionAccess(device, description), undefined, [0], 'bench');
@@ -259,27 +267,52 @@ function trappedSide(sys: Syscalls): Side {
 
 const SAME_VM = 'one VM per side, kept across rounds';
 
-/** Every like-for-like case, in run order. */
+/** Every like-for-like case, in run order. `scale` multiplies the iteration counts (the smoke test's is tiny). */
 export function benchCases(scale = 1): BenchCase[] {
   const n = (count: number): number => Math.max(2, Math.round(count * scale));
+  const oneSet = { setUserMemoryRegion: 1 };
   return [
-    { id: 'noop', name: 'no-op KVM_SET_USER_MEMORY_REGION', kind: 'user-space', iterations: n(50_000), c: { case: 'noop', slots: 1 }, cCalls: { setUserMemoryRegion: 1 }, target: 1.25,
-      conditions: `${SAME_VM}; 1 slot, re-set unchanged`, lib: noopSide },
-    { id: 'add-delete', name: 'add + delete slot', kind: 'kernel', iterations: n(300), c: { case: 'add-delete', slots: 0 }, cCalls: { setUserMemoryRegion: 2 },
-      conditions: `${SAME_VM}; empty VM, 1-page slot added then deleted`, lib: addDeleteSide },
-    { id: 'move-1', name: 'BAR move, 1 mapping (per slot)', kind: 'kernel', iterations: n(300), c: { case: 'move', slots: 1 }, opsPerIteration: 1, cCalls: { setUserMemoryRegion: 1 }, target: 1.05,
-      conditions: `${SAME_VM}; 1 slot, moved 4 GiB ↔ 8 GiB`, lib: (sys) => moveSide(sys, 1) },
-    { id: 'move-4', name: 'BAR move, 4 mappings (per slot)', kind: 'kernel', iterations: n(150), c: { case: 'move', slots: 4 }, opsPerIteration: 4, cCalls: { setUserMemoryRegion: 4 }, target: 1.05,
-      conditions: `${SAME_VM}; 4 slots of one BAR, moved together`, lib: (sys) => moveSide(sys, 4) },
-    { id: 'map-unmap', name: 'map + unmap of a 6-BAR plan', kind: 'kernel', iterations: n(60), c: { case: 'map-unmap', slots: 6 }, cCalls: { mmap: 6, setUserMemoryRegion: 12, munmap: 6 },
-      conditions: `${SAME_VM}; 6 memfd BARs of 4 pages: mmap + slot, then slot delete + munmap`, lib: mapUnmapSide },
-    { id: 'move-100', name: 'move with 100 slots registered', kind: 'kernel', iterations: n(1_000), c: { case: 'move-under-load', slots: 100 }, cCalls: { setUserMemoryRegion: 1 },
-      conditions: `${SAME_VM}; 100 slots, the last one moved`, lib: (sys) => underLoadSide(sys, 100) },
-    { id: 'move-10000', name: 'move with 10 000 slots registered', kind: 'kernel', iterations: n(1_000), c: { case: 'move-under-load', slots: 10_000 }, cCalls: { setUserMemoryRegion: 1 },
-      target: 1.05, conditions: `${SAME_VM}; 10 000 slots, the last one moved`, lib: (sys) => underLoadSide(sys, 10_000) },
-    { id: 'trapped', name: 'trapped MMIO access round trip', kind: 'trapped', iterations: n(20_000), c: { case: 'trapped', slots: 1 }, cCalls: { 'ioctl KVM_RUN': 1, pread: 0.5, pwrite: 0.5 }, target: 1.3,
-      conditions: `${SAME_VM}; 1 vCPU, real mode, alternating 4-byte MMIO read/write; exit → dispatch → pread/pwrite of a memfd → KVM_RUN`,
-      lib: trappedSide },
+    {
+      id: 'noop', name: 'no-op KVM_SET_USER_MEMORY_REGION', kind: 'user-space', iterations: n(50_000), target: 1.25,
+      c: { case: 'noop', slots: 1 }, cCalls: oneSet, conditions: `${SAME_VM}; 1 slot, re-set unchanged`, lib: noopSide,
+    },
+    {
+      id: 'add-delete', name: 'add + delete slot', kind: 'kernel', iterations: n(300),
+      c: { case: 'add-delete', slots: 0 }, cCalls: { setUserMemoryRegion: 2 },
+      conditions: `${SAME_VM}; empty VM, 1-page slot added then deleted`, lib: addDeleteSide,
+    },
+    {
+      id: 'move-1', name: 'BAR move, 1 mapping (per slot)', kind: 'kernel', iterations: n(300), target: 1.05,
+      c: { case: 'move', slots: 1 }, opsPerIteration: 1, cCalls: oneSet,
+      conditions: `${SAME_VM}; 1 slot, moved 4 GiB ↔ 8 GiB`, lib: (sys) => moveSide(sys, 1),
+    },
+    {
+      id: 'move-4', name: 'BAR move, 4 mappings (per slot)', kind: 'kernel', iterations: n(150), target: 1.05,
+      c: { case: 'move', slots: 4 }, opsPerIteration: 4, cCalls: { setUserMemoryRegion: 4 },
+      conditions: `${SAME_VM}; 4 slots of one BAR, moved together`, lib: (sys) => moveSide(sys, 4),
+    },
+    {
+      id: 'map-unmap', name: 'map + unmap of a 6-BAR plan', kind: 'kernel', iterations: n(60),
+      c: { case: 'map-unmap', slots: 6 }, cCalls: { mmap: 6, setUserMemoryRegion: 12, munmap: 6 },
+      conditions: `${SAME_VM}; 6 memfd BARs of 4 pages: mmap + slot, then slot delete + munmap`, lib: mapUnmapSide,
+    },
+    {
+      id: 'move-100', name: 'move with 100 slots registered', kind: 'kernel', iterations: n(1_000),
+      c: { case: 'move-under-load', slots: 100 }, cCalls: oneSet,
+      conditions: `${SAME_VM}; 100 slots, the last one moved`, lib: (sys) => underLoadSide(sys, 100),
+    },
+    {
+      id: 'move-10000', name: 'move with 10 000 slots registered', kind: 'kernel', iterations: n(1_000), target: 1.05,
+      c: { case: 'move-under-load', slots: 10_000 }, cCalls: oneSet,
+      conditions: `${SAME_VM}; 10 000 slots, the last one moved`, lib: (sys) => underLoadSide(sys, 10_000),
+    },
+    {
+      id: 'trapped', name: 'trapped MMIO access round trip', kind: 'trapped', iterations: n(20_000), target: 1.3,
+      c: { case: 'trapped', slots: 1 }, cCalls: { 'ioctl KVM_RUN': 1, pread: 0.5, pwrite: 0.5 },
+      conditions: `${SAME_VM}; 1 vCPU, real mode, alternating 4-byte MMIO read/write; ` +
+        'exit → MmioDispatcher → pread/pwrite of a memfd → KVM_RUN',
+      lib: trappedSide,
+    },
   ];
 }
 
