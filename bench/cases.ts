@@ -317,11 +317,12 @@ export function benchCases(scale = 1): BenchCase[] {
 }
 
 /**
- * `sys` with every call counted (ioctls by request name), for an untimed pass that shows what the
- * library asks of the kernel per operation beside what the C program does.
+ * `sys` with every call counted (ioctls by request name) and the time spent inside the calls summed, for
+ * an untimed pass that shows what the library asks of the kernel per operation, and how long it waits there.
  */
-export function countingSyscalls(sys: Syscalls): { syscalls: Syscalls; counts: Map<string, number> } {
+export function countingSyscalls(sys: Syscalls): { syscalls: Syscalls; counts: Map<string, number>; insideNs: { total: number } } {
   const counts = new Map<string, number>();
+  const insideNs = { total: 0 };
   const syscalls = new Proxy(sys, {
     get(target, property, receiver) {
       const value: unknown = Reflect.get(target, property, receiver);
@@ -329,9 +330,14 @@ export function countingSyscalls(sys: Syscalls): { syscalls: Syscalls; counts: M
       return (...args: unknown[]): unknown => {
         const key = property === 'ioctl' ? `ioctl ${String(args[1])}` : property;
         counts.set(key, (counts.get(key) ?? 0) + 1);
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
+        const t0 = process.hrtime.bigint();
+        try {
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        } finally {
+          insideNs.total += Number(process.hrtime.bigint() - t0);
+        }
       };
     },
   });
-  return { syscalls, counts };
+  return { syscalls, counts, insideNs };
 }

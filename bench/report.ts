@@ -48,7 +48,8 @@ export function explanation(r: CaseResult): string {
   const calls = sameCalls(r) ? 'same calls per iteration' : `calls per iteration: library ${formatCalls(r.calls.lib)}, C ${formatCalls(r.calls.c)}`;
   const cpu = `CPU per op user/system: library ${formatNs(r.cpu.lib.user)}/${formatNs(r.cpu.lib.system)}, ` +
     `C ${formatNs(r.cpu.c.user)}/${formatNs(r.cpu.c.system)}`;
-  return `outside 0.9–1.1: ${calls}; ${cpu}; C against itself (even/odd rounds) ${self}, ${rounds}, C IQR ±${Math.round(r.c.relIqr * 50)}%`;
+  const inside = `library time inside its system calls ${formatNs(r.inside.insideNs)} of ${formatNs(r.inside.wallNs)} per op (counted pass)`;
+  return `outside 0.9–1.1: ${calls}; ${inside}; ${cpu}; C against itself (even/odd rounds) ${self}, ${rounds}, C IQR ±${Math.round(r.c.relIqr * 50)}%`;
 }
 
 export function formatCalls(calls: Readonly<Record<string, number>>): string {

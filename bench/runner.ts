@@ -122,6 +122,8 @@ export interface CaseResult {
    * construction. Where they differ, the ratio measures different work, not overhead.
    */
   readonly calls: { readonly lib: Readonly<Record<string, number>>; readonly c: Readonly<Record<string, number>> };
+  /** The library's counted pass: ns per op inside its system calls, and the pass's wall-clock ns per op. */
+  readonly inside: { readonly insideNs: number; readonly wallNs: number };
   /** RSS of this process before the first and after the last library round. */
   readonly rssKiB: { readonly before: number; readonly after: number };
 }
@@ -161,23 +163,38 @@ export async function runCase(bench: BenchCase, c: CBaseline, rounds: number): P
     cpu: { lib: cpuSplit(libTimes), c: cpuSplit(cTimes) },
     cSelfRatio: spread(cNs.filter((_, i) => i % 2 === 0)).median / spread(cNs.filter((_, i) => i % 2 === 1)).median,
     ...(bench.target === undefined ? {} : { target: bench.target, pass: ratio <= bench.target }),
-    calls: { lib: await countCalls(bench), c: bench.cCalls },
+    ...(await counted(bench)),
     rssKiB: { before: rssBefore, after: rssAfter },
   };
 }
 
-const COUNTED_ITERATIONS = 4;
+async function counted(bench: BenchCase): Promise<Pick<CaseResult, 'calls' | 'inside'>> {
+  const pass = await countCalls(bench);
+  return { calls: { lib: pass.calls, c: bench.cCalls }, inside: { insideNs: pass.insideNs, wallNs: pass.wallNs } };
+}
 
-/** The library's calls per iteration, after setup and one uncounted iteration. */
-async function countCalls(bench: BenchCase): Promise<Record<string, number>> {
-  const { syscalls, counts } = countingSyscalls(realSyscalls());
+/** What the counted pass found: calls per iteration, and the share of the wall-clock time spent inside them. */
+export interface CountedPass {
+  readonly calls: Record<string, number>;
+  /** ns per operation inside the Syscalls calls (the kernel plus the FFI call itself). */
+  readonly insideNs: number;
+  /** ns per operation of the counted pass, all included (the proxy adds a little). */
+  readonly wallNs: number;
+}
+
+/** The library's calls per iteration and time inside them, after setup and one uncounted iteration. */
+async function countCalls(bench: BenchCase): Promise<CountedPass> {
+  const { syscalls, counts, insideNs } = countingSyscalls(realSyscalls());
   const side = bench.lib(syscalls);
+  const iterations = Math.max(4, Math.round(bench.iterations / 5));
   await side.setup();
   try {
     await side.round(1);
     counts.clear();
-    await side.round(COUNTED_ITERATIONS);
-    return Object.fromEntries([...counts].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, v / COUNTED_ITERATIONS]));
+    insideNs.total = 0;
+    const wallNs = await side.round(iterations);
+    const calls = Object.fromEntries([...counts].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, v / iterations]));
+    return { calls, insideNs: insideNs.total / (iterations * (bench.opsPerIteration ?? 1)), wallNs };
   } finally {
     await side.teardown();
   }
