@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
+import { KvmVm } from 'vfio-bars';
 import { PAGE, benchCases } from './cases.js';
 import type { BenchResults, DerivedResult } from './report.js';
 import { CBaseline, runCase, spread, type CaseResult } from './runner.js';
@@ -23,7 +24,9 @@ export interface BenchOptions {
 export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const c = CBaseline.start(options.sourceDir);
   const cases: CaseResult[] = [];
+  const derived: DerivedResult[] = [];
   try {
+    derived.push(sharedVmFd(c));
     for (const bench of benchCases(options.scale)) {
       const result = await runCase(bench, c, options.rounds);
       options.log?.(`${bench.name}: library ${result.lib.median.toFixed(0)} ns, C ${result.c.median.toFixed(0)} ns, ratio ${result.ratio.toFixed(2)}`);
@@ -32,7 +35,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   } finally {
     c.close();
   }
-  const derived = [...slotGrowth(cases)];
+  derived.push(...slotGrowth(cases));
   if (options.importEntry !== undefined) derived.push(importTime(options.importEntry));
   return {
     machine: `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}, page ${PAGE}`,
@@ -41,6 +44,16 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     rounds: options.rounds,
     cases,
     derived,
+  };
+}
+
+/** Whether the C baseline could drive the library's own VM: KVM answers EIO to any other process. */
+function sharedVmFd(c: CBaseline): DerivedResult {
+  using vm = KvmVm.create();
+  const answer = c.trySharedVmFd(vm.fd);
+  return {
+    name: 'the library\'s VM fd, inherited by a C child', value: `KVM_SET_USER_MEMORY_REGION → ${answer}`,
+    note: 'KVM serves VM ioctls only from the creating process, so the C baseline keeps a VM of its own',
   };
 }
 

@@ -37,8 +37,10 @@ export function spread(samples: readonly number[]): Spread {
 export class CBaseline {
   readonly #child: ChildProcessWithoutNullStreams;
   readonly #lines: AsyncIterator<string>;
+  readonly binary: string;
 
   private constructor(binary: string) {
+    this.binary = binary;
     this.#child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#child.stderr.on('data', (chunk: Buffer) => process.stderr.write(chunk));
     this.#lines = createInterface({ input: this.#child.stdout })[Symbol.asyncIterator]();
@@ -62,6 +64,14 @@ export class CBaseline {
   async round(iterations: number): Promise<RoundTimes> {
     const [wall, user, system] = (await this.request(`run ${iterations}`)).split(' ').map(Number);
     return { wall: wall!, user: user!, system: system! };
+  }
+
+  /**
+   * Hands `vmFd` to a fresh C process (inherited as fd 3) and returns what one slot ioctl on it answers:
+   * "EIO" where KVM refuses VM ioctls from a process other than the VM's creator.
+   */
+  trySharedVmFd(vmFd: number): string {
+    return execFileSync(this.binary, ['--shared-vm-fd', '3'], { stdio: ['ignore', 'pipe', 'inherit', vmFd], encoding: 'utf8' }).trim();
   }
 
   close(): void {

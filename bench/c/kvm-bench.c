@@ -11,6 +11,7 @@
  * (EIO), so the C side owns a VM of its own, populated identically.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdint.h>
@@ -165,7 +166,19 @@ static long round_of(long n) {
   return n;
 }
 
-int main(void) {
+/*
+ * `kvm-bench --shared-vm-fd N`: tries one slot ioctl on a VM fd inherited from the parent and prints the
+ * errno name, the evidence for why the baseline owns its own VM.
+ */
+static int try_shared_vm_fd(int fd) {
+  struct kvm_userspace_memory_region r = { .slot = 0, .guest_phys_addr = BASE, .memory_size = 0 };
+  int rc = ioctl(fd, KVM_SET_USER_MEMORY_REGION, &r);
+  printf("%s\n", rc == 0 ? "OK" : errno == EIO ? "EIO" : strerror(errno));
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && !strcmp(argv[1], "--shared-vm-fd")) return try_shared_vm_fd(atoi(argv[2]));
   page = sysconf(_SC_PAGESIZE);
   kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (kvm_fd < 0) die("/dev/kvm");
