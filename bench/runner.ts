@@ -140,7 +140,7 @@ export interface CaseResult {
 
 /** Warm-up round, then `rounds` interleaved rounds; each round is `iterations` operations per side. */
 export async function runCase(bench: BenchCase, c: CBaseline, rounds: number): Promise<CaseResult> {
-  const lib = bench.lib(realSyscalls());
+  const lib = bench.lib(realSyscalls(), c.binary);
   await lib.setup();
   await c.request(`setup ${bench.c.case} ${bench.c.slots}`);
   const warmUp = Math.max(1, Math.floor(bench.iterations / 4));
@@ -173,13 +173,13 @@ export async function runCase(bench: BenchCase, c: CBaseline, rounds: number): P
     cpu: { lib: cpuSplit(libTimes), c: cpuSplit(cTimes) },
     cSelfRatio: spread(cNs.filter((_, i) => i % 2 === 0)).median / spread(cNs.filter((_, i) => i % 2 === 1)).median,
     ...(bench.target === undefined ? {} : { target: bench.target, pass: ratio <= bench.target }),
-    ...(await counted(bench)),
+    ...(await counted(bench, c.binary)),
     rssKiB: { before: rssBefore, after: rssAfter },
   };
 }
 
-async function counted(bench: BenchCase): Promise<Pick<CaseResult, 'calls' | 'inside'>> {
-  const pass = await countCalls(bench);
+async function counted(bench: BenchCase, cBinary: string): Promise<Pick<CaseResult, 'calls' | 'inside'>> {
+  const pass = await countCalls(bench, cBinary);
   return { calls: { lib: pass.calls, c: bench.cCalls }, inside: { insideNs: pass.insideNs, wallNs: pass.wallNs } };
 }
 
@@ -193,9 +193,9 @@ export interface CountedPass {
 }
 
 /** The library's calls per iteration and time inside them, after setup and one uncounted iteration. */
-async function countCalls(bench: BenchCase): Promise<CountedPass> {
+async function countCalls(bench: BenchCase, cBinary: string): Promise<CountedPass> {
   const { syscalls, counts, insideNs } = countingSyscalls(realSyscalls());
-  const side = bench.lib(syscalls);
+  const side = bench.lib(syscalls, cBinary);
   const iterations = Math.max(4, Math.round(bench.iterations / 5));
   await side.setup();
   try {

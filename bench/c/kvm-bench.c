@@ -20,7 +20,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +40,15 @@ static void *mem, *code;
 static struct kvm_run *run_page;
 static size_t run_size;
 static int bar_fds[6];
+static void *low;
+static int event_fd = -1, go_pipe[2] = { -1, -1 };
+static volatile uint64_t *kick_time;
+static pid_t kicker_pid;
+
+#define IRQ_GSI 5
+#define KICK_DELAY_NS 100000
+
+static void kicker(int go_fd, int efd, volatile uint64_t *when) __attribute__((noreturn));
 
 static void die(const char *what) { perror(what); exit(1); }
 
@@ -96,6 +107,81 @@ static void trapped_access(void) {
   if (done != (ssize_t)run_page->mmio.len) die("device access");
 }
 
+/*
+ * The interrupt guest (the same bytes as bench/cases.ts irqProgram): real mode, the 8259 PIC programmed
+ * to vector 0x20 with IRQ 5 unmasked, then `sti; hlt` forever. The handler reports on port 0x10 (the
+ * exit that ends the measurement), sends the PIC an EOI and returns. The code page is mapped at the
+ * reset vector and at 0xff000 (where CS:IP = f000:f0xx points once an interrupt has returned).
+ */
+static void setup_irq(void) {
+  static const uint8_t init[] = { 0xbc, 0xf0, 0x0f, 0xb0, 0x11, 0xe6, 0x20, 0xb0, 0x20, 0xe6, 0x21, 0xb0, 0x04, 0xe6, 0x21,
+                                  0xb0, 0x01, 0xe6, 0x21, 0xb0, 0xdf, 0xe6, 0x21, 0xfb, 0xf4, 0xeb, 0xfd };
+  static const uint8_t handler[] = { 0xe6, 0x10, 0xb0, 0x20, 0xe6, 0x20, 0xcf };
+  static const uint8_t reset[] = { 0xe9, 0x0d, 0xf0 };
+  if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) die("KVM_CREATE_IRQCHIP");
+  code = memfd_map((size_t)page);
+  memcpy(code, init, sizeof init);
+  memcpy((uint8_t *)code + 0x40, handler, sizeof handler);
+  memcpy((uint8_t *)code + 0xff0, reset, sizeof reset);
+  low = memfd_map((size_t)page);
+  static const uint8_t other[] = { 0xe6, 0x11, 0xcf }; /* any other vector: report on port 0x11, iret */
+  memcpy((uint8_t *)code + 0x50, other, sizeof other);
+  for (int v = 0; v < 256; v++) {
+    uint16_t entry[2] = { v == 0x25 ? 0xf040 : 0xf050, 0xf000 }; /* IVT: offset, segment; 0x25 = 0x20 + IRQ 5 */
+    memcpy((uint8_t *)low + v * 4, entry, sizeof entry);
+  }
+  set_region(0, RESET_PAGE, (uint64_t)page, code);
+  set_region(1, 0xff000, (uint64_t)page, code);
+  set_region(2, 0, (uint64_t)page, low);
+  vcpu_fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
+  if (vcpu_fd < 0) die("KVM_CREATE_VCPU");
+  run_size = (size_t)ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+  run_page = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu_fd, 0);
+  if (run_page == MAP_FAILED) die("mmap kvm_run");
+  event_fd = eventfd(0, EFD_CLOEXEC);
+  if (event_fd < 0) die("eventfd");
+  struct kvm_irqfd irqfd = { .fd = (uint32_t)event_fd, .gsi = IRQ_GSI };
+  if (ioctl(vm_fd, KVM_IRQFD, &irqfd) < 0) die("KVM_IRQFD");
+  kick_time = memfd_map((size_t)page);
+  if (pipe(go_pipe) < 0) die("pipe");
+  kicker_pid = fork();
+  if (kicker_pid < 0) die("fork");
+  if (kicker_pid == 0) { close(go_pipe[1]); kicker(go_pipe[0], event_fd, kick_time); }
+  close(go_pipe[0]);
+}
+
+/* One interrupt: let the kicker go, run the guest (it halts in the kernel) until its handler reports. */
+static uint64_t irq_round_trip(void) {
+  char go = 1;
+  if (write(go_pipe[1], &go, 1) != 1) die("go");
+  for (;;) {
+    if (ioctl(vcpu_fd, KVM_RUN, 0) < 0) die("KVM_RUN");
+    if (run_page->exit_reason == KVM_EXIT_IO && run_page->io.port == 0x10) return now_ns() - *kick_time;
+    if (run_page->exit_reason == KVM_EXIT_IO && run_page->io.port == 0x11) { fprintf(stderr, "other vector\n"); continue; }
+    { struct kvm_regs r; struct kvm_sregs sr; ioctl(vcpu_fd, KVM_GET_REGS, &r); ioctl(vcpu_fd, KVM_GET_SREGS, &sr);
+      fprintf(stderr, "rip %llx cs %x base %llx sp %llx ss %x\n", r.rip, sr.cs.selector, sr.cs.base, r.rsp, sr.ss.selector); }
+    fprintf(stderr, "irq guest: exit %u (suberror %u, data %llx %llx)\n", run_page->exit_reason, run_page->internal.suberror, (unsigned long long)run_page->internal.data[0], (unsigned long long)run_page->internal.data[1]);
+    exit(1);
+  }
+}
+
+/*
+ * The device side of the interrupt benchmark, shared by both VMMs: for each byte read on `go_fd`, wait
+ * KICK_DELAY_NS (the vCPU is halted by then), note the time in `*when` and signal the eventfd.
+ */
+static void kicker(int go_fd, int efd, volatile uint64_t *when) {
+  char go;
+  while (read(go_fd, &go, 1) == 1) {
+    uint64_t until = now_ns() + KICK_DELAY_NS;
+    while (now_ns() < until) {}
+    *when = now_ns();
+    uint64_t one = 1;
+    if (write(efd, &one, sizeof one) != sizeof one) die("eventfd write");
+  }
+  exit(0);
+}
+
+
 static void setup(void) {
   vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
   if (vm_fd < 0) die("KVM_CREATE_VM");
@@ -111,6 +197,8 @@ static void setup(void) {
     }
   } else if (!strcmp(which, "trapped")) {
     setup_trapped();
+  } else if (!strcmp(which, "irq")) {
+    setup_irq();
   } else if (strcmp(which, "add-delete")) {
     fprintf(stderr, "unknown case %s\n", which);
     exit(2);
@@ -120,6 +208,15 @@ static void setup(void) {
 static void teardown(void) {
   if (!strcmp(which, "map-unmap"))
     for (int b = 0; b < 6; b++) close(bar_fds[b]);
+  if (kicker_pid > 0) {
+    close(go_pipe[1]);
+    waitpid(kicker_pid, NULL, 0);
+    kicker_pid = 0;
+    close(event_fd);
+    event_fd = -1;
+    munmap((void *)kick_time, (size_t)page);
+    munmap(low, (size_t)page);
+  }
   if (vcpu_fd >= 0) { munmap(run_page, run_size); close(vcpu_fd); vcpu_fd = -1; }
   if (device_fd >= 0) { close(device_fd); device_fd = -1; }
   if (code) { munmap(code, (size_t)page); code = NULL; }
@@ -162,6 +259,11 @@ static long round_of(long n) {
     }
   } else if (!strcmp(which, "trapped")) {
     for (long i = 0; i < n; i++) trapped_access();
+  } else if (!strcmp(which, "irq")) {
+    /* ns per op here is the mean latency, eventfd write → guest handler's exit, not the round's time */
+    uint64_t total = 0;
+    for (long i = 0; i < n; i++) total += irq_round_trip();
+    return -(long)total;
   }
   return n;
 }
@@ -179,6 +281,12 @@ static int try_shared_vm_fd(int fd) {
 
 int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "--shared-vm-fd")) return try_shared_vm_fd(atoi(argv[2]));
+  /* `kvm-bench --kicker`: the library's kicker; fd 0 go bytes, fd 3 the eventfd, fd 4 a memfd for the time */
+  if (argc == 2 && !strcmp(argv[1], "--kicker")) {
+    void *when = mmap(NULL, 8, PROT_READ | PROT_WRITE, MAP_SHARED, 4, 0);
+    if (when == MAP_FAILED) die("mmap kick time");
+    kicker(0, 3, when);
+  }
   page = sysconf(_SC_PAGESIZE);
   kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (kvm_fd < 0) die("/dev/kvm");
@@ -196,6 +304,7 @@ int main(int argc, char **argv) {
       long ops = round_of(n);
       uint64_t t1 = now_ns();
       cpu_ns(&u1, &s1);
+      if (ops < 0) { t1 = t0 + (uint64_t)(-ops); ops = n; } /* a latency total, not the round's time */
       printf("%.1f %.1f %.1f\n", (double)(t1 - t0) / (double)ops, (double)(u1 - u0) / (double)ops, (double)(s1 - s0) / (double)ops);
     } else if (!strncmp(line, "teardown", 8)) {
       teardown();
