@@ -413,7 +413,7 @@ export function benchCases(scale = 1): BenchCase[] {
       lib: trappedSide,
     },
     {
-      id: 'irq', name: 'interrupt latency, eventfd → irqfd → guest', kind: 'kernel', iterations: n(300),
+      id: 'irq', name: 'interrupt latency, eventfd → irqfd → guest', kind: 'kernel', iterations: n(300), target: 1.1,
       c: { case: 'irq', slots: 3 }, cCalls: { 'ioctl KVM_RUN': 1 },
       conditions: `${SAME_VM}; halted real-mode vCPU, GSI 5 on the in-kernel 8259 PIC (a non-MSI irqfd injects from a ` +
         'kworker); a kicker process writes the eventfd 100 µs after each KVM_RUN; eventfd write → KVM_RUN returns on port 0x10',
