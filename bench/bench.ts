@@ -29,7 +29,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     derived.push(sharedVmFd(c));
     for (const bench of benchCases(options.scale)) {
       const result = await runCase(bench, c, options.rounds);
-      options.log?.(`${bench.name}: library ${result.lib.median.toFixed(0)} ns, C ${result.c.median.toFixed(0)} ns, ratio ${result.ratio.toFixed(2)}`);
+      const figures = `library ${result.lib.median.toFixed(0)} ns, C ${result.c.median.toFixed(0)} ns`;
+      options.log?.(`${bench.name}: ${figures}, ratio ${result.ratio.toFixed(2)}`);
       cases.push(result);
     }
   } finally {
@@ -66,7 +67,10 @@ function slotGrowth(cases: readonly CaseResult[]): DerivedResult[] {
   const cGrowth = large.c.median / small.c.median;
   const rss = large.rssKiB.after - large.rssKiB.before;
   return [
-    { name: 'per-move growth, 100 → 10 000 slots', value: growth.toFixed(2), target: '≤ 1.2', pass: growth <= 1.2, note: `C in the same run: ${cGrowth.toFixed(2)} (the kernel's own growth and the machine's noise)` },
+    {
+      name: 'per-move growth, 100 → 10 000 slots', value: growth.toFixed(2), target: '≤ 1.2', pass: growth <= 1.2,
+      note: `C in the same run: ${cGrowth.toFixed(2)} (the kernel's own growth and the machine's noise)`,
+    },
     { name: 'RSS growth over the 10 000-slot rounds', value: `${rss} KiB`, target: '< 2048 KiB', pass: rss < 2048,
       note: `${large.rounds * large.iterations} moves` },
   ];
@@ -79,5 +83,6 @@ function importTime(entry: string): DerivedResult {
     { encoding: 'utf8' }));
   const lib = spread(Array.from({ length: 5 }, () => sample(path.resolve(entry))));
   const base = spread(Array.from({ length: 5 }, () => sample('node:os')));
-  return { name: '`import(\'vfio-bars\')`, cold process', value: `${lib.median.toFixed(1)} ms`, note: `node:os alone: ${base.median.toFixed(1)} ms` };
+  const note = `node:os alone: ${base.median.toFixed(1)} ms`;
+  return { name: '`import(\'vfio-bars\')`, cold process', value: `${lib.median.toFixed(1)} ms`, note };
 }

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   BarMapper, KvmVcpu, KvmVm, MmioDispatcher, PROT, RegionAccess, planBarMappings, realSyscalls,
-  type DeviceDescription, type GuestBarHost, type HostMapping, type PlannedBar, type RegionDescription, type Syscalls, type VfioDeviceHandle,
+  type DeviceDescription, type GuestBarHost, type HostMapping, type PlannedBar, type RegionDescription, type Syscalls,
+  type VfioDeviceHandle,
 } from 'vfio-bars';
 
 const real = realSyscalls();
@@ -90,7 +91,9 @@ function barsDescription(bars: number, regionSize: bigint): DeviceDescription {
       index: i, flags: 7, size: regionSize, offset: BigInt(i) * regionSize, capabilities: [],
     })),
     // One BAR is 64-bit (it sits above 4 GiB); several are 32-bit, each its own register.
-    bars: Array.from({ length: bars }, (_, i) => ({ index: i, kind: 'memory' as const, is64Bit: bars === 1, prefetchable: false, address: 0n })),
+    bars: Array.from({ length: bars }, (_, i) => ({
+      index: i, kind: 'memory' as const, is64Bit: bars === 1, prefetchable: false, address: 0n,
+    })),
   };
 }
 
@@ -99,7 +102,9 @@ function sparseDescription(mappings: number): DeviceDescription {
   const size = BigInt(2 * mappings) * PAGE;
   const areas = Array.from({ length: mappings }, (_, i) => ({ offset: BigInt(2 * i) * PAGE, size: PAGE }));
   const description = barsDescription(1, size);
-  const region: RegionDescription = { index: 0, flags: 0xf, size, offset: 0n, capabilities: [{ kind: 'sparse-mmap', id: 1, version: 1, areas }] };
+  const region: RegionDescription = {
+    index: 0, flags: 0xf, size, offset: 0n, capabilities: [{ kind: 'sparse-mmap', id: 1, version: 1, areas }],
+  };
   return { ...description, regions: [region] };
 }
 
@@ -200,7 +205,9 @@ function underLoadSide(sys: Syscalls, slots: number): Side {
     setup: () => {
       mem = hostMemory(sys, PAGE);
       vm = KvmVm.create({ syscalls: sys });
-      for (let s = 0; s < slots; s++) vm.addSlot({ guestPhysAddr: BASE + 2n * BigInt(s) * PAGE, memorySize: PAGE, userspaceAddr: mem.address });
+      for (let s = 0; s < slots; s++) {
+        vm.addSlot({ guestPhysAddr: BASE + 2n * BigInt(s) * PAGE, memorySize: PAGE, userspaceAddr: mem.address });
+      }
     },
     round: (n) => time(n, () => {
       atMoved = !atMoved;

@@ -45,11 +45,15 @@ export function explanation(r: CaseResult): string {
   if (r.kind !== 'kernel' || (r.ratio >= 0.9 && r.ratio <= 1.1)) return '';
   const self = r.cSelfRatio.toFixed(2);
   const rounds = `per-round ratios ${r.roundRatio.q1.toFixed(2)}–${r.roundRatio.q3.toFixed(2)}`;
-  const calls = sameCalls(r) ? 'same calls per iteration' : `calls per iteration: library ${formatCalls(r.calls.lib)}, C ${formatCalls(r.calls.c)}`;
+  const calls = sameCalls(r)
+    ? 'same calls per iteration'
+    : `calls per iteration: library ${formatCalls(r.calls.lib)}, C ${formatCalls(r.calls.c)}`;
   const cpu = `CPU per op user/system: library ${formatNs(r.cpu.lib.user)}/${formatNs(r.cpu.lib.system)}, ` +
     `C ${formatNs(r.cpu.c.user)}/${formatNs(r.cpu.c.system)}`;
-  const inside = `library time inside its system calls ${formatNs(r.inside.insideNs)} of ${formatNs(r.inside.wallNs)} per op (counted pass)`;
-  return `outside 0.9–1.1: ${calls}; ${inside}; ${cpu}; C against itself (even/odd rounds) ${self}, ${rounds}, C IQR ±${Math.round(r.c.relIqr * 50)}%`;
+  const inside = `library time inside its system calls ${formatNs(r.inside.insideNs)} of ${formatNs(r.inside.wallNs)} ` +
+    'per op (counted pass)';
+  const control = `C against itself (even/odd rounds) ${self}, ${rounds}, C IQR ±${Math.round(r.c.relIqr * 50)}%`;
+  return `outside 0.9–1.1: ${calls}; ${inside}; ${cpu}; ${control}`;
 }
 
 export function formatCalls(calls: Readonly<Record<string, number>>): string {

@@ -67,7 +67,8 @@ static void cpu_ns(uint64_t *user, uint64_t *sys) {
 }
 
 static void set_region(uint32_t slot, uint64_t gpa, uint64_t size, void *hva) {
-  struct kvm_userspace_memory_region r = { .slot = slot, .guest_phys_addr = gpa, .memory_size = size, .userspace_addr = (uint64_t)(uintptr_t)hva };
+  struct kvm_userspace_memory_region r = { .slot = slot, .guest_phys_addr = gpa, .memory_size = size,
+                                           .userspace_addr = (uint64_t)(uintptr_t)hva };
   if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) die("KVM_SET_USER_MEMORY_REGION");
 }
 
@@ -158,9 +159,10 @@ static uint64_t irq_round_trip(void) {
     if (ioctl(vcpu_fd, KVM_RUN, 0) < 0) die("KVM_RUN");
     if (run_page->exit_reason == KVM_EXIT_IO && run_page->io.port == 0x10) return now_ns() - *kick_time;
     if (run_page->exit_reason == KVM_EXIT_IO && run_page->io.port == 0x11) { fprintf(stderr, "other vector\n"); continue; }
-    { struct kvm_regs r; struct kvm_sregs sr; ioctl(vcpu_fd, KVM_GET_REGS, &r); ioctl(vcpu_fd, KVM_GET_SREGS, &sr);
-      fprintf(stderr, "rip %llx cs %x base %llx sp %llx ss %x\n", r.rip, sr.cs.selector, sr.cs.base, r.rsp, sr.ss.selector); }
-    fprintf(stderr, "irq guest: exit %u (suberror %u, data %llx %llx)\n", run_page->exit_reason, run_page->internal.suberror, (unsigned long long)run_page->internal.data[0], (unsigned long long)run_page->internal.data[1]);
+    struct kvm_regs r;
+    struct kvm_sregs sr;
+    if (ioctl(vcpu_fd, KVM_GET_REGS, &r) == 0 && ioctl(vcpu_fd, KVM_GET_SREGS, &sr) == 0) /* where the guest went wrong */
+      fprintf(stderr, "irq guest: exit %u at %x:%llx\n", run_page->exit_reason, sr.cs.selector, (unsigned long long)r.rip);
     exit(1);
   }
 }
@@ -255,7 +257,10 @@ static long round_of(long n) {
         if (maps[b] == MAP_FAILED) die("mmap");
         set_region((uint32_t)b, BELOW_4G + (uint64_t)b * 0x100000, (uint64_t)page * 4, maps[b]);
       }
-      for (int b = 5; b >= 0; b--) { set_region((uint32_t)b, BELOW_4G + (uint64_t)b * 0x100000, 0, maps[b]); munmap(maps[b], (size_t)page * 4); }
+      for (int b = 5; b >= 0; b--) {
+        set_region((uint32_t)b, BELOW_4G + (uint64_t)b * 0x100000, 0, maps[b]);
+        munmap(maps[b], (size_t)page * 4);
+      }
     }
   } else if (!strcmp(which, "trapped")) {
     for (long i = 0; i < n; i++) trapped_access();
