@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  ARM64_CORE_REG, IOCTL, KVM_API_VERSION, KVM_CAP, KVM_EXIT, KVM_MEM_FLAGS, KVM_SIZEOF, SIZEOF, VFIO_DMA_MAP_FLAGS, VFIO_EXTENSION,
+  ARM64_CORE_REG, ARM64_PSTATE, IOCTL, KVM_ARM_IRQ, KVM_ARM_VCPU_FEATURE, KVM_DEV_ARM_VGIC, KVM_DEV_TYPE_ARM, KVM_SYSTEM_EVENT, KVM_API_VERSION, KVM_CAP, KVM_EXIT, KVM_MEM_FLAGS, KVM_SIZEOF, SIZEOF, VFIO_DMA_MAP_FLAGS, VFIO_EXTENSION,
   VFIO_GROUP_FLAGS, VFIO_PCI_IRQ, VFIO_PCI_NUM_REGIONS, VFIO_PCI_REGION, VFIO_REGION_CAP, VFIO_REGION_FLAGS, X86_REGS, X86_SEGMENT, X86_SREGS,
 } from '../../src/uapi/index.js';
 
@@ -103,6 +103,27 @@ const COMMON: Record<string, number | bigint> = {
   KVM_EXIT_SHUTDOWN: KVM_EXIT.SHUTDOWN,
   KVM_EXIT_INTERNAL_ERROR: KVM_EXIT.INTERNAL_ERROR,
   KVM_EXIT_SYSTEM_EVENT: KVM_EXIT.SYSTEM_EVENT,
+  // What a VMM adds (src/kvm/device.ts, vgic.ts, vcpu.ts)
+  sizeof_kvm_irq_level: KVM_SIZEOF.kvm_irq_level,
+  offsetof_kvm_irq_level_level: 4,
+  KVM_IRQ_LINE: IOCTL.KVM_IRQ_LINE,
+  sizeof_kvm_create_device: KVM_SIZEOF.kvm_create_device,
+  offsetof_kvm_create_device_fd: 4,
+  offsetof_kvm_create_device_flags: 8,
+  sizeof_kvm_device_attr: KVM_SIZEOF.kvm_device_attr,
+  offsetof_kvm_device_attr_group: 4,
+  offsetof_kvm_device_attr_attr: 8,
+  offsetof_kvm_device_attr_addr: 16,
+  KVM_GET_DEVICE_ATTR: IOCTL.KVM_GET_DEVICE_ATTR,
+  KVM_HAS_DEVICE_ATTR: IOCTL.KVM_HAS_DEVICE_ATTR,
+  KVM_DEV_TYPE_ARM_VGIC_V3: KVM_DEV_TYPE_ARM.VGIC_V3,
+  KVM_DEV_TYPE_ARM_VGIC_ITS: KVM_DEV_TYPE_ARM.VGIC_ITS,
+  offsetof_kvm_run_system_event: 32,
+  offsetof_kvm_run_system_event_ndata: 36,
+  offsetof_kvm_run_system_event_data: 40,
+  KVM_SYSTEM_EVENT_SHUTDOWN: KVM_SYSTEM_EVENT.SHUTDOWN,
+  KVM_SYSTEM_EVENT_RESET: KVM_SYSTEM_EVENT.RESET,
+  KVM_SYSTEM_EVENT_CRASH: KVM_SYSTEM_EVENT.CRASH,
 };
 
 const X86_64: Record<string, number | bigint> = {
@@ -140,6 +161,24 @@ const AARCH64: Record<string, number | bigint> = {
   reg_sp: ARM64_CORE_REG.sp,
   reg_pc: ARM64_CORE_REG.pc,
   reg_pstate: ARM64_CORE_REG.pstate,
+  KVM_ARM_VCPU_POWER_OFF: KVM_ARM_VCPU_FEATURE.POWER_OFF,
+  KVM_ARM_VCPU_PSCI_0_2: KVM_ARM_VCPU_FEATURE.PSCI_0_2,
+  PSR_MODE_EL1h: ARM64_PSTATE.MODE_EL1H,
+  PSR_F_BIT: ARM64_PSTATE.F,
+  PSR_I_BIT: ARM64_PSTATE.I,
+  PSR_A_BIT: ARM64_PSTATE.A,
+  PSR_D_BIT: ARM64_PSTATE.D,
+  KVM_DEV_ARM_VGIC_GRP_ADDR: KVM_DEV_ARM_VGIC.GRP_ADDR,
+  KVM_DEV_ARM_VGIC_GRP_NR_IRQS: KVM_DEV_ARM_VGIC.GRP_NR_IRQS,
+  KVM_DEV_ARM_VGIC_GRP_CTRL: KVM_DEV_ARM_VGIC.GRP_CTRL,
+  KVM_DEV_ARM_VGIC_CTRL_INIT: KVM_DEV_ARM_VGIC.CTRL_INIT,
+  KVM_VGIC_V3_ADDR_TYPE_DIST: KVM_DEV_ARM_VGIC.V3_ADDR_TYPE_DIST,
+  KVM_VGIC_V3_ADDR_TYPE_REDIST: KVM_DEV_ARM_VGIC.V3_ADDR_TYPE_REDIST,
+  KVM_VGIC_ITS_ADDR_TYPE: KVM_DEV_ARM_VGIC.ITS_ADDR_TYPE,
+  KVM_ARM_IRQ_TYPE_SHIFT: KVM_ARM_IRQ.TYPE_SHIFT,
+  KVM_ARM_IRQ_VCPU_SHIFT: KVM_ARM_IRQ.VCPU_SHIFT,
+  KVM_ARM_IRQ_TYPE_SPI: KVM_ARM_IRQ.TYPE_SPI,
+  KVM_ARM_IRQ_TYPE_PPI: KVM_ARM_IRQ.TYPE_PPI,
 };
 
 function hasCompiler(cc: string): boolean {
