@@ -89,4 +89,7 @@ if [ ! -d "$KOFFI" ]; then
   rm -rf "$tmp"
 fi
 echo "KOFFI_ARM64=$KOFFI"
+
+# --- the example VMM's nested guest (kernel with its own fragment, busybox initramfs) -------------
+bash "$HERE/vmm/prepare-guest.sh" "$BASE"
 echo "CACHE=$CACHE"
