@@ -2,8 +2,8 @@
  * The real-kernel proof: QEMU's NVMe (16 KiB BAR0, MSI-X inside) behind real vfio-pci on emulated arm64
  * hosts with 64, 16 and 4 KiB pages, mapped by the library into a nested KVM guest.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
-import { bootScenario, buildInitrd, prepare, type Artefacts, type GuestResult, type Scenario } from './run-guest.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bootScenario, buildInitrd, disposeInitrd, prepare, type Artefacts, type GuestResult, type Scenario } from './run-guest.js';
 import { PROFILES } from '../../src/cli/profiles.js';
 import { descriptionToJSON } from '../../src/vfio/index.js';
 
@@ -24,6 +24,10 @@ beforeAll(() => {
   artefacts = prepare();
   initrd = buildInitrd(artefacts);
 }, 1_800_000);
+
+afterAll(() => {
+  if (initrd) disposeInitrd(initrd);
+});
 
 async function boot(s: Scenario): Promise<GuestResult> {
   const run = await bootScenario(artefacts, initrd, s);

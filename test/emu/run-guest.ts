@@ -2,10 +2,11 @@
  * Host side of the emulated-aarch64 tier: packs the built library into an overlay initramfs, boots QEMU
  * (TCG, virt machine with EL2 so the guest has KVM) and returns the guest's structured result.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { EmuTimeoutError, keepLog, runQemu } from './harness.js';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
 
@@ -46,6 +47,11 @@ export function buildInitrd(a: Artefacts): string {
   writeFileSync(initrd, Buffer.concat([readFileSync(a.BASE_INITRAMFS), readFileSync(overlay)]));
   rmSync(path.join(stage, 'test'), { recursive: true });
   return initrd;
+}
+
+/** Removes the staging folder of an initramfs made by {@link buildInitrd} (they would pile up in /tmp). */
+export function disposeInitrd(initrd: string): void {
+  rmSync(path.dirname(initrd), { recursive: true, force: true });
 }
 
 /** The production dependency tree (as npm resolved it), minus koffi's x64 binary package. */
@@ -104,27 +110,12 @@ export async function bootScenario(a: Artefacts, initrd: string, s: Scenario, ti
     ...(s.e1000e ? ['-device', 'e1000e,romfile='] : []),
   ];
   const started = Date.now();
-  const log = await runQemu(args, timeoutMs);
+  const { log, timedOut } = await runQemu(args, timeoutMs);
   const seconds = (Date.now() - started) / 1000;
-  const logPath = path.join(a.CACHE, 'logs', `${s.name}-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
-  mkdirSync(path.dirname(logPath), { recursive: true });
-  writeFileSync(logPath, `qemu-system-aarch64 ${args.join(' ')}\n\n${log}`);
+  const logPath = keepLog(a.CACHE, s.name, `qemu-system-aarch64 ${args.join(' ')}\n\n${log}`);
+  const tail = log.split('\n').slice(-40).join('\n');
+  if (timedOut) throw new EmuTimeoutError(timeoutMs / 1000, logPath, tail);
   const line = log.split('\n').find((l) => l.startsWith('VFIOBARS-RESULT '));
-  if (!line) throw new Error(`guest printed no result (log kept at ${logPath}):\n${log.split('\n').slice(-40).join('\n')}`);
+  if (!line) throw new Error(`guest printed no result (log kept at ${logPath}):\n${tail}`);
   return { result: JSON.parse(line.slice('VFIOBARS-RESULT '.length).trim()) as GuestResult, log, logPath, seconds };
-}
-
-function runQemu(args: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const qemu = spawn('qemu-system-aarch64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const chunks: Buffer[] = [];
-    qemu.stdout.on('data', (c: Buffer) => chunks.push(c));
-    qemu.stderr.on('data', (c: Buffer) => chunks.push(c));
-    const timer = setTimeout(() => qemu.kill('SIGKILL'), timeoutMs);
-    qemu.on('error', (error) => { clearTimeout(timer); reject(error); });
-    qemu.on('close', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('utf8').replace(/\r/g, ''));
-    });
-  });
 }

@@ -2,20 +2,17 @@
  * Host side of the example-VMM scenarios: compiles the example, packs it with the nested guest's kernel
  * and initramfs into a third initramfs archive (after the tier's base and library overlay), boots the
  * emulated aarch64 host, and returns what the VMM and the nested guest printed.
- *
- * Harness rules: a silent guest fails with "timed out after N s" and its log is kept; logs are pruned to
- * the newest few per scenario; the staging folder is removed after the run.
+ * The harness rules (timeouts, kept and pruned logs) are in ../harness.ts; the staging folder is
+ * removed by `dispose`.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { EmuTimeoutError, keepLog, runQemu } from '../harness.js';
 import { buildInitrd, prepare, type Artefacts } from '../run-guest.js';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..', '..');
 const EXAMPLE = path.join(REPO, 'examples', 'arm64-vmm');
-/** Logs kept per scenario name; older ones are deleted. */
-export const LOGS_KEPT = 5;
-
 export type VmmArtefacts = Artefacts & { GUEST_KERNEL: string; GUEST_INITRAMFS: string };
 
 export function prepareVmm(): VmmArtefacts {
@@ -79,11 +76,6 @@ export interface VmmRun {
   guest: Map<string, string[]>;
 }
 
-export class EmuTimeoutError extends Error {
-  constructor(readonly seconds: number, readonly logPath: string, tail: string) {
-    super(`timed out after ${seconds} s (log kept at ${logPath}):\n${tail}`);
-  }
-}
 
 export async function bootVmm(a: VmmArtefacts, initrd: string, s: VmmScenario): Promise<VmmRun> {
   const kernel = { '4K': a.KERNEL_4K, '16K': a.KERNEL_16K, '64K': a.KERNEL_64K }[s.pages];
@@ -113,44 +105,3 @@ export async function bootVmm(a: VmmArtefacts, initrd: string, s: VmmScenario): 
   return { log, logPath, seconds, report: JSON.parse(reportLine.slice('VMM-REPORT '.length)) as VmmRun['report'], guest };
 }
 
-/** Writes the run's log under CACHE/logs and deletes all but the newest {@link LOGS_KEPT} of this scenario. */
-export function keepLog(cache: string, name: string, text: string): string {
-  const dir = path.join(cache, 'logs');
-  mkdirSync(dir, { recursive: true });
-  const logPath = path.join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
-  writeFileSync(logPath, text);
-  pruneLogs(dir, `${name}-`, LOGS_KEPT);
-  return logPath;
-}
-
-/** Deletes the oldest `prefix*.log` files in `dir` beyond the newest `keep`. */
-export function pruneLogs(dir: string, prefix: string, keep: number): void {
-  const logs = readdirSync(dir)
-    .filter((f) => f.startsWith(prefix) && f.endsWith('.log') && /^\d{4}-/.test(f.slice(prefix.length)))
-    .map((f) => ({ f, mtime: statSync(path.join(dir, f)).mtimeMs }))
-    .sort((x, y) => y.mtime - x.mtime || y.f.localeCompare(x.f));
-  for (const { f } of logs.slice(keep)) rmSync(path.join(dir, f), { force: true });
-}
-
-/** Runs QEMU to its end or until `timeoutMs`, when it is killed and `timedOut` says so. */
-export function runQemu(args: string[], timeoutMs: number, binary = 'qemu-system-aarch64'): Promise<{ log: string; timedOut: boolean }> {
-  return new Promise((resolve, reject) => {
-    const qemu = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const chunks: Buffer[] = [];
-    let timedOut = false;
-    qemu.stdout.on('data', (c: Buffer) => chunks.push(c));
-    qemu.stderr.on('data', (c: Buffer) => chunks.push(c));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      qemu.kill('SIGKILL');
-    }, timeoutMs);
-    qemu.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    qemu.on('close', () => {
-      clearTimeout(timer);
-      resolve({ log: Buffer.concat(chunks).toString('utf8').replace(/\r/g, ''), timedOut });
-    });
-  });
-}
