@@ -29,13 +29,39 @@
 /* Largest mapping exposed as one ArrayBuffer; bigger ones (huge BARs) are returned without a view. */
 #define MAX_VIEW_LENGTH ((uint64_t)1 << 32)
 
+/*
+ * errno names for the errors these three calls can return. Not strerrorname_np: that is glibc 2.32+, and
+ * the prebuilt binaries must load on glibc 2.28 (Debian 10/11, RHEL 8) and on musl. An errno missing here
+ * gets "E<n>"; JavaScript (src/sys/system-error.ts) names every errno Node knows from the number anyway.
+ */
+#define ERRNO_ENTRY(name) { name, #name }
+static const struct { int number; const char *name; } ERRNO_NAMES[] = {
+  ERRNO_ENTRY(EPERM), ERRNO_ENTRY(ENOENT), ERRNO_ENTRY(EINTR), ERRNO_ENTRY(EIO), ERRNO_ENTRY(ENXIO),
+  ERRNO_ENTRY(EBADF), ERRNO_ENTRY(EAGAIN), ERRNO_ENTRY(ENOMEM), ERRNO_ENTRY(EACCES), ERRNO_ENTRY(EFAULT),
+  ERRNO_ENTRY(EBUSY), ERRNO_ENTRY(EEXIST), ERRNO_ENTRY(ENODEV), ERRNO_ENTRY(EINVAL), ERRNO_ENTRY(ENFILE),
+  ERRNO_ENTRY(EMFILE), ERRNO_ENTRY(ENOTTY), ERRNO_ENTRY(ETXTBSY), ERRNO_ENTRY(EFBIG), ERRNO_ENTRY(ENOSPC),
+  ERRNO_ENTRY(ERANGE), ERRNO_ENTRY(ENOSYS), ERRNO_ENTRY(EOVERFLOW), ERRNO_ENTRY(EOPNOTSUPP), ERRNO_ENTRY(E2BIG),
+};
+
+/* Writes the errno's name into out: "EINVAL", or "E<n>" for one not in the table. */
+static void errno_name(int err, char *out, size_t size) {
+  for (size_t i = 0; i < sizeof ERRNO_NAMES / sizeof ERRNO_NAMES[0]; i++) {
+    if (ERRNO_NAMES[i].number == err) {
+      snprintf(out, size, "%s", ERRNO_NAMES[i].name);
+      return;
+    }
+  }
+  snprintf(out, size, "E%d", err);
+}
+
 static napi_value throw_errno(napi_env env, int err, const char *syscall) {
   napi_value msg, code, error, errno_value, syscall_value;
-  const char *name = strerrorname_np(err);
+  char name[32];
   char text[160];
-  snprintf(text, sizeof text, "%s: %s", syscall, name ? name : strerror(err));
+  errno_name(err, name, sizeof name);
+  snprintf(text, sizeof text, "%s: %s (%s)", syscall, name, strerror(err));
   napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
   napi_create_error(env, code, msg, &error);
   napi_create_int32(env, err, &errno_value);
   napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
@@ -120,15 +146,20 @@ static void no_finalize(napi_env env, void *data, void *hint) {
 }
 
 /*
- * Maps `length` bytes at a virtual address aligned to `align` (a power of two > page size) by
- * reserving length + align of PROT_NONE, placing the real mapping with MAP_FIXED inside it and
- * trimming the slack. Aligned VAs let the kernel use huge PFN mappings for large BARs.
+ * Maps `length` bytes at a virtual address VA with VA % align == align_offset (align a power of two >
+ * page size, align_offset < align) by reserving length + align of PROT_NONE, placing the real mapping
+ * with MAP_FIXED inside it and trimming the slack. Huge PFN mappings need the VA congruent to the file
+ * offset modulo the block, not only aligned to it.
  */
-static void *mmap_aligned(uint64_t length, int prot, int flags, int fd, uint64_t offset, uint64_t align) {
+static void *mmap_aligned(uint64_t length, int prot, int flags, int fd, uint64_t offset, uint64_t align,
+                          uint64_t align_offset) {
   uint64_t reserve_len = length + align;
   uint8_t *reserve = mmap(NULL, reserve_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (reserve == MAP_FAILED) return MAP_FAILED;
-  uintptr_t start = ((uintptr_t)reserve + align - 1) & ~(uintptr_t)(align - 1);
+  /* The first VA >= reserve that is congruent to align_offset: at most align - 1 bytes in. */
+  uintptr_t base = (uintptr_t)reserve;
+  uintptr_t start = ((base - align_offset + align - 1) & ~(uintptr_t)(align - 1)) + align_offset;
+  if (start < base) start += align;
   void *mapped = mmap((void *)start, length, prot, flags | MAP_FIXED, fd, (off_t)offset);
   if (mapped == MAP_FAILED) {
     int err = errno;
@@ -136,31 +167,40 @@ static void *mmap_aligned(uint64_t length, int prot, int flags, int fd, uint64_t
     errno = err;
     return MAP_FAILED;
   }
-  if (start > (uintptr_t)reserve) munmap(reserve, start - (uintptr_t)reserve);
-  uintptr_t end = start + length, reserve_end = (uintptr_t)reserve + reserve_len;
+  if (start > base) munmap(reserve, start - base);
+  uintptr_t end = start + length, reserve_end = base + reserve_len;
   if (reserve_end > end) munmap((void *)end, reserve_end - end);
   return mapped;
 }
 
-/* mmap(fd, offset, length, prot, flags, align) → { address: bigint, buffer: ArrayBuffer | undefined } */
+/*
+ * mmap(fd, offset, length, prot, flags, align[, alignOffset])
+ *   → { address: bigint, buffer: ArrayBuffer | undefined }
+ */
 static napi_value do_mmap(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6], result, address, buffer;
+  size_t argc = 7;
+  napi_value argv[7], result, address, buffer;
   int32_t fd, prot, flags;
-  uint64_t offset, length, align;
+  uint64_t offset, length, align, align_offset = 0;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 6) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_COUNT", "mmap takes 6 arguments");
+  if (argc != 6 && argc != 7) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_COUNT", "mmap takes 6 or 7 arguments");
     return NULL;
   }
   if (get_i32(env, argv[0], "fd", &fd) || get_u64(env, argv[1], "offset", &offset) ||
       get_u64(env, argv[2], "length", &length) || get_i32(env, argv[3], "prot", &prot) ||
       get_i32(env, argv[4], "flags", &flags) || get_u64(env, argv[5], "align", &align))
     return NULL;
-  if (offset > (uint64_t)INT64_MAX || length == 0 || length > ((uint64_t)1 << 47) || (align & (align - 1)) != 0) {
+  if (argc == 7) {
+    napi_valuetype type;
+    CHECK(env, napi_typeof(env, argv[6], &type));
+    if (type != napi_undefined && get_u64(env, argv[6], "alignOffset", &align_offset)) return NULL;
+  }
+  if (offset > (uint64_t)INT64_MAX || length == 0 || length > ((uint64_t)1 << 47) || (align & (align - 1)) != 0 ||
+      (align == 0 ? align_offset != 0 : align_offset >= align)) {
     return throw_errno(env, EINVAL, "mmap");
   }
-  void *mapped = align > 0 ? mmap_aligned(length, prot, flags, fd, offset, align)
+  void *mapped = align > 0 ? mmap_aligned(length, prot, flags, fd, offset, align, align_offset)
                            : mmap(NULL, length, prot, flags, fd, (off_t)offset);
   if (mapped == MAP_FAILED) return throw_errno(env, errno, "mmap");
 

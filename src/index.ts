@@ -20,22 +20,30 @@ export type { Syscalls, HostMapping, MmapOptions } from './sys/syscalls.js';
 export { PROT } from './sys/syscalls.js';
 export { SystemError, errnoName } from './sys/system-error.js';
 export { realSyscalls } from './sys/real-syscalls.js';
+export { NativeShimError, type NativeShimErrorCode } from './sys/native-shim-error.js';
 
 // vfio: opening and describing devices
 export type * from './vfio/description.js';
 export { regionByIndex } from './vfio/description.js';
 export type { VfioDeviceHandle, DmaMapper } from './vfio/device-handle.js';
 export { VfioDevice, type VfioOpenOptions, type IommuMode } from './vfio/device.js';
+export { IommuContext, type IommuContextOptions, type IommuRequest } from './vfio/iommu-context.js';
+export type { GuestDmaMapping, DmaProtection } from './vfio/guest-dma.js';
+export type { KvmVfioFileRegistry } from './vfio/kvm-file-registry.js';
+export { MAX_DEVICE_REGIONS, MAX_DEVICE_IRQS, MAX_IRQ_VECTORS } from './vfio/describe.js';
 export { VfioError, type VfioErrorDetails } from './vfio/errors.js';
 export { describeDevice } from './vfio/describe.js';
 export { descriptionToJSON, descriptionFromJSON } from './vfio/description-json.js';
 export { parseRegionCapabilities } from './vfio/region-caps.js';
-export { bindToVfioPci, iommuGroupOf, cdevOf } from './vfio/sysfs.js';
+export { bindToVfioPci, iommuGroupOf, cdevOf, driverOf } from './vfio/sysfs.js';
+export { normalizeBdf } from './vfio/bdf.js';
 
 // plan: pure planning
 export type * from './plan/types.js';
 export { PlanError } from './plan/errors.js';
 export { planBarMappings, replan } from './plan/planner.js';
+export { replanBar } from './plan/replan-bar.js';
+export { locateInBar, locateGpa } from './plan/locate.js';
 export { checkPlanInvariants } from './plan/invariants.js';
 export { planToJSON, planFromJSON } from './plan/json.js';
 
@@ -43,6 +51,7 @@ export { planToJSON, planFromJSON } from './plan/json.js';
 export { KvmVm, type SlotRegion, type KvmVmOptions, type SlotRange, type AdoptOptions } from './kvm/vm.js';
 export { KvmError, type KvmErrorDetails } from './kvm/errors.js';
 export { KvmVcpu, type VcpuExit } from './kvm/vcpu.js';
+export { KvmVfioDevice, type KvmVmRef } from './kvm/vfio-kvm-device.js';
 export { GuestMemoryProbe, type ProbeResult, type ProbeOptions } from './kvm/probe.js';
 // kvm: what a VMM needs to boot an arm64 guest (vCPU init and registers, vGICv3 + ITS, IRQ lines, system events)
 export type { SystemEventKind } from './kvm/vcpu.js';
@@ -52,6 +61,7 @@ export { initArm64Vcpu, setArm64BootRegisters, type Arm64VcpuFeatures, type Arm6
 export { ARM64_CORE_REG, ARM64_GIC_SIZE, KVM_SYSTEM_EVENT } from './uapi/index.js';
 
 // map: executing plans
-export { BarMapper, hugePfnAlignment, type BarMapperOptions, type MappedBar, type MappedRegion, type MoveResult } from './map/bar-mapper.js';
+export { BarMapper, type BarMapperOptions, type MappedBar, type MappedRegion, type MapperWarning, type MoveResult } from './map/bar-mapper.js';
+export { hugePfnAlignment, hugePfnBlock, hugePfnPlacement, type HugePfnPlacement } from './map/huge-pfn.js';
 export { MapError, type MapErrorDetails, type MapStep } from './map/errors.js';
 export type { MapperLogger } from './map/logger.js';

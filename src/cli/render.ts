@@ -20,7 +20,7 @@ export function renderPlan(plan: MappingPlan): string {
   const out: string[] = [`host page size ${hex(plan.pageSize)} (${kib(plan.pageSize)}), MSI-X strategy: ${plan.msixStrategy}`];
   for (const bar of plan.bars) out.push('', renderBar(bar));
   if (plan.skipped.length > 0) out.push('', `not planned: ${plan.skipped.map((s) => `BAR${s.index} (${s.reason})`).join('; ')}`);
-  if (plan.warnings.length > 0) out.push('', 'warnings:', ...plan.warnings.map((w) => `  ! ${w}`));
+  if (plan.warnings.length > 0) out.push('', 'warnings:', ...plan.warnings.map((w) => `  ! BAR${w.bar}: ${w.message} [${w.code}]`));
   return out.join('\n');
 }
 
@@ -30,7 +30,7 @@ function renderBar(bar: PlannedBar): string {
   const t = table(['kind', 'BAR offset', 'size', 'file offset', 'GPA', 'reason']);
   const rows: { offset: bigint; row: string[] }[] = [
     ...bar.mappings.map((m) => ({ offset: m.barOffset, row: [`direct (${m.prot})`, hex(m.barOffset), hex(m.size), hex(m.fileOffset), m.gpa === undefined ? '-' : hex(m.gpa), m.reason] })),
-    ...bar.trapped.map((r) => ({ offset: r.barOffset, row: ['trapped', hex(r.barOffset), hex(r.size), '-', bar.guestAddress === undefined ? '-' : hex(bar.guestAddress + r.barOffset), r.reason] })),
+    ...bar.trapped.map((r) => ({ offset: r.barOffset, row: [`trapped: ${r.kind}`, hex(r.barOffset), hex(r.size), r.fileOffset === undefined ? '-' : hex(r.fileOffset), bar.guestAddress === undefined ? '-' : hex(bar.guestAddress + r.barOffset), r.reason] })),
   ];
   rows.sort((a, b) => (a.offset < b.offset ? -1 : 1)).forEach((r) => t.push(r.row));
   const msix = bar.msix

@@ -8,6 +8,7 @@ import { realSyscalls } from '../sys/real-syscalls.js';
 import { hex } from '../errors.js';
 import { KvmError } from './errors.js';
 import { SlotAllocator } from './slot-allocator.js';
+import { GrantChecker } from './grant-checker.js';
 
 export interface SlotRegion {
   readonly guestPhysAddr: bigint;
@@ -67,6 +68,8 @@ export class KvmVm implements Disposable {
   readonly #adopted: boolean;
   readonly #slots = new Map<number, MutableSlot>();
   readonly #ids: SlotAllocator;
+  /** Adopted VMs only: proves each granted id free before its first use (see GrantChecker). */
+  readonly #grant: GrantChecker | undefined;
   #closed = false;
 
   private constructor(parts: VmParts) {
@@ -78,6 +81,7 @@ export class KvmVm implements Disposable {
     this.slotRange = parts.slots;
     this.#adopted = parts.adopted;
     this.#ids = new SlotAllocator(parts.slots.count, parts.slots.first);
+    this.#grant = parts.adopted ? new GrantChecker(parts.syscalls, parts.vmFd) : undefined;
   }
 
   /** Opens /dev/kvm, checks API version 12 and creates a VM. Closes what it opened if a step fails. */
@@ -99,8 +103,23 @@ export class KvmVm implements Disposable {
   /**
    * Works inside a VM the VMM already created, using only the slot ids it grants. Closing the handle
    * removes the slots the library registered and leaves the VM (and the VMM's own slots) alone.
+   *
+   * The grant is not trusted: before an id is used the first time, a side-effect-free probe asks KVM
+   * whether it is free, and an id the VMM already uses is refused (`SLOT_IN_USE`) instead of being
+   * moved or deleted (KVM would MOVE a slot whose host address and size happen to match).
+   *
+   * @throws KvmError `BAD_ARGUMENT` for an fd that is not a non-negative integer or a missing grant,
+   *   `BAD_SLOT_RANGE` for a grant outside the VM's slots, or the errno of a failed open/ioctl.
+   * @example
+   * const vm = KvmVm.adopt(vmmVmFd, { slots: { first: 100, count: 64 } });
    */
   static adopt(vmFd: number, options: AdoptOptions): KvmVm {
+    if (typeof vmFd !== 'number' || !Number.isInteger(vmFd) || vmFd < 0 || vmFd > 0x7fff_ffff) {
+      throw new KvmError(`VM fd must be a non-negative integer, got ${String(vmFd)}`, { code: 'BAD_ARGUMENT' });
+    }
+    if (typeof options !== 'object' || options === null || typeof options.slots !== 'object' || options.slots === null) {
+      throw new KvmError('adopt needs options.slots: the slot ids the VMM grants', { code: 'BAD_ARGUMENT' });
+    }
     const syscalls = options.syscalls ?? realSyscalls();
     const kvmFd = openKvm(syscalls, options.kvmPath);
     try {
@@ -109,7 +128,7 @@ export class KvmVm implements Disposable {
       if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 1 || first + count > caps.maxMemorySlots) {
         throw new KvmError(`slot range ${first}+${count} does not fit the VM's ${caps.maxMemorySlots} slots`, { code: 'BAD_SLOT_RANGE' });
       }
-      return new KvmVm({ syscalls, kvmFd, vmFd, ...caps, slots: options.slots, adopted: true });
+      return new KvmVm({ syscalls, kvmFd, vmFd, ...caps, slots: { first, count }, adopted: true });
     } catch (error) {
       closeQuietly(syscalls, kvmFd);
       throw error;
@@ -121,6 +140,11 @@ export class KvmVm implements Disposable {
     return this.#kvmFd;
   }
 
+  /** True once `close()` ran: the VM's slots (ours) are gone, every slot call throws `CLOSED`. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Number of registered slots. */
   get slotCount(): number {
     return this.#slots.size;
@@ -130,9 +154,15 @@ export class KvmVm implements Disposable {
     return this.#slots.get(id);
   }
 
-  /** Registers a slot under a fresh (or recycled) id and returns the id. On failure the id is released. */
+  /**
+   * Registers a slot under a fresh (or recycled) id and returns the id. On failure the id is released.
+   *
+   * @throws KvmError `BAD_ARGUMENT` (not u64 bigints, size 0), `SLOTS_EXHAUSTED`, `SLOT_IN_USE` (adopted VM:
+   *   the granted id is the VMM's), `CLOSED`, or KVM's errno (EINVAL unaligned, EEXIST overlap).
+   */
   addSlot(region: SlotRegion): number {
     this.#assertOpen();
+    checkRegion(region);
     const id = this.#ids.allocate();
     if (id === undefined) {
       throw new KvmError(`no free KVM memory slot (all ${this.slotRange.count} in use) for gpa ${hex(region.guestPhysAddr)} size ${hex(region.memorySize)}`, {
@@ -140,6 +170,7 @@ export class KvmVm implements Disposable {
       });
     }
     try {
+      this.#grant?.assertFree(id, region);
       this.#set(id, region.guestPhysAddr, region);
     } catch (error) {
       this.#ids.release(id);
@@ -155,6 +186,7 @@ export class KvmVm implements Disposable {
    */
   moveSlot(id: number, guestPhysAddr: bigint): void {
     this.#assertOpen();
+    checkU64Arg('guestPhysAddr', guestPhysAddr);
     const region = this.#registered(id);
     this.#set(id, guestPhysAddr, region);
     region.guestPhysAddr = guestPhysAddr;
@@ -187,6 +219,11 @@ export class KvmVm implements Disposable {
     }
     this.#closed = true;
     this.#slots.clear();
+    try {
+      this.#grant?.close();
+    } catch (error) {
+      errors.push(error);
+    }
     if (!this.#adopted) closeQuietly(this.syscalls, this.fd);
     closeQuietly(this.syscalls, this.#kvmFd);
     // A slot KVM refused to delete stays in the VMM's VM: say so rather than pretend.
@@ -214,6 +251,21 @@ export class KvmVm implements Disposable {
 
   #assertOpen(): void {
     if (this.#closed) throw new KvmError('KVM VM is closed', { code: 'CLOSED' });
+  }
+}
+
+/** A slot request is u64 bigints and a non-zero size (size 0 would be KVM's delete). */
+function checkRegion(region: SlotRegion): void {
+  if (typeof region !== 'object' || region === null) throw new KvmError('slot region must be an object', { code: 'BAD_ARGUMENT' });
+  checkU64Arg('guestPhysAddr', region.guestPhysAddr);
+  checkU64Arg('memorySize', region.memorySize);
+  checkU64Arg('userspaceAddr', region.userspaceAddr);
+  if (region.memorySize === 0n) throw new KvmError('slot size 0 would delete a slot; use removeSlot', { code: 'BAD_ARGUMENT' });
+}
+
+function checkU64Arg(name: string, value: unknown): void {
+  if (typeof value !== 'bigint' || value < 0n || value >= 1n << 64n) {
+    throw new KvmError(`${name} must be a u64 bigint, got ${typeof value === 'bigint' ? hex(value) : typeof value}`, { code: 'BAD_ARGUMENT' });
   }
 }
 

@@ -1,47 +1,55 @@
 /**
- * `BarMapper`: executes a MappingPlan with real syscalls, in a fixed order per direct mapping —
- * mmap → KVM slot → DMA map — recording each resource it acquires and undoing exactly those, newest
- * first, on any failure. `move` re-registers a BAR at a new GPA without re-mmapping.
+ * `BarMapper`: executes a MappingPlan with real syscalls. Each direct mapping is one {@link DirectResource}
+ * (mmap → KVM slot → DMA map) whose attach, detach and move return their own undo; `map`, `move` and
+ * `setDecode` compose those verbs on an undo stack, so any failure puts back exactly what the call changed.
  */
 import { hex } from '../errors.js';
-import { PROT, type HostMapping } from '../sys/syscalls.js';
+import type { HostMapping } from '../sys/syscalls.js';
 import type { KvmVm } from '../kvm/vm.js';
-import type { VfioDeviceHandle } from '../vfio/device-handle.js';
+import type { DmaMapper, VfioDeviceHandle } from '../vfio/device-handle.js';
 import { UndoStack } from '../vfio/cleanup.js';
-import type { DirectMapping, MappingPlan, PlannedBar } from '../plan/types.js';
-import { replan } from '../plan/planner.js';
+import type { DirectMapping, MappingPlan, PlannedBar, PlanWarning } from '../plan/types.js';
 import { MapError, type MapStep } from './errors.js';
 import { mapperLog, type MapperLogger } from './logger.js';
+import { DirectResource, StepFailure, type ResourceContext } from './direct-resource.js';
+import { checkBarIndex, checkGuestAddress, checkPlanShape } from './arguments.js';
+import { replanBar } from '../plan/planner.js';
 
 export interface BarMapperOptions {
   /** DMA-map each direct mapping at its GPA (for guests without a vIOMMU, so the device reaches peer BARs). */
   dmaMap?: boolean;
-  /** Align host addresses of large mappings to min(pow2(size), 1 GiB) so the kernel can use huge PFN maps. Default true. */
+  /**
+   * Place host addresses of large mappings so the kernel can use huge PFN maps: `address ≡ file offset`
+   * modulo the block (see `hugePfnPlacement`). Default true.
+   */
   hugePfnAlign?: boolean;
   logger?: MapperLogger;
 }
 
-/** One direct mapping as it lives in the host and the VM (updated in place by `move`). */
+/** One direct mapping as it lives in the host and the VM: a frozen snapshot (see {@link BarMapper.bars}). */
 export interface MappedRegion {
   /** The planned mapping currently applied (its `gpa` follows moves). */
-  mapping: DirectMapping;
+  readonly mapping: DirectMapping;
+  /** A copy of the host mapping (same address, length and view); the mapper keeps the original. */
   readonly host: HostMapping;
-  /** KVM slot id, or undefined while the BAR is trapped (unaligned guest address). */
-  slot: number | undefined;
+  /** KVM slot id, or undefined while the BAR is trapped or its decode is off. */
+  readonly slot: number | undefined;
   /** IOVA of the DMA mapping, when one exists. */
-  iova: bigint | undefined;
+  readonly iova: bigint | undefined;
   /** True once the host mapping has been unmapped. */
-  released?: boolean;
+  readonly released?: boolean;
 }
 
-/** A mapped BAR, kept by the VMM until `unmap`. */
+/** A mapped BAR, as a frozen snapshot taken when it was asked for. */
 export interface MappedBar {
   readonly index: number;
   /** The plan for this BAR as currently applied (GPAs included). */
   readonly planned: PlannedBar;
   readonly guestAddress: bigint | undefined;
-  /** `direct`: slots registered; `trapped`: mmaps kept, no slots (guest address not mappable). */
+  /** `direct`: placed where slots can be registered; `trapped`: mmaps kept, no slots (address not mappable). */
   readonly state: 'direct' | 'trapped';
+  /** PCI COMMAND.MEM as last set by {@link BarMapper.setDecode}: false means no slots and no DMA maps. */
+  readonly decode: boolean;
   readonly regions: readonly MappedRegion[];
 }
 
@@ -50,109 +58,248 @@ export interface MoveResult {
   readonly reason: string;
 }
 
-interface BarState {
-  planned: PlannedBar;
-  pageSize: bigint;
-  msixStrategy: MappingPlan['msixStrategy'];
-  regions: MappedRegion[];
-  state: 'direct' | 'trapped';
+/** A warning-level decision the mapper made (today: placements a move could not map directly). */
+export interface MapperWarning {
+  readonly bar: number;
+  readonly code: string;
+  readonly message: string;
 }
 
-const ONE_GIB = 1n << 30n;
+interface BarState {
+  planned: PlannedBar;
+  readonly pageSize: bigint;
+  /** One per kept mmap, in the order of the planned mappings (or the suspended ones). */
+  resources: DirectResource[];
+  decode: boolean;
+}
 
+/** At most this many warnings are kept (oldest dropped), so a VMM that moves BARs all day stays flat. */
+const MAX_WARNINGS = 256;
+
+/**
+ * Maps a device's BARs into a KVM VM and keeps them there across guest BAR moves and decode changes.
+ *
+ * @example
+ * using mapper = new BarMapper(device, vm, { dmaMap: true });
+ * mapper.map(planBarMappings(device.describe(), { pageSize, barAddresses: { 0: 0xc000_0000n } }));
+ * mapper.move(0, 0xd000_0000n);      // guest reprogrammed BAR0
+ * mapper.setDecode(0, false);        // guest cleared COMMAND.MEM
+ */
 export class BarMapper implements Disposable {
   readonly #device: VfioDeviceHandle;
-  readonly #vm: KvmVm;
-  readonly #dmaMap: boolean;
-  readonly #hugePfnAlign: boolean;
+  readonly #ctx: Omit<ResourceContext, 'pageSize'>;
   readonly #log: MapperLogger;
   readonly #bars = new Map<number, BarState>();
+  readonly #warnings: MapperWarning[] = [];
+  /** Resources a failed rollback could not release: retried by unmapAll and dispose, so nothing leaks. */
+  readonly #orphans: { bar: number; resource: DirectResource }[] = [];
+  #disposed = false;
 
+  /**
+   * @param device the open device whose regions are mmapped (and whose IOMMU gets the DMA maps).
+   * @param vm the VM the slots go into.
+   */
   constructor(device: VfioDeviceHandle, vm: KvmVm, options: BarMapperOptions = {}) {
     this.#device = device;
-    this.#vm = vm;
-    this.#dmaMap = options.dmaMap ?? false;
-    this.#hugePfnAlign = options.hugePfnAlign ?? true;
     this.#log = mapperLog(options.logger);
-    if (this.#dmaMap && !device.dma) this.#log.info(`${device.bdf}: no IOMMU (${device.iommuMode}): DMA mapping skipped, the device uses host physical addresses`);
+    this.#ctx = {
+      vm, deviceFd: device.fd, syscalls: device.syscalls, dma: this.#dmaTarget(options.dmaMap ?? false),
+      hugePfnAlign: options.hugePfnAlign ?? true, deviceClosed: () => device.closed === true,
+    };
   }
 
-  /** The BARs currently mapped, by index. */
+  /** The BARs currently mapped, by index: frozen copies, so writing to them cannot change the mapper. */
   get bars(): ReadonlyMap<number, MappedBar> {
-    return new Map([...this.#bars].map(([index, s]) => [index, this.#snapshot(index, s)]));
+    return new Map([...this.#bars].map(([index, s]) => [index, snapshot(index, s)]));
+  }
+
+  /** Warnings from moves (placements that cannot be mapped directly), oldest first; at most 256 kept. */
+  get warnings(): readonly MapperWarning[] {
+    return [...this.#warnings];
+  }
+
+  /**
+   * The current plan of BAR `index` (after moves), or undefined when it is not mapped. O(1), no copy:
+   * the object is immutable and replaced, never changed, by `move`.
+   *
+   * @throws MapError `BAD_ARGUMENT` for an index that is not an integer 0-5; `DISPOSED` after dispose.
+   */
+  plannedBar(index: number): PlannedBar | undefined {
+    this.#assertUsable('validate');
+    checkBarIndex('validate', index);
+    return this.#bars.get(index)?.planned;
   }
 
   /**
    * Maps every direct mapping of `plan`. All or nothing: on failure everything this call acquired is
    * released and one MapError names the step, BAR, GPA and errno.
+   *
+   * @throws MapError `BAD_PLAN`/`DUPLICATE_BAR`/`NO_GUEST_ADDRESS` for a plan it cannot apply,
+   *   `ALREADY_MAPPED` for a BAR mapped earlier, the errno name of a failed mmap/slot/DMA map, `DISPOSED`.
    */
   map(plan: MappingPlan): MappedBar[] {
-    this.#validate(plan);
+    this.#assertUsable('validate');
+    this.#assertDeviceOpen('validate');
+    checkPlanShape(plan);
+    for (const bar of plan.bars) {
+      if (this.#bars.has(bar.index)) throw new MapError(`BAR${bar.index} is already mapped`, { step: 'validate', code: 'ALREADY_MAPPED', bar: bar.index });
+    }
     const undo = new UndoStack();
     const states = new Map<number, BarState>();
     for (const bar of plan.bars) {
-      const regions: MappedRegion[] = [];
-      for (const mapping of bar.mappings) regions.push(this.#mapOne(bar, mapping, undo));
-      const state: BarState = { planned: bar, pageSize: plan.pageSize, msixStrategy: plan.msixStrategy, regions, state: bar.mappings.length > 0 || !bar.suspended ? 'direct' : 'trapped' };
+      const planned = deepFreeze(structuredClone(bar));
+      const state: BarState = { planned, pageSize: plan.pageSize, resources: [], decode: true };
+      for (const mapping of planned.mappings) {
+        try {
+          this.#attachFresh(state, mapping, undo, undefined);
+        } catch (error) {
+          throw failure(error, 'validate', bar.index, mapping.gpa, undo);
+        }
+      }
       states.set(bar.index, state);
-      this.#logBar(bar);
     }
     undo.release();
     for (const [index, state] of states) this.#bars.set(index, state);
-    return [...states].map(([index, s]) => this.#snapshot(index, s));
+    for (const state of states.values()) this.#logBar(state.planned);
+    return [...states].map(([index, s]) => snapshot(index, s));
   }
 
   /**
    * The guest reprogrammed BAR `index` to `guestAddress`. Slots (and DMA maps) follow without re-mmapping.
    * An address that cannot be mapped directly downgrades the BAR to trapped (not an error); moving it back
-   * to a mappable address maps it again. Any failure restores the previous placement.
+   * to a mappable address maps it again. With decode off only the placement changes. Any failure restores
+   * the previous placement.
+   *
+   * @throws MapError `BAD_ARGUMENT`, `NOT_MAPPED`, `DISPOSED`, or step `move` with the failing call's errno.
    */
   move(index: number, guestAddress: bigint): MoveResult {
-    const bar = this.#bars.get(index);
-    if (!bar) throw new MapError(`BAR${index} is not mapped`, { step: 'move', code: 'NOT_MAPPED', bar: index });
-    const next = replan({ pageSize: bar.pageSize, msixStrategy: bar.msixStrategy, bars: [bar.planned], warnings: [], skipped: [] }, index, guestAddress).bars[0]!;
+    const bar = this.#barFor('move', index);
+    checkGuestAddress('move', index, guestAddress);
+    const { bar: next, warnings } = this.#replan(bar, guestAddress);
     const undo = new UndoStack();
     try {
-      const result = next.mappings.length > 0 ? this.#moveDirect(bar, next, undo) : this.#downgrade(bar, next, undo);
-      undo.release();
-      bar.planned = next;
-      return result;
+      this.#reconcile(bar, next, bar.decode, undo);
     } catch (error) {
-      throw MapError.fromStep(error, 'move', index, guestAddress, undo.unwind());
+      throw failure(error, 'move', index, guestAddress, undo);
     }
+    undo.release();
+    const before = bar.planned;
+    bar.planned = next;
+    return this.#reportMove(before, next, warnings);
+  }
+
+  /**
+   * PCI COMMAND.MEM for BAR `index`: `false` removes its KVM slots and DMA maps and keeps the mmaps; `true`
+   * restores them at the current placement (after any moves made meanwhile). Idempotent; all or nothing.
+   *
+   * @throws MapError `BAD_ARGUMENT`, `NOT_MAPPED`, `DISPOSED`, or step `decode` with the failing call's errno.
+   */
+  setDecode(index: number, enabled: boolean): void {
+    const bar = this.#barFor('decode', index);
+    if (typeof enabled !== 'boolean') throw new MapError(`BAR${index}: decode must be a boolean, got ${typeof enabled}`, { step: 'decode', code: 'BAD_ARGUMENT', bar: index });
+    if (bar.decode === enabled) return;
+    const undo = new UndoStack();
+    try {
+      this.#reconcile(bar, bar.planned, enabled, undo);
+    } catch (error) {
+      throw failure(error, 'decode', index, bar.planned.guestAddress, undo);
+    }
+    undo.release();
+    bar.decode = enabled;
+    this.#log.info(`BAR${index}: memory decode ${enabled ? 'on: slots restored' : 'off: slots removed, mmaps kept'}`);
   }
 
   /**
    * Releases BAR `index`: DMA maps, slots, mmaps (views detached). Keeps going past errors; whatever
-   * could not be released stays recorded, so calling `unmap` again retries exactly that.
+   * could not be released stays recorded, so calling `unmap` again retries exactly that. Slots of a VM
+   * closed first are already gone: only the mmaps (and DMA maps) are released then.
+   *
+   * @throws MapError `BAD_ARGUMENT`, `DISPOSED`, or step `unmap` with the first failure.
    */
   unmap(index: number): void {
+    this.#assertUsable('unmap');
+    checkBarIndex('unmap', index);
+    this.#unmap(index);
+  }
+
+  /** Unmaps every BAR (newest index first); throws the first failure after trying them all. */
+  unmapAll(): void {
+    this.#assertUsable('unmap');
+    this.#unmapAll();
+  }
+
+  /** Unmaps everything; afterwards every method but this one throws `DISPOSED`. Idempotent. */
+  [Symbol.dispose](): void {
+    if (this.#disposed) return;
+    this.#unmapAll();
+    this.#disposed = true;
+  }
+
+  // ---- shared steps -----------------------------------------------------------------------------
+
+  /**
+   * Brings `bar`'s resources to `next`'s placement with the given decode: mmaps fresh where none are
+   * kept, then moves, attaches, detaches or only re-places each resource. Every change goes on `undo`.
+   */
+  #reconcile(bar: BarState, next: PlannedBar, decode: boolean, undo: UndoStack): void {
+    const wantAttached = decode && next.mappings.length > 0;
+    const targets = next.mappings.length > 0 ? next.mappings : (next.suspended ?? []);
+    if (bar.resources.length === 0) {
+      // Mapped while unmappable (never mmapped): mmap now, as `map` would have. With decode off the
+      // placement alone changes; enabling decode mmaps then.
+      if (wantAttached) for (const target of targets) this.#attachFresh(bar, target, undo, undefined, next);
+      return;
+    }
+    checkSameShape(bar, targets);
+    const order = travelOrder(bar.resources.length, bar.planned.guestAddress, next.guestAddress);
+    for (const i of order) {
+      const resource = bar.resources[i]!;
+      const target = targets[i]!;
+      if (resource.attached && wantAttached) undo.push(resource.move(target));
+      else if (resource.attached) {
+        undo.push(resource.detach());
+        undo.push(resource.place(target));
+      }
+      else if (wantAttached) undo.push(resource.attach(target));
+      else undo.push(resource.place(target));
+    }
+  }
+
+  /** mmaps one mapping (and attaches it unless told not to), recording both on `undo`. */
+  #attachFresh(bar: BarState, mapping: DirectMapping, undo: UndoStack, mode: 'detached' | undefined, planned = bar.planned): void {
+    const resource = DirectResource.mmap({ ...this.#ctx, pageSize: bar.pageSize }, planned, mapping);
+    bar.resources.push(resource);
+    undo.push(() => {
+      bar.resources.splice(bar.resources.indexOf(resource), 1);
+      const errors = resource.release();
+      if (errors.length === 0) return;
+      this.#orphans.push({ bar: planned.index, resource });
+      throw errors[0];
+    });
+    if (mode !== 'detached') undo.push(resource.attach(mapping));
+  }
+
+  #unmap(index: number): void {
     const bar = this.#bars.get(index);
     if (!bar) return;
     const errors: unknown[] = [];
-    const attempt = (release: () => void): void => {
-      try {
-        release();
-      } catch (error) {
-        errors.push(error);
-      }
-    };
-    for (const region of [...bar.regions].reverse()) {
-      attempt(() => this.#dmaUnmap(region));
-      attempt(() => this.#removeSlot(region));
-      if (region.iova === undefined && region.slot === undefined) attempt(() => this.#munmap(region));
-    }
-    bar.regions = bar.regions.filter((r) => !r.released);
+    for (const resource of [...bar.resources].reverse()) errors.push(...resource.release());
+    bar.resources = bar.resources.filter((r) => !r.released);
     if (errors.length > 0) throw MapError.fromStep(errors[0], 'unmap', index, bar.planned.guestAddress, errors.slice(1));
     this.#bars.delete(index);
     this.#log.info(`BAR${index}: unmapped`);
   }
 
-  unmapAll(): void {
+  #unmapAll(): void {
     const errors: unknown[] = [];
+    for (const orphan of this.#orphans.splice(0)) {
+      const failed = orphan.resource.release();
+      if (failed.length > 0) this.#orphans.push(orphan);
+      if (failed.length > 0) errors.push(MapError.fromStep(failed[0], 'unmap', orphan.bar, orphan.resource.placed.gpa, failed.slice(1)));
+    }
     for (const index of [...this.#bars.keys()].reverse()) {
       try {
-        this.unmap(index);
+        this.#unmap(index);
       } catch (error) {
         errors.push(error);
       }
@@ -160,157 +307,66 @@ export class BarMapper implements Disposable {
     if (errors.length > 0) throw errors[0];
   }
 
-  [Symbol.dispose](): void {
-    this.unmapAll();
-  }
-
-  // ---- map --------------------------------------------------------------------------------------
-
-  #validate(plan: MappingPlan): void {
-    for (const bar of plan.bars) {
-      if (this.#bars.has(bar.index)) throw new MapError(`BAR${bar.index} is already mapped`, { step: 'validate', code: 'ALREADY_MAPPED', bar: bar.index });
-      for (const m of bar.mappings) {
-        if (m.gpa === undefined) {
-          throw new MapError(`BAR${bar.index}: mapping at ${hex(m.barOffset)} has no guest address; plan with barAddresses`, { step: 'validate', code: 'NO_GUEST_ADDRESS', bar: bar.index });
-        }
-      }
-    }
-  }
-
-  #mapOne(bar: PlannedBar, mapping: DirectMapping, undo: UndoStack): MappedRegion {
-    const gpa = mapping.gpa!;
-    const region: MappedRegion = { mapping, host: this.#step('mmap', bar.index, gpa, undo, () => this.#mmap(bar, mapping)), slot: undefined, iova: undefined };
-    undo.push(() => this.#munmap(region));
-    region.slot = this.#step('kvm-slot', bar.index, gpa, undo, () => this.#addSlot(region.host, mapping, gpa));
-    undo.push(() => this.#removeSlot(region));
-    if (this.#dmaMap && this.#device.dma) {
-      this.#step('dma-map', bar.index, gpa, undo, () => this.#device.dma!.mapDma(gpa, region.host.address, mapping.size, mapping.prot));
-      region.iova = gpa;
-      undo.push(() => this.#dmaUnmap(region));
-    }
-    return region;
-  }
-
-  /** Runs one step; on failure unwinds everything acquired so far and throws the MapError for it. */
-  #step<T>(step: MapStep, bar: number, gpa: bigint, undo: UndoStack, fn: () => T): T {
+  #replan(bar: BarState, guestAddress: bigint): { bar: PlannedBar; warnings: readonly PlanWarning[] } {
     try {
-      return fn();
+      const result = replanBar(bar.planned, bar.pageSize, guestAddress);
+      return { bar: deepFreeze(result.bar), warnings: result.warnings };
     } catch (error) {
-      throw MapError.fromStep(error, step, bar, gpa, undo.unwind());
+      throw MapError.fromStep(error, 'move', bar.planned.index, guestAddress, []);
     }
   }
 
-  #mmap(bar: PlannedBar, mapping: DirectMapping): HostMapping {
-    const prot = mapping.prot === 'read' ? PROT.READ : PROT.READ | PROT.WRITE;
-    const align = this.#hugePfnAlign ? hugePfnAlignment(mapping.size) : 0n;
-    return this.#device.syscalls.mmap(this.#device.fd, bar.regionOffset + mapping.fileOffset, mapping.size, prot, { shared: true, ...(align > 0n && { align }) });
-  }
-
-  #addSlot(host: HostMapping, mapping: DirectMapping, gpa: bigint): number {
-    return this.#vm.addSlot({ guestPhysAddr: gpa, memorySize: mapping.size, userspaceAddr: host.address, readonly: mapping.prot === 'read' });
-  }
-
-  #removeSlot(region: MappedRegion): void {
-    if (region.slot === undefined) return;
-    this.#vm.removeSlot(region.slot);
-    region.slot = undefined;
-  }
-
-  #munmap(region: MappedRegion): void {
-    if (region.released) return;
-    this.#device.syscalls.munmap(region.host);
-    region.released = true;
-  }
-
-  #dmaUnmap(region: MappedRegion): void {
-    if (region.iova === undefined) return;
-    this.#device.dma!.unmapDma(region.iova, region.mapping.size);
-    region.iova = undefined;
-  }
-
-  // ---- move -------------------------------------------------------------------------------------
-
-  #moveDirect(bar: BarState, next: PlannedBar, undo: UndoStack): MoveResult {
-    const targets = next.mappings;
-    if (bar.state === 'trapped') {
-      if (bar.regions.length === 0) this.#mapFresh(bar, next, undo);
-      else bar.regions.forEach((region, i) => this.#reattach(region, targets[i]!, undo));
-      bar.state = 'direct';
-      undo.push(() => { bar.state = 'trapped'; });
-      const reason = `BAR${bar.planned.index}: mapped again at ${hex(next.guestAddress!)}`;
-      this.#log.info(reason);
-      return { state: 'direct', reason };
+  #reportMove(before: PlannedBar, next: PlannedBar, warnings: readonly PlanWarning[]): MoveResult {
+    for (const w of warnings) this.#warn({ bar: w.bar, code: w.code, message: w.message });
+    if (stateOf(next) === 'trapped') {
+      const reason = next.reasons.at(-1)?.message ?? `BAR${next.index}: trapped`;
+      this.#log.warn(`BAR${next.index}: moved to ${hex(next.guestAddress!)}, now trapped: ${reason}`);
+      return { state: 'trapped', reason };
     }
-    // Move in the direction of travel so no slot lands on a sibling that has not moved yet (EEXIST).
-    const movingUp = (next.guestAddress ?? 0n) > (bar.planned.guestAddress ?? 0n);
-    const order = bar.regions.map((_, i) => i);
-    if (movingUp) order.reverse();
-    for (const i of order) this.#moveRegion(bar.regions[i]!, targets[i]!, undo);
-    bar.regions.forEach((region, i) => { region.mapping = targets[i]!; });
-    const reason = `BAR${bar.planned.index}: moved ${hex(bar.planned.guestAddress ?? 0n)} -> ${hex(next.guestAddress!)}`;
+    const reason = stateOf(before) === 'trapped'
+      ? `BAR${next.index}: mapped again at ${hex(next.guestAddress!)}`
+      : `BAR${next.index}: moved ${hex(before.guestAddress ?? 0n)} -> ${hex(next.guestAddress!)}`;
     this.#log.info(reason);
     return { state: 'direct', reason };
   }
 
-  #moveRegion(region: MappedRegion, target: DirectMapping, undo: UndoStack): void {
-    const oldGpa = region.mapping.gpa!;
-    const newGpa = target.gpa!;
-    this.#vm.moveSlot(region.slot!, newGpa);
-    undo.push(() => this.#vm.moveSlot(region.slot!, oldGpa));
-    if (region.iova !== undefined) {
-      const size = region.mapping.size;
-      this.#device.dma!.unmapDma(oldGpa, size);
-      region.iova = undefined;
-      undo.push(() => { this.#device.dma!.mapDma(oldGpa, region.host.address, size, region.mapping.prot); region.iova = oldGpa; });
-      this.#device.dma!.mapDma(newGpa, region.host.address, size, region.mapping.prot);
-      region.iova = newGpa;
-      undo.push(() => { this.#device.dma!.unmapDma(newGpa, size); region.iova = undefined; });
-    }
+  #warn(warning: MapperWarning): void {
+    this.#warnings.push(Object.freeze(warning));
+    if (this.#warnings.length > MAX_WARNINGS) this.#warnings.shift();
+    this.#log.warn(warning.message);
   }
 
-  /** A BAR planned at an unaligned address was never mmapped: map it now, as `map` would have. */
-  #mapFresh(bar: BarState, next: PlannedBar, undo: UndoStack): void {
-    for (const target of next.mappings) {
-      bar.regions.push(this.#mapOne(next, target, undo));
-      undo.push(() => { bar.regions.pop(); });
+  #dmaTarget(dmaMap: boolean): DmaMapper | undefined {
+    if (!dmaMap) return undefined;
+    const dma = this.#device.dma;
+    if (!dma) {
+      this.#log.info(`${this.#device.bdf}: no IOMMU (${this.#device.iommuMode}): DMA mapping skipped, the device uses host physical addresses`);
+      return undefined;
     }
+    if (dma.mmioDmaUnsupported) {
+      // Peer-to-peer DMA to the BARs will not work; everything else does. Say so once, never fail opaquely.
+      this.#log.warn(`${this.#device.bdf}: BARs mapped without DMA (${dma.mmioDmaUnsupported.code}): ${dma.mmioDmaUnsupported.message}`);
+      return undefined;
+    }
+    return dma;
   }
 
-  /** Registers a kept mmap again (slot, DMA) at the target's GPA. */
-  #reattach(region: MappedRegion, target: DirectMapping, undo: UndoStack): void {
-    const previous = region.mapping;
-    region.mapping = target;
-    undo.push(() => { region.mapping = previous; });
-    region.slot = this.#addSlot(region.host, target, target.gpa!);
-    undo.push(() => this.#removeSlot(region));
-    if (this.#dmaMap && this.#device.dma) {
-      this.#device.dma.mapDma(target.gpa!, region.host.address, target.size, target.prot);
-      region.iova = target.gpa!;
-      undo.push(() => this.#dmaUnmap(region));
-    }
+  #barFor(step: MapStep, index: number): BarState {
+    this.#assertUsable(step);
+    this.#assertDeviceOpen(step);
+    checkBarIndex(step, index);
+    const bar = this.#bars.get(index);
+    if (!bar) throw new MapError(`BAR${index} is not mapped`, { step, code: 'NOT_MAPPED', bar: index });
+    return bar;
   }
 
-  /** The new address cannot be mapped directly: drop slots and DMA maps, keep the mmaps for later. */
-  #downgrade(bar: BarState, next: PlannedBar, undo: UndoStack): MoveResult {
-    if (bar.state === 'direct') {
-      for (const region of bar.regions) {
-        const { mapping } = region;
-        if (region.iova !== undefined) {
-          const iova = region.iova;
-          this.#dmaUnmap(region);
-          undo.push(() => { this.#device.dma!.mapDma(iova, region.host.address, mapping.size, mapping.prot); region.iova = iova; });
-        }
-        if (region.slot !== undefined) {
-          this.#removeSlot(region);
-          undo.push(() => { region.slot = this.#addSlot(region.host, mapping, mapping.gpa!); });
-        }
-      }
-      bar.state = 'trapped';
-      undo.push(() => { bar.state = 'direct'; });
-    }
-    const reason = next.reasons.at(-1) ?? `BAR${next.index}: trapped`;
-    this.#log.warn(`BAR${next.index}: moved to ${hex(next.guestAddress!)}, now trapped: ${reason}`);
-    return { state: 'trapped', reason };
+  /** A closed device's fd number may already name another file: never mmap or DMA-map through it. */
+  #assertDeviceOpen(step: MapStep): void {
+    if (this.#device.closed === true) throw new MapError(`${this.#device.bdf}: the device is closed`, { step, code: 'DEVICE_CLOSED' });
+  }
+
+  #assertUsable(step: MapStep): void {
+    if (this.#disposed) throw new MapError('the BarMapper was disposed', { step, code: 'DISPOSED' });
   }
 
   #logBar(bar: PlannedBar): void {
@@ -318,15 +374,53 @@ export class BarMapper implements Disposable {
     if (bar.msix?.relocated) this.#log.info(`BAR${bar.index}: ${bar.msix.reason}`);
     for (const t of bar.trapped) this.#log.debug(`BAR${bar.index}: trapped ${hex(t.barOffset)}+${hex(t.size)}: ${t.reason}`);
   }
-
-  #snapshot(index: number, s: BarState): MappedBar {
-    return { index, planned: s.planned, guestAddress: s.planned.guestAddress, state: s.state, regions: s.regions };
-  }
 }
 
-/** min(largest power of two ≤ size, 1 GiB): the block size huge PFN mappings can use. */
-export function hugePfnAlignment(size: bigint): bigint {
-  let block = 1n;
-  while (block * 2n <= size && block < ONE_GIB) block *= 2n;
-  return block;
+/** Move slots in the direction of travel so none lands on a sibling that has not moved yet (EEXIST). */
+function travelOrder(count: number, from: bigint | undefined, to: bigint | undefined): number[] {
+  const order = Array.from({ length: count }, (_, i) => i);
+  return (to ?? 0n) > (from ?? 0n) ? order.reverse() : order;
+}
+
+/** Kept mmaps are reused only for the same file ranges; a replan never changes them (checked, not assumed). */
+function checkSameShape(bar: BarState, targets: readonly DirectMapping[]): void {
+  const same = targets.length === bar.resources.length
+    && targets.every((t, i) => t.fileOffset === bar.resources[i]!.placed.fileOffset && t.size === bar.resources[i]!.placed.size);
+  if (!same) throw new MapError(`BAR${bar.planned.index}: the new placement changes the mapped file ranges`, { step: 'move', code: 'PLAN_MISMATCH', bar: bar.planned.index });
+}
+
+/** Unwinds `undo` and wraps the cause (a resource's StepFailure keeps its own rollback errors). */
+function failure(error: unknown, step: MapStep, bar: number, gpa: bigint | undefined, undo: UndoStack): MapError {
+  if (error instanceof MapError) {
+    const rollback = undo.unwind();
+    return rollback.length === 0 ? error : new MapError(error.message, { step: error.step, code: error.code, bar, rollbackErrors: rollback }, { cause: error });
+  }
+  const inner = error instanceof StepFailure ? error : undefined;
+  const rollback = [...(inner?.rollbackErrors ?? []), ...undo.unwind()];
+  // `map` reports the resource's own step (mmap, kvm-slot, dma-map); move and decode report themselves.
+  const named = step === 'validate' && inner ? inner.step : step;
+  return MapError.fromStep(inner ? inner.cause : error, named, bar, gpa, rollback);
+}
+
+function snapshot(index: number, s: BarState): MappedBar {
+  const regions = s.resources.map((r) => Object.freeze({
+    mapping: r.placed,
+    host: Object.freeze({ address: r.host.address, length: r.host.length, view: r.host.view }),
+    slot: r.slot,
+    iova: r.iova,
+    ...(r.released && { released: true }),
+  }));
+  return Object.freeze({ index, planned: s.planned, guestAddress: s.planned.guestAddress, state: stateOf(s.planned), decode: s.decode, regions: Object.freeze(regions) });
+}
+
+/** Trapped: the placement withholds every direct mapping (unaligned GPA); direct otherwise. */
+function stateOf(bar: PlannedBar): 'direct' | 'trapped' {
+  return bar.mappings.length === 0 && (bar.suspended?.length ?? 0) > 0 ? 'trapped' : 'direct';
+}
+
+/** Freezes a plan object graph (plans are plain data: objects, arrays, bigints, strings). */
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  for (const child of Object.values(value)) deepFreeze(child);
+  return Object.freeze(value);
 }

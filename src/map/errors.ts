@@ -2,11 +2,14 @@ import { VfioBarsError, hex } from '../errors.js';
 import { SystemError } from '../sys/system-error.js';
 import { KvmError } from '../kvm/errors.js';
 
-export type MapStep = 'validate' | 'mmap' | 'kvm-slot' | 'dma-map' | 'move' | 'unmap';
+export type MapStep = 'validate' | 'mmap' | 'kvm-slot' | 'dma-map' | 'move' | 'decode' | 'unmap';
 
 export interface MapErrorDetails {
   step: MapStep;
-  /** errno name of the failing call, or a library code (`'NO_GUEST_ADDRESS'`, `'ALREADY_MAPPED'`). */
+  /**
+   * errno name of the failing call, or a library code: `'NO_GUEST_ADDRESS'`, `'ALREADY_MAPPED'`, `'NOT_MAPPED'`,
+   * `'DUPLICATE_BAR'`, `'BAD_PLAN'`, `'BAD_ARGUMENT'`, `'DISPOSED'`, `'DEVICE_CLOSED'`, `'PLAN_MISMATCH'`.
+   */
   code: string;
   bar?: number;
   gpa?: bigint;

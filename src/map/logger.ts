@@ -9,11 +9,21 @@ export interface MapperLogger {
 
 const debug = debuglog('vfio-bars');
 
-/** Always writes to `NODE_DEBUG=vfio-bars`; also to the VMM's logger when it gave one. */
+/**
+ * Always writes to `NODE_DEBUG=vfio-bars`; also to the VMM's logger when it gave one. A logger that throws
+ * is ignored (noted on the debug log): reporting must never change what the mapper holds.
+ */
 export function mapperLog(injected: MapperLogger | undefined): MapperLogger {
+  const forward = (level: keyof MapperLogger, message: string): void => {
+    try {
+      injected?.[level](message);
+    } catch (error) {
+      debug(`the injected logger threw on ${level} (ignored): ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
   return {
-    debug: (m) => { debug(m); injected?.debug(m); },
-    info: (m) => { debug(m); injected?.info(m); },
-    warn: (m) => { debug(`warning: ${m}`); injected?.warn(m); },
+    debug: (m) => { debug(m); forward('debug', m); },
+    info: (m) => { debug(m); forward('info', m); },
+    warn: (m) => { debug(`warning: ${m}`); forward('warn', m); },
   };
 }

@@ -1,15 +1,21 @@
 /**
  * Turning mappable spans into page-granular direct mappings. Each span is examined by `effectiveMapping`,
  * which returns what to mmap (possibly expanded to a whole page, or trimmed to the page-aligned interior)
- * or why nothing can be mapped; pieces left out become trapped ranges with that reason.
+ * or why nothing can be mapped; pieces left out become trapped ranges (`'unaligned-edge'`, `'sub-page-unmappable'`).
  */
 import { hex } from '../errors.js';
 import { alignDown, alignUp, isAligned } from './page-math.js';
 import { span, spanLength, type Span } from './ranges.js';
 
+/** A piece of a mappable area left out of its mapping: the non-page-aligned head or tail. */
+export interface LeftOut {
+  readonly span: Span;
+  readonly reason: string;
+}
+
 export type AreaVerdict =
-  | { readonly kind: 'map'; readonly mapped: Span; readonly reason: string; readonly leftOut: readonly { readonly span: Span; readonly reason: string }[] }
-  | { readonly kind: 'skip'; readonly reason: string; readonly warning: boolean };
+  | { readonly kind: 'map'; readonly mapped: Span; readonly reason: string; readonly leftOut: readonly LeftOut[] }
+  | { readonly kind: 'skip'; readonly reason: string };
 
 /**
  * How to map one mappable span [start, end) of a region of `regionSize` bytes.
@@ -26,19 +32,19 @@ export function effectiveMapping(area: Span, regionSize: bigint, pageSize: bigin
 
   if (end <= start) return skipReason(area, pageSize, reachesRegionEnd);
 
-  const leftOut: { span: Span; reason: string }[] = [];
-  if (start > area.start) leftOut.push({ span: span(area.start, start), reason: `head ${hex(area.start)}-${hex(start)} not page-aligned: trapped` });
-  if (end < area.end) leftOut.push({ span: span(end, area.end), reason: `tail ${hex(end)}-${hex(area.end)} shorter than a page: trapped` });
+  const leftOut: LeftOut[] = [];
+  if (start > area.start) leftOut.push({ span: span(area.start, start), reason: `head ${hex(area.start)}-${hex(start)} of a mappable area not page-aligned` });
+  if (end < area.end) leftOut.push({ span: span(end, area.end), reason: `tail ${hex(end)}-${hex(area.end)} of a mappable area shorter than a page` });
   return { kind: 'map', mapped: span(start, end), reason: mappingReason(area, span(start, end), size, pageSize, regionSize), leftOut };
 }
 
 function skipReason(area: Span, pageSize: bigint, reachesRegionEnd: boolean): AreaVerdict {
   const what = `${hex(area.start)}+${hex(spanLength(area))}`;
   if (!isAligned(area.start, pageSize)) {
-    return { kind: 'skip', warning: true, reason: `area ${what} is smaller than a page and its offset ${hex(area.start)} is not page-aligned (page ${hex(pageSize)}): cannot map, trapped` };
+    return { kind: 'skip', reason: `mappable area ${what} is smaller than a page and its offset ${hex(area.start)} is not page-aligned (page ${hex(pageSize)})` };
   }
-  const why = reachesRegionEnd ? 'cannot map' : 'does not reach the region end, so the rest of its page is not reserved';
-  return { kind: 'skip', warning: true, reason: `area ${what} is smaller than a page and ${why}: trapped` };
+  const why = reachesRegionEnd ? 'cannot be grown to one' : 'does not reach the region end, so the rest of its page is not reserved';
+  return { kind: 'skip', reason: `mappable area ${what} is smaller than a page and ${why}` };
 }
 
 function mappingReason(area: Span, mapped: Span, size: bigint, pageSize: bigint, regionSize: bigint): string {

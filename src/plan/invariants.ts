@@ -6,6 +6,7 @@ import type { DeviceDescription } from '../vfio/description.js';
 import { regionByIndex } from '../vfio/description.js';
 import { hex } from '../errors.js';
 import type { MappingPlan, PlannedBar } from './types.js';
+import { checkTrappedBacking } from './trap-invariants.js';
 import { alignUp, isAligned, isPowerOfTwo } from './page-math.js';
 import { overlaps, span, type Span } from './ranges.js';
 
@@ -36,6 +37,7 @@ function checkBar(bar: PlannedBar, page: bigint, description: DeviceDescription)
     if (r && mapped.some((m) => overlaps(m, span(r.offset, r.offset + r.size)))) violations.push(`MSI-X range ${hex(r.offset)}+${hex(r.size)} is directly mapped`);
   }
   violations.push(...checkCoverage(bar, mapped));
+  violations.push(...checkTrappedBacking(bar, description));
   return violations;
 }
 

@@ -1,18 +1,30 @@
 /** MappingPlan ⇄ JSON, with every u64 as a `"0x..."` string (JSON numbers lose precision past 2^53). */
 import { formatU64 } from '../uapi/u64.js';
 import { jsonFields } from '../json-fields.js';
-import type { DirectMapping, MappingPlan, PlannedBar, PlannedMsix, TrappedRange } from './types.js';
+import type {
+  BarNote, BarNoteCode, DirectMapping, MappingPlan, PlannedBar, PlannedMsix, PlanWarning, PlanWarningCode, SkipCode, SkippedBar, TrapCause, TrapKind, TrappedRange,
+} from './types.js';
 import { PlanError } from './errors.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
+/**
+ * A plan as JSON: every u64 as a `"0x..."` string; trapped ranges with `kind`, `fileOffset` (absent for
+ * padding) and `cause`; warnings `{ bar, code, message }`; skipped BARs `{ index, code, reason }`; BAR
+ * notes `{ code, message }`. `planFromJSON` reads it back to an equal plan.
+ *
+ * @example
+ * ```ts
+ * writeFileSync('plan.json', JSON.stringify(planToJSON(plan), null, 2));
+ * ```
+ */
 export function planToJSON(plan: MappingPlan): Json {
   return {
     pageSize: formatU64(plan.pageSize),
     msixStrategy: plan.msixStrategy,
     bars: plan.bars.map(barToJSON),
-    warnings: [...plan.warnings],
-    skipped: plan.skipped.map((s) => ({ index: s.index, reason: s.reason })),
+    warnings: plan.warnings.map((w) => ({ bar: w.bar, code: w.code, message: w.message })),
+    skipped: plan.skipped.map((s) => ({ index: s.index, code: s.code, reason: s.reason })),
   };
 }
 
@@ -28,9 +40,9 @@ function barToJSON(bar: PlannedBar): Json {
     prefetchable: bar.prefetchable,
     ...(bar.msix && { msix: msixToJSON(bar.msix) }),
     mappings: bar.mappings.map(mappingToJSON),
-    trapped: bar.trapped.map((t) => ({ barOffset: formatU64(t.barOffset), size: formatU64(t.size), reason: t.reason })),
+    trapped: bar.trapped.map(trappedToJSON),
     ...(bar.suspended && { suspended: bar.suspended.map(mappingToJSON) }),
-    reasons: [...bar.reasons],
+    reasons: bar.reasons.map((r) => ({ code: r.code, message: r.message })),
   };
 }
 
@@ -50,9 +62,30 @@ function mappingToJSON(m: DirectMapping): Json {
   };
 }
 
+function trappedToJSON(t: TrappedRange): Json {
+  return {
+    barOffset: formatU64(t.barOffset),
+    size: formatU64(t.size),
+    kind: t.kind,
+    ...(t.fileOffset !== undefined && { fileOffset: formatU64(t.fileOffset) }),
+    cause: t.cause,
+    reason: t.reason,
+  };
+}
+
 // ---- parsing -----------------------------------------------------------------------------------
 
 
+/**
+ * Reads a plan written by `planToJSON`.
+ *
+ * @throws PlanError `BAD_PLAN_JSON` naming the JSON path of the first field that is missing, of the wrong
+ *   type, or not one of the known kinds/causes/codes (a trapped range needs `fileOffset` unless it is padding).
+ * @example
+ * ```ts
+ * const plan = planFromJSON(JSON.parse(readFileSync('plan.json', 'utf8')));
+ * ```
+ */
 export function planFromJSON(json: unknown): MappingPlan {
   const o = object(json, 'plan');
   const strategy = o.msixStrategy ?? 'relocate';
@@ -61,11 +94,8 @@ export function planFromJSON(json: unknown): MappingPlan {
     pageSize: u64(o.pageSize, 'plan.pageSize'),
     msixStrategy: strategy,
     bars: array(o.bars, 'plan.bars').map((b, i) => barFromJSON(b, `plan.bars[${i}]`)),
-    warnings: array(o.warnings ?? [], 'plan.warnings').map((w, i) => string(w, `plan.warnings[${i}]`)),
-    skipped: array(o.skipped ?? [], 'plan.skipped').map((s, i) => {
-      const so = object(s, `plan.skipped[${i}]`);
-      return { index: int(so.index, `plan.skipped[${i}].index`), reason: string(so.reason, `plan.skipped[${i}].reason`) };
-    }),
+    warnings: array(o.warnings ?? [], 'plan.warnings').map((w, i) => warningFromJSON(w, `plan.warnings[${i}]`)),
+    skipped: array(o.skipped ?? [], 'plan.skipped').map((s, i) => skippedFromJSON(s, `plan.skipped[${i}]`)),
   };
 }
 
@@ -84,7 +114,7 @@ function barFromJSON(json: unknown, at: string): PlannedBar {
     mappings: array(o.mappings, `${at}.mappings`).map((m, i) => mappingFromJSON(m, `${at}.mappings[${i}]`)),
     trapped: array(o.trapped, `${at}.trapped`).map((t, i) => trappedFromJSON(t, `${at}.trapped[${i}]`)),
     ...(o.suspended !== undefined && { suspended: array(o.suspended, `${at}.suspended`).map((m, i) => mappingFromJSON(m, `${at}.suspended[${i}]`)) }),
-    reasons: array(o.reasons ?? [], `${at}.reasons`).map((r, i) => string(r, `${at}.reasons[${i}]`)),
+    reasons: array(o.reasons ?? [], `${at}.reasons`).map((r, i) => noteFromJSON(r, `${at}.reasons[${i}]`)),
   };
 }
 
@@ -118,7 +148,58 @@ function mappingFromJSON(json: unknown, at: string): DirectMapping {
 
 function trappedFromJSON(json: unknown, at: string): TrappedRange {
   const o = object(json, at);
-  return { barOffset: u64(o.barOffset, `${at}.barOffset`), size: u64(o.size, `${at}.size`), reason: string(o.reason, `${at}.reason`) };
+  const kind = oneOf(o.kind, TRAP_KINDS, `${at}.kind`);
+  const hasFileOffset = o.fileOffset !== undefined;
+  if (hasFileOffset === (kind === 'padding')) {
+    throw new PlanError('BAD_PLAN_JSON', `${at}.fileOffset must be ${kind === 'padding' ? 'absent for padding' : `present for kind ${kind}`}`);
+  }
+  return {
+    barOffset: u64(o.barOffset, `${at}.barOffset`),
+    size: u64(o.size, `${at}.size`),
+    kind,
+    ...(hasFileOffset && { fileOffset: u64(o.fileOffset, `${at}.fileOffset`) }),
+    cause: oneOf(o.cause, TRAP_CAUSES, `${at}.cause`),
+    reason: string(o.reason, `${at}.reason`),
+  };
+}
+
+function warningFromJSON(json: unknown, at: string): PlanWarning {
+  const o = object(json, at);
+  return { bar: int(o.bar, `${at}.bar`), code: oneOf(o.code, WARNING_CODES, `${at}.code`), message: string(o.message, `${at}.message`) };
+}
+
+function skippedFromJSON(json: unknown, at: string): SkippedBar {
+  const o = object(json, at);
+  return { index: int(o.index, `${at}.index`), code: oneOf(o.code, SKIP_CODES, `${at}.code`), reason: string(o.reason, `${at}.reason`) };
+}
+
+function noteFromJSON(json: unknown, at: string): BarNote {
+  const o = object(json, at);
+  return { code: oneOf(o.code, NOTE_CODES, `${at}.code`), message: string(o.message, `${at}.message`) };
+}
+
+// Every member of each union, checked by the compiler in both directions (a missing or unknown name fails).
+const TRAP_KINDS = members<TrapKind>()({ 'device': 1, 'msix-table': 1, 'msix-pba': 1, 'padding': 1 });
+const TRAP_CAUSES = members<TrapCause>()({
+  'no-mmap': 1, 'outside-sparse-areas': 1, 'msix-not-mmappable': 1, 'msix-page': 1, 'msix-relocated': 1,
+  'sub-page-unmappable': 1, 'unaligned-edge': 1, 'beyond-region': 1, 'suspended': 1,
+});
+const WARNING_CODES = members<PlanWarningCode>()({
+  'no-mmap': 1, 'msix-relocation-refused': 1, 'sub-page-unmappable': 1, 'no-direct-mapping': 1, 'unaligned-guest-address': 1, 'suspended': 1,
+});
+const SKIP_CODES = members<SkipCode>()({ 'upper-half': 1, 'io-bar': 1, 'no-region': 1, 'empty-region': 1 });
+const NOTE_CODES = members<BarNoteCode>()({
+  'no-mmap': 1, 'sparse-mmap': 1, 'whole-region-mmappable': 1, 'msix-not-mmappable': 1, 'msix-in-place': 1, 'msix-hole': 1,
+  'msix-relocated': 1, 'msix-relocation-refused': 1, 'guest-size': 1, 'unaligned-guest-address': 1, 'suspended': 1,
+});
+
+function members<T extends string>() {
+  return (all: Record<T, 1>): ReadonlySet<T> => new Set(Object.keys(all) as T[]);
+}
+
+function oneOf<T extends string>(value: unknown, allowed: ReadonlySet<T>, at: string): T {
+  if (typeof value !== 'string' || !allowed.has(value as T)) throw new PlanError('BAD_PLAN_JSON', `${at} must be one of ${[...allowed].join(', ')}`);
+  return value as T;
 }
 
 const { object, array, string, int, u64 } = jsonFields((message) => {

@@ -5,15 +5,15 @@
 import { VFIO_REGION_FLAGS } from '../uapi/vfio.js';
 import type { BarRegister, RegionDescription } from '../vfio/description.js';
 import { hex } from '../errors.js';
-import type { DirectMapping, MsixStrategy, PlannedBar, PlannedMsix } from './types.js';
-import { mappableAreas } from './mappable-areas.js';
+import type { BarNote, DirectMapping, MsixStrategy, PlannedBar, PlannedMsix, PlanWarning, PlanWarningCode } from './types.js';
+import { mappableAreas, type MappableAreas } from './mappable-areas.js';
 import {
   MAX_RELOCATED_32BIT_BAR, describeMsix, msixCutsMappings, msixPageSpans, relocatedGuestSize, relocatedLayout, type MsixInBar,
 } from './msix-layout.js';
 import { effectiveMapping } from './direct-mappings.js';
 import { maxOf, nextPowerOfTwo } from './page-math.js';
 import { span, subtractSpans, type Span } from './ranges.js';
-import { trappedRanges, type LabelledSpan } from './trapped-ranges.js';
+import { trappedRanges, type BarGeometry, type TrapLabel } from './trapped-ranges.js';
 
 export interface BarInput {
   readonly index: number;
@@ -25,52 +25,71 @@ export interface BarInput {
 }
 
 /** A planned BAR before it is given a guest address (placeBar adds guestAddress and sizeMask). */
-export type RelativeBar = Omit<PlannedBar, 'guestAddress' | 'sizeMask' | 'suspended'> & { readonly warnings: readonly string[] };
+export type RelativeBar = Omit<PlannedBar, 'guestAddress' | 'sizeMask' | 'suspended'> & { readonly warnings: readonly PlanWarning[] };
 
 /** What to do about the MSI-X structures of a BAR, decided before any mapping is computed. */
 interface MsixDecision {
   readonly mode: 'relocate' | 'hole' | 'in-place';
-  readonly reason: string;
-  readonly warning?: string;
+  readonly note: BarNote;
+  readonly warning?: boolean;
+}
+
+/** Collects a BAR's notes and warnings while it is planned. */
+class Notes {
+  readonly reasons: BarNote[] = [];
+  readonly warnings: PlanWarning[] = [];
+  constructor(private readonly bar: number) {}
+  note(note: BarNote): void {
+    this.reasons.push(note);
+  }
+  warn(code: PlanWarningCode, message: string): void {
+    this.warnings.push({ bar: this.bar, code, message });
+  }
 }
 
 export function planRelativeBar(input: BarInput): RelativeBar {
   const { region, pageSize, msix } = input;
-  const reasons: string[] = [];
-  const warnings: string[] = [];
+  const notes = new Notes(input.index);
   const areas = mappableAreas(region);
-  reasons.push(areas.reason);
-  if (areas.spans.length === 0 && (region.flags & VFIO_REGION_FLAGS.MMAP) === 0) warnings.push(`BAR${input.index}: ${areas.reason}`);
+  notes.note({ code: areas.code, message: areas.reason });
+  const noMmap = (region.flags & VFIO_REGION_FLAGS.MMAP) === 0;
+  if (noMmap) notes.warn('no-mmap', areas.reason);
 
   let spans: Span[] = [...areas.spans];
   // Without MMAP nothing else matters: say so for the whole region, ahead of any MSI-X label.
-  const labels: LabelledSpan[] = (region.flags & VFIO_REGION_FLAGS.MMAP) === 0 ? [{ span: span(0n, region.size), reason: areas.reason }] : [];
+  const labels: TrapLabel[] = noMmap ? [{ span: span(0n, region.size), cause: 'no-mmap', why: 'region has no MMAP flag' }] : [];
   let decision: MsixDecision | undefined;
   if (msix) {
-    spans = excludeUnmappableMsix(spans, msix, areas, pageSize, reasons, labels);
+    spans = excludeUnmappableMsix(spans, msix, areas, pageSize, notes, labels);
     decision = decideMsix(input, spans);
-    reasons.push(decision.reason);
-    if (decision.warning) warnings.push(`BAR${input.index}: ${decision.warning}`);
+    notes.note(decision.note);
+    if (decision.warning) notes.warn('msix-relocation-refused', decision.note.message);
     if (decision.mode !== 'relocate') {
       const pages = msixPageSpans(msix, pageSize);
       spans = subtractSpans(spans, pages);
-      labels.push(...pages.map((p) => ({ span: p, reason: `MSI-X (${describeMsix(msix)}) page emulated by the VMM` })));
+      labels.push(...pages.map((p): TrapLabel => ({ span: p, cause: 'msix-page', why: `on an MSI-X page (${describeMsix(msix)})` })));
     }
   }
 
   const relocate = decision?.mode === 'relocate' && msix !== undefined;
   const guestSize = relocate ? relocatedGuestSize(region.size, msix, pageSize) : maxOf(nextPowerOfTwo(region.size), pageSize);
-  if (guestSize !== region.size) reasons.push(`guest BAR size ${hex(guestSize)} (device region ${hex(region.size)})`);
-  if (relocate) labels.unshift({ span: span(guestSize / 2n, guestSize), reason: `relocated MSI-X (${describeMsix(msix)}) in the upper half, emulated by the VMM` });
+  if (guestSize !== region.size) notes.note({ code: 'guest-size', message: `guest BAR size ${hex(guestSize)} (device region ${hex(region.size)})` });
+  if (relocate) labels.unshift({ span: span(guestSize / 2n, guestSize), cause: 'msix-relocated', why: `relocated MSI-X (${describeMsix(msix)}) in the upper half` });
 
-  const mapped = mapSpans(spans, region, pageSize);
+  const mapped = mapSpans(spans, region, pageSize, notes);
   const mappings = mapped.mappings;
   labels.push(...mapped.labels);
-  warnings.push(...mapped.warnings.map((w) => `BAR${input.index}: ${w}`));
-  if (mappings.length === 0 && areas.spans.length > 0) warnings.push(`BAR${input.index}: no direct mapping at all; every access is trapped`);
+  if (mappings.length === 0 && areas.spans.length > 0) notes.warn('no-direct-mapping', 'no direct mapping at all; every access is trapped');
 
-  labels.push({ span: span(region.size, guestSize), reason: `beyond the device region (${hex(region.size)}): emulated by the VMM` });
-  const trapped = trappedRanges(guestSize, mappings.map((m) => span(m.barOffset, m.barOffset + m.size)), labels, defaultTrapReason(region, areas.reason));
+  labels.push({ span: span(region.size, guestSize), cause: 'beyond-region', why: `beyond the device region (${hex(region.size)})` });
+  const planned = msix && decision ? plannedMsix(msix, decision, guestSize) : undefined;
+  const geometry: BarGeometry = {
+    regionSize: region.size,
+    guestSize,
+    ...(msix && planned && { msix: { guest: planned, device: msix, relocated: planned.relocated } }),
+  };
+  const fallback = noMmap ? { cause: 'no-mmap' as const, why: 'region has no MMAP flag' } : { cause: 'outside-sparse-areas' as const, why: 'not inside any SPARSE_MMAP area' };
+  const trapped = trappedRanges(geometry, mappings.map((m) => span(m.barOffset, m.barOffset + m.size)), labels, fallback);
   return {
     index: input.index,
     regionOffset: region.offset,
@@ -78,26 +97,26 @@ export function planRelativeBar(input: BarInput): RelativeBar {
     guestSize,
     is64Bit: input.register?.is64Bit ?? false,
     prefetchable: input.register?.prefetchable ?? false,
-    ...(msix && decision && { msix: plannedMsix(msix, decision, guestSize) }),
+    ...(planned && { msix: planned }),
     mappings,
     trapped,
-    reasons,
-    warnings,
+    reasons: notes.reasons,
+    warnings: notes.warnings,
   };
 }
 
 /** Page-granular direct mappings for the mappable spans; what cannot be mapped becomes a labelled trap. */
-function mapSpans(spans: readonly Span[], region: RegionDescription, pageSize: bigint): { mappings: DirectMapping[]; labels: LabelledSpan[]; warnings: string[] } {
+function mapSpans(spans: readonly Span[], region: RegionDescription, pageSize: bigint, notes: Notes): { mappings: DirectMapping[]; labels: TrapLabel[] } {
   const prot = (region.flags & VFIO_REGION_FLAGS.WRITE) !== 0 ? 'read-write' : 'read';
-  const result = { mappings: [] as DirectMapping[], labels: [] as LabelledSpan[], warnings: [] as string[] };
+  const result = { mappings: [] as DirectMapping[], labels: [] as TrapLabel[] };
   for (const area of spans) {
     const verdict = effectiveMapping(area, region.size, pageSize);
     if (verdict.kind === 'skip') {
-      result.labels.push({ span: area, reason: verdict.reason });
-      if (verdict.warning) result.warnings.push(verdict.reason);
+      result.labels.push({ span: area, cause: 'sub-page-unmappable', why: verdict.reason });
+      notes.warn('sub-page-unmappable', `${verdict.reason}: trapped`);
       continue;
     }
-    result.labels.push(...verdict.leftOut);
+    result.labels.push(...verdict.leftOut.map((l): TrapLabel => ({ span: l.span, cause: 'unaligned-edge', why: l.reason })));
     const { start, end } = verdict.mapped;
     result.mappings.push({ fileOffset: start, barOffset: start, size: end - start, prot, reason: verdict.reason });
   }
@@ -105,11 +124,11 @@ function mapSpans(spans: readonly Span[], region: RegionDescription, pageSize: b
 }
 
 /** Without MSIX_MAPPABLE (and no sparse areas already excluding it) the kernel may refuse the table page. */
-function excludeUnmappableMsix(spans: Span[], msix: MsixInBar, areas: ReturnType<typeof mappableAreas>, pageSize: bigint, reasons: string[], labels: LabelledSpan[]): Span[] {
+function excludeUnmappableMsix(spans: Span[], msix: MsixInBar, areas: MappableAreas, pageSize: bigint, notes: Notes, labels: TrapLabel[]): Span[] {
   if (areas.msixMappable || areas.sparse || spans.length === 0) return spans;
   const pages = msixPageSpans(msix, pageSize);
-  reasons.push('no MSIX_MAPPABLE capability: MSI-X pages excluded from mmap, as the kernel may refuse them');
-  labels.push(...pages.map((p) => ({ span: p, reason: `MSI-X page not mmappable (no MSIX_MAPPABLE): emulated` })));
+  notes.note({ code: 'msix-not-mmappable', message: 'no MSIX_MAPPABLE capability: MSI-X pages excluded from mmap, as the kernel may refuse them' });
+  labels.push(...pages.map((p): TrapLabel => ({ span: p, cause: 'msix-not-mmappable', why: 'MSI-X page not mmappable (no MSIX_MAPPABLE)' })));
   return subtractSpans(spans, pages);
 }
 
@@ -118,26 +137,23 @@ function decideMsix(input: BarInput, spans: readonly Span[]): MsixDecision {
   const what = describeMsix(msix);
   if (!msixCutsMappings(msix, spans, input.pageSize)) {
     const why = spans.length === 0 ? 'nothing else in this BAR is mappable' : 'its pages do not overlap any mappable area';
-    return { mode: 'in-place', reason: `MSI-X ${what} stays in place: ${why}` };
+    return { mode: 'in-place', note: { code: 'msix-in-place', message: `MSI-X ${what} stays in place: ${why}` } };
   }
   if (input.strategy === 'hole') {
-    return { mode: 'hole', reason: `MSI-X ${what}: its pages are cut out of the direct mappings (msix: hole)` };
+    return { mode: 'hole', note: { code: 'msix-hole', message: `MSI-X ${what}: its pages are cut out of the direct mappings (msix: hole)` } };
   }
   const guestSize = relocatedGuestSize(input.region.size, msix, input.pageSize);
   const is64Bit = input.register?.is64Bit ?? false;
   if (!is64Bit && guestSize > MAX_RELOCATED_32BIT_BAR) {
-    const warning = `MSI-X ${what}: relocating would make a 32-bit BAR ${hex(guestSize)} (> ${hex(MAX_RELOCATED_32BIT_BAR)}); its pages are cut out instead`;
-    return { mode: 'hole', reason: warning, warning };
+    const message = `MSI-X ${what}: relocating would make a 32-bit BAR ${hex(guestSize)} (> ${hex(MAX_RELOCATED_32BIT_BAR)}); its pages are cut out instead`;
+    return { mode: 'hole', note: { code: 'msix-relocation-refused', message }, warning: true };
   }
-  return { mode: 'relocate', reason: `MSI-X ${what} relocated to the upper half of a ${hex(guestSize)} guest BAR: its pages would cut the direct mapping` };
+  const message = `MSI-X ${what} relocated to the upper half of a ${hex(guestSize)} guest BAR: its pages would cut the direct mapping`;
+  return { mode: 'relocate', note: { code: 'msix-relocated', message } };
 }
 
 function plannedMsix(msix: MsixInBar, decision: MsixDecision, guestSize: bigint): PlannedMsix {
   const layout = decision.mode === 'relocate' ? relocatedLayout(msix, guestSize) : msix;
-  return { ...(layout.table && { table: layout.table }), ...(layout.pba && { pba: layout.pba }), relocated: decision.mode === 'relocate', reason: decision.reason };
-}
-
-function defaultTrapReason(region: RegionDescription, areasReason: string): string {
-  if ((region.flags & VFIO_REGION_FLAGS.MMAP) === 0) return areasReason;
-  return 'not covered by any mappable area: emulated by the VMM';
+  const relocated = decision.mode === 'relocate';
+  return { ...(layout.table && { table: layout.table }), ...(layout.pba && { pba: layout.pba }), relocated, reason: decision.note.message };
 }

@@ -4,12 +4,16 @@
  */
 import type { DeviceDescription } from '../vfio/description.js';
 import { regionByIndex } from '../vfio/description.js';
-import type { MappingPlan, PlanOptions, PlannedBar } from './types.js';
+import type { MappingPlan, PlanOptions, PlannedBar, PlanWarning, SkipCode, SkippedBar } from './types.js';
 import { PlanError } from './errors.js';
 import { validatePageSize } from './page-math.js';
 import { msixInBar } from './msix-layout.js';
 import { planRelativeBar } from './plan-bar.js';
-import { placeBar, relativeOf } from './place-bar.js';
+import { isPlacementWarning, placeBar } from './place-bar.js';
+import { replanBar } from './replan-bar.js';
+
+/** Also importable from here (the mapper's move path imports the planner). */
+export { replanBar, movedBar } from './replan-bar.js';
 
 const BAR_INDICES = [0, 1, 2, 3, 4, 5] as const;
 
@@ -19,14 +23,14 @@ export function planBarMappings(description: DeviceDescription, options: PlanOpt
   if (strategy !== 'relocate' && strategy !== 'hole') throw new PlanError('BAD_MSIX_STRATEGY', `msix strategy ${String(strategy)} is not 'relocate' or 'hole'`);
   const addresses = guestAddresses(options.barAddresses);
   const bars: PlannedBar[] = [];
-  const warnings: string[] = [];
-  const skipped: { index: number; reason: string }[] = [];
+  const warnings: PlanWarning[] = [];
+  const skipped: SkippedBar[] = [];
 
   for (const index of BAR_INDICES) {
-    const reasonToSkip = whySkip(description, index);
-    if (reasonToSkip) {
-      skipped.push({ index, reason: reasonToSkip });
-      if (addresses.has(index)) throw new PlanError('NO_SUCH_BAR', `guest address given for BAR${index}, but ${reasonToSkip}`, index);
+    const skip = whySkip(description, index);
+    if (skip) {
+      skipped.push(skip);
+      if (addresses.has(index)) throw new PlanError('NO_SUCH_BAR', `guest address given for BAR${index}, but ${skip.reason}`, index);
       continue;
     }
     const relative = planRelativeBar({
@@ -37,41 +41,43 @@ export function planBarMappings(description: DeviceDescription, options: PlanOpt
       pageSize,
       strategy,
     });
-    warnings.push(...relative.warnings);
-    bars.push(placeBar(relative, pageSize, addresses.get(index), warnings));
+    const placed = placeBar(relative, pageSize, addresses.get(index));
+    warnings.push(...relative.warnings, ...placed.warnings);
+    bars.push(placed.bar);
   }
   return { pageSize, msixStrategy: strategy, bars, warnings, skipped };
 }
 
-/** The same plan with BAR `barIndex` at a new guest address: only GPAs (and alignment consequences) change. */
+/**
+ * The same plan with BAR `barIndex` at a new guest address: only GPAs (and alignment consequences) change.
+ * The BAR's placement warnings are replaced by those of its new address (see `replanBar`).
+ *
+ * @throws PlanError `NO_SUCH_BAR` when the plan has no BAR `barIndex`, `BAD_GUEST_ADDRESS` for an
+ *   address that is not a u64 bigint.
+ * @example
+ * ```ts
+ * const moved = replan(plan, 0, 0x90_0000_0000n); // the guest wrote a new address into BAR0
+ * ```
+ */
 export function replan(plan: MappingPlan, barIndex: number, guestAddress: bigint): MappingPlan {
   const target = plan.bars.find((b) => b.index === barIndex);
   if (!target) throw new PlanError('NO_SUCH_BAR', `BAR${barIndex} is not in the plan`, barIndex);
-  const quick = movedBar(target, guestAddress);
-  if (quick) return { ...plan, bars: plan.bars.map((bar) => (bar.index === barIndex ? quick : bar)) };
-  const warnings = plan.warnings.filter((w) => !w.startsWith(`BAR${barIndex}: guest address`));
-  const bars = plan.bars.map((bar) => (bar.index === barIndex ? placeBar(relativeOf(bar), plan.pageSize, guestAddress, warnings) : bar));
+  const next = replanBar(target, plan.pageSize, guestAddress);
+  const bars = plan.bars.map((bar) => (bar.index === barIndex ? next.bar : bar));
+  const unchanged = next.warnings.length === 0 && !plan.warnings.some((w) => w.bar === barIndex && isPlacementWarning(w));
+  if (unchanged) return { ...plan, bars };
+  const warnings = [...plan.warnings.filter((w) => w.bar !== barIndex || !isPlacementWarning(w)), ...next.warnings];
   return { ...plan, bars, warnings };
 }
 
-/**
- * The common move — a placed, unsuspended BAR to a naturally aligned address, which is all a guest can
- * program through config space — changes nothing but GPAs. This is the BAR-move hot path, so it skips
- * re-deriving the relative plan. Returns undefined when the general path is needed.
- */
-export function movedBar(bar: PlannedBar, guestAddress: bigint): PlannedBar | undefined {
-  const clean = (address: bigint | undefined): boolean => address !== undefined && address % bar.guestSize === 0n;
-  if (bar.suspended || !clean(bar.guestAddress) || !clean(guestAddress)) return undefined;
-  return { ...bar, guestAddress, mappings: bar.mappings.map((m) => ({ ...m, gpa: guestAddress + m.barOffset })) };
-}
-
-function whySkip(description: DeviceDescription, index: number): string | undefined {
+function whySkip(description: DeviceDescription, index: number): SkippedBar | undefined {
+  const skip = (code: SkipCode, reason: string): SkippedBar => ({ index, code, reason });
   const register = description.bars.find((b) => b.index === index);
-  if (register?.kind === 'upper-half') return `upper half of 64-bit BAR${index - 1}`;
-  if (register?.kind === 'io') return 'I/O port BAR: not MMIO, the VMM emulates port I/O';
+  if (register?.kind === 'upper-half') return skip('upper-half', `upper half of 64-bit BAR${index - 1}`);
+  if (register?.kind === 'io') return skip('io-bar', 'I/O port BAR: not MMIO, the VMM emulates port I/O');
   const region = regionByIndex(description, index);
-  if (!region) return 'no VFIO region';
-  if (region.size === 0n) return 'region size 0 (BAR not implemented)';
+  if (!region) return skip('no-region', 'no VFIO region');
+  if (region.size === 0n) return skip('empty-region', 'region size 0 (BAR not implemented)');
   return undefined;
 }
 

@@ -21,10 +21,61 @@ export interface DirectMapping {
   readonly reason: string;
 }
 
-/** A range of the guest BAR that the VMM must trap (emulate) instead of mapping. */
+/**
+ * What backs a trapped byte, i.e. what a VMM must do with an access to it:
+ * - `'device'`: forward the access to the device, at region offset `fileOffset + (offset - barOffset)`;
+ * - `'msix-table'`: emulate the MSI-X table (the guest's view; `fileOffset` names the device's own entry);
+ * - `'msix-pba'`: emulate the Pending Bit Array (the device's own PBA is at `fileOffset`);
+ * - `'padding'`: no device behind it (beyond the region): reads return zeros, writes are dropped.
+ *
+ * Where the MSI-X table and PBA are relocated, the device's own table bytes in the lower half are plain
+ * `'device'` bytes (the guest's table is in the upper half); vfio-pci reads them as 0xff and drops writes.
+ * If a (malformed) device's table and PBA overlap, the overlapping bytes are `'msix-table'`.
+ */
+export type TrapKind = 'device' | 'msix-table' | 'msix-pba' | 'padding';
+
+/**
+ * Why a range is trapped instead of directly mapped (machine-readable; `TrappedRange.reason` is the prose):
+ * - `'no-mmap'`: the region has no MMAP flag;
+ * - `'outside-sparse-areas'`: not inside any SPARSE_MMAP area;
+ * - `'msix-not-mmappable'`: an MSI-X page the kernel may refuse to mmap (no MSIX_MAPPABLE capability);
+ * - `'msix-page'`: an MSI-X table/PBA page kept in place (`hole` strategy, or nothing else to map there);
+ * - `'msix-relocated'`: the upper half of a BAR doubled to hold the relocated MSI-X table/PBA;
+ * - `'sub-page-unmappable'`: a mappable area smaller than a page that cannot be grown to one;
+ * - `'unaligned-edge'`: the non-page-aligned head or tail of a mappable area;
+ * - `'beyond-region'`: guest BAR bytes past the end of the device region (the guest BAR is a power of two);
+ * - `'suspended'`: a direct mapping withheld because the BAR's guest address is not page-aligned.
+ */
+export type TrapCause =
+  | 'no-mmap'
+  | 'outside-sparse-areas'
+  | 'msix-not-mmappable'
+  | 'msix-page'
+  | 'msix-relocated'
+  | 'sub-page-unmappable'
+  | 'unaligned-edge'
+  | 'beyond-region'
+  | 'suspended';
+
+/**
+ * A range of the guest BAR that the VMM must trap (emulate) instead of mapping. All bytes of one range
+ * have the same `kind` and `cause`, and for `'device'`/`'msix-*'` ranges consecutive bytes map to
+ * consecutive region offsets.
+ */
 export interface TrappedRange {
+  /** Offset in the guest BAR. */
   readonly barOffset: bigint;
   readonly size: bigint;
+  readonly kind: TrapKind;
+  /**
+   * `'device'`: VFIO-region offset of the byte at `barOffset` (forward an access at `off` to
+   * `fileOffset + (off - barOffset)`; always `fileOffset + size <= regionSize`).
+   * `'msix-table'` / `'msix-pba'`: region offset of the device's own table/PBA byte that corresponds to
+   * `barOffset` (equal to `barOffset` unless relocated). Absent for `'padding'`.
+   */
+  readonly fileOffset?: bigint;
+  readonly cause: TrapCause;
+  /** Human text, never parsed by code. */
   readonly reason: string;
 }
 
@@ -55,7 +106,9 @@ export interface PlannedBar {
   readonly is64Bit: boolean;
   readonly prefetchable: boolean;
   readonly msix?: PlannedMsix;
+  /** Sorted by `barOffset`, non-overlapping. */
   readonly mappings: readonly DirectMapping[];
+  /** Sorted by `barOffset`; together with `mappings` they tile [0, guestSize) exactly. */
   readonly trapped: readonly TrappedRange[];
   /**
    * Direct mappings withheld because the guest address is not page-aligned (KVM would refuse them);
@@ -63,7 +116,69 @@ export interface PlannedBar {
    */
   readonly suspended?: readonly DirectMapping[];
   /** BAR-level decisions, in order (also logged and shown by the CLI). */
-  readonly reasons: readonly string[];
+  readonly reasons: readonly BarNote[];
+}
+
+/**
+ * What a BAR-level decision was about:
+ * - `'no-mmap'` / `'sparse-mmap'` / `'whole-region-mmappable'`: which bytes VFIO lets us mmap;
+ * - `'msix-not-mmappable'`: MSI-X pages kept out of mmap (no MSIX_MAPPABLE capability);
+ * - `'msix-in-place'` / `'msix-hole'` / `'msix-relocated'`: where the MSI-X structures appear to the guest;
+ * - `'msix-relocation-refused'`: relocating would make a 32-bit BAR too large, the pages are cut out instead;
+ * - `'guest-size'`: the guest BAR size differs from the region size;
+ * - `'unaligned-guest-address'` / `'suspended'`: placement notes, added by the guest address (a move replaces them).
+ */
+export type BarNoteCode =
+  | 'no-mmap'
+  | 'sparse-mmap'
+  | 'whole-region-mmappable'
+  | 'msix-not-mmappable'
+  | 'msix-in-place'
+  | 'msix-hole'
+  | 'msix-relocated'
+  | 'msix-relocation-refused'
+  | 'guest-size'
+  | 'unaligned-guest-address'
+  | 'suspended';
+
+/** One BAR-level decision: a code for programs, a message for people. */
+export interface BarNote {
+  readonly code: BarNoteCode;
+  readonly message: string;
+}
+
+/**
+ * What a warning is about:
+ * - `'no-mmap'`: the region has no MMAP flag, every access is trapped;
+ * - `'msix-relocation-refused'`: see `BarNoteCode`;
+ * - `'sub-page-unmappable'`: a mappable area smaller than a page could not be mapped;
+ * - `'no-direct-mapping'`: the region is mmappable but nothing could be mapped;
+ * - `'unaligned-guest-address'`: the guest address is not aligned to the BAR size;
+ * - `'suspended'`: the guest address is not page-aligned, direct mappings are suspended.
+ */
+export type PlanWarningCode =
+  | 'no-mmap'
+  | 'msix-relocation-refused'
+  | 'sub-page-unmappable'
+  | 'no-direct-mapping'
+  | 'unaligned-guest-address'
+  | 'suspended';
+
+/** A warning-level decision about BAR `bar` (something a user might expect to be mapped is trapped). */
+export interface PlanWarning {
+  readonly bar: number;
+  readonly code: PlanWarningCode;
+  readonly message: string;
+}
+
+/** Why a region 0-5 produced no planned BAR. */
+export type SkipCode = 'upper-half' | 'io-bar' | 'no-region' | 'empty-region';
+
+/** A region 0-5 that produced no planned BAR. */
+export interface SkippedBar {
+  readonly index: number;
+  readonly code: SkipCode;
+  readonly reason: string;
 }
 
 export type MsixStrategy = 'relocate' | 'hole';
@@ -82,7 +197,17 @@ export interface MappingPlan {
   readonly msixStrategy: MsixStrategy;
   readonly bars: readonly PlannedBar[];
   /** Warning-level decisions (a BAR or area left trapped that a user might expect to be mapped). */
-  readonly warnings: readonly string[];
+  readonly warnings: readonly PlanWarning[];
   /** Regions 0-5 that produce no planned BAR (absent, size 0, I/O, upper half of a 64-bit BAR), and why. */
-  readonly skipped: readonly { readonly index: number; readonly reason: string }[];
+  readonly skipped: readonly SkippedBar[];
 }
+
+/**
+ * What backs one byte of a guest BAR: a direct mapping (the access never reaches the VMM, unless the
+ * mapping is suspended in a mapper) or a trapped range (whose `kind` says how to serve it).
+ * `barOffset` is the byte's offset in the guest BAR.
+ */
+export type BarLocation = { readonly bar: PlannedBar; readonly barOffset: bigint } & (
+  | { readonly backing: 'mapped'; readonly mapping: DirectMapping }
+  | { readonly backing: 'trapped'; readonly range: TrappedRange }
+);

@@ -11,11 +11,17 @@ import { O_FLAGS, type HostMapping, type MmapOptions, type Syscalls } from './sy
 const SC_PAGESIZE = 30;
 const MAP_SHARED = 0x01;
 const MAP_PRIVATE = 0x02;
+const EINVAL = 22;
 /** Pages are never larger than this on the hosts we support; a bigger align is a caller bug. */
 const MAX_ALIGN = 1n << 30n;
 
 class RealSyscalls implements Syscalls {
   #pageSize: number | undefined;
+  /**
+   * Mappings this object made and has not unmapped, by identity. munmap of anything else is refused:
+   * the address may since hold someone else's mapping, and unmapping it would crash the process later.
+   */
+  readonly #live = new WeakSet<HostMapping>();
 
   pageSize(): number {
     this.#pageSize ??= this.#check(libc().sysconf(SC_PAGESIZE), { syscall: 'sysconf' });
@@ -48,25 +54,31 @@ class RealSyscalls implements Syscalls {
 
   mmap(fd: number, offset: bigint, length: bigint, prot: number, options: MmapOptions = {}): HostMapping {
     const flags = options.shared === false ? MAP_PRIVATE : MAP_SHARED;
-    const align = options.align ?? 0n;
-    if (align !== 0n && (align & (align - 1n)) !== 0n) throw new RangeError(`mmap align ${align} is not a power of two`);
-    if (align > MAX_ALIGN) throw new RangeError(`mmap align ${align} exceeds 1 GiB`);
-    // Aligning to a page or less is what mmap does anyway: skip the reserve-and-trim dance.
-    const effectiveAlign = align > BigInt(this.pageSize()) ? align : 0n;
+    const { align, alignOffset } = this.#placement(options);
     try {
-      const { address, buffer } = shim().mmap(fd, offset, length, prot, flags, effectiveAlign);
-      return { address, length, view: buffer };
+      const { address, buffer } = shim().mmap(fd, offset, length, prot, flags, align, alignOffset);
+      const mapping: HostMapping = Object.freeze({ address, length, view: buffer });
+      this.#live.add(mapping);
+      return mapping;
     } catch (error) {
       throw this.#fromShim(error, { syscall: 'mmap', fd });
     }
   }
 
+  /**
+   * Unmaps a mapping this object returned from `mmap`, once. A second call, or a copy of the object,
+   * throws SystemError EINVAL and unmaps nothing (the address range may belong to someone else now).
+   */
   munmap(mapping: HostMapping): void {
+    if (typeof mapping !== 'object' || mapping === null || !this.#live.has(mapping)) {
+      throw new SystemError({ syscall: 'munmap', errno: EINVAL });
+    }
     try {
       shim().munmap(mapping.address, mapping.length, mapping.view);
     } catch (error) {
       throw this.#fromShim(error, { syscall: 'munmap' });
     }
+    this.#live.delete(mapping);
   }
 
   setUserMemoryRegion(vmFd: number, region: KvmUserspaceMemoryRegion): void {
@@ -90,6 +102,19 @@ class RealSyscalls implements Syscalls {
   ftruncate(fd: number, length: bigint): void {
     checkU64('length', length);
     this.#check(libc().ftruncate(fd, length), { syscall: 'ftruncate', fd });
+  }
+
+  /** The shim's (align, alignOffset): 0 when aligning to a page or less, which mmap does anyway. */
+  #placement(options: MmapOptions): { align: bigint; alignOffset: bigint } {
+    const align = options.align ?? 0n;
+    const alignOffset = options.alignOffset ?? 0n;
+    if (typeof align !== 'bigint' || align < 0n || (align !== 0n && (align & (align - 1n)) !== 0n)) throw new RangeError(`mmap align ${String(align)} is not a power of two`);
+    if (align > MAX_ALIGN) throw new RangeError(`mmap align ${align} exceeds 1 GiB`);
+    const page = BigInt(this.pageSize());
+    if (typeof alignOffset !== 'bigint' || alignOffset < 0n || alignOffset % page !== 0n || (alignOffset !== 0n && alignOffset >= align)) {
+      throw new RangeError(`mmap alignOffset ${String(alignOffset)} must be a page multiple below align ${align}`);
+    }
+    return align > page ? { align, alignOffset } : { align: 0n, alignOffset: 0n };
   }
 
   /** libc convention: -1 means failure and errno says why; read it before anything else runs. */

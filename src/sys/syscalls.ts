@@ -28,6 +28,11 @@ export interface MmapOptions {
    * can use huge PFN mappings for large BARs. The shim over-reserves and trims.
    */
   align?: bigint;
+  /**
+   * With `align`: place the mapping so `address % align === alignOffset` (a page multiple below `align`).
+   * Huge PFN maps need the address congruent to the file offset modulo the block, not just aligned.
+   */
+  alignOffset?: bigint;
 }
 
 export const PROT = { NONE: 0, READ: 1, WRITE: 2, EXEC: 4 } as const;

@@ -2,7 +2,9 @@
  * `describeDevice`: everything the planner needs, read from an open VFIO device fd — device info,
  * every region (keyed by index, never by position), irqs, and config space (header, BARs, MSI-X).
  */
-import { SIZEOF, VFIO_PCI_REGION, decodeDeviceInfo, decodeIrqInfo, encodeDeviceInfo, encodeIrqInfo } from '../uapi/vfio.js';
+import {
+  SIZEOF, VFIO_PCI_NUM_REGIONS, VFIO_PCI_REGION, decodeDeviceInfo, decodeIrqInfo, encodeDeviceInfo, encodeIrqInfo,
+} from '../uapi/vfio.js';
 import type { Syscalls } from '../sys/syscalls.js';
 import { SystemError } from '../sys/system-error.js';
 import type { DeviceDescription, IrqDescription, RegionDescription } from './description.js';
@@ -14,18 +16,30 @@ import { decodeBars, decodeConfigHeader, decodeMsix } from './config-space.js';
 const DEVICE_INFO_ARGSZ = SIZEOF.vfio_device_info + 4;
 const CONFIG_READ_SIZE = 4096;
 
+/**
+ * The most regions `describe()` walks: vfio-pci's 9 fixed ones plus room for device-specific regions (IGD
+ * OpRegion, NVLink, migration: a handful in practice). A kernel reporting more is broken or hostile: typed
+ * error `TOO_MANY_REGIONS` instead of 2^32 ioctls.
+ */
+export const MAX_DEVICE_REGIONS = VFIO_PCI_NUM_REGIONS + 32;
+/** The most irq indices walked: vfio-pci has 5 (INTx, MSI, MSI-X, ERR, REQ). More is `TOO_MANY_IRQS`. */
+export const MAX_DEVICE_IRQS = 16;
+/** PCI allows at most 2048 MSI-X vectors (32 MSI, 1 INTx); a larger `count` is `IRQ_COUNT_ABSURD`. */
+export const MAX_IRQ_VECTORS = 2048;
+
 export function describeDevice(sys: Syscalls, deviceFd: number, bdf: string): DeviceDescription {
   const wrap = <T>(what: string, region: number | undefined, fn: () => T): T => {
     try {
       return fn();
     } catch (error) {
       if (error instanceof SystemError) throw VfioError.fromSystem(error, `${bdf}: ${what}`, { bdf, ...(region !== undefined && { region }) });
-      throw error;
+      throw withDevice(error, bdf);
     }
   };
   const infoBuffer = encodeDeviceInfo(DEVICE_INFO_ARGSZ);
   wrap('VFIO_DEVICE_GET_INFO', undefined, () => sys.ioctl(deviceFd, 'VFIO_DEVICE_GET_INFO', infoBuffer));
   const info = decodeDeviceInfo(infoBuffer);
+  checkCounts(info.numRegions, info.numIrqs, bdf);
 
   const regions: RegionDescription[] = [];
   for (let index = 0; index < info.numRegions; index++) {
@@ -34,7 +48,7 @@ export function describeDevice(sys: Syscalls, deviceFd: number, bdf: string): De
   }
   const irqs: IrqDescription[] = [];
   for (let index = 0; index < info.numIrqs; index++) {
-    const irq = optional(() => wrap(`irq ${index} info`, undefined, () => queryIrq(sys, deviceFd, index)));
+    const irq = optional(() => wrap(`irq ${index} info`, undefined, () => queryIrq(sys, deviceFd, index, bdf)));
     if (irq) irqs.push(irq);
   }
   const configRegion = regions.find((r) => r.index === VFIO_PCI_REGION.CONFIG);
@@ -64,10 +78,33 @@ function optional<T>(fn: () => T): T | undefined {
   }
 }
 
-function queryIrq(sys: Syscalls, deviceFd: number, index: number): IrqDescription {
+/** A VfioError raised below describe() (region-info, cap chain) gets the device named, like the errno ones. */
+function withDevice(error: unknown, bdf: string): unknown {
+  if (!(error instanceof VfioError) || error.bdf !== undefined) return error;
+  const { code, region, group, errno, ioctl, iova, size } = error;
+  const details = { code, bdf, region, group, errno, ioctl, iova, size };
+  return new VfioError(`${bdf}: ${error.message}`, details, { cause: error });
+}
+
+function checkCounts(numRegions: number, numIrqs: number, bdf: string): void {
+  if (numRegions > MAX_DEVICE_REGIONS) {
+    const message = `${bdf}: kernel reports ${numRegions} regions (more than ${MAX_DEVICE_REGIONS}): refusing to walk them`;
+    throw new VfioError(message, { code: 'TOO_MANY_REGIONS', bdf });
+  }
+  if (numIrqs > MAX_DEVICE_IRQS) {
+    const message = `${bdf}: kernel reports ${numIrqs} irq indices (more than ${MAX_DEVICE_IRQS}): refusing to walk them`;
+    throw new VfioError(message, { code: 'TOO_MANY_IRQS', bdf });
+  }
+}
+
+function queryIrq(sys: Syscalls, deviceFd: number, index: number, bdf: string): IrqDescription {
   const buffer = encodeIrqInfo(index);
   sys.ioctl(deviceFd, 'VFIO_DEVICE_GET_IRQ_INFO', buffer);
   const irq = decodeIrqInfo(buffer);
+  if (irq.count > MAX_IRQ_VECTORS) {
+    const message = `${bdf}: irq index ${index} reports ${irq.count} vectors (PCI allows at most ${MAX_IRQ_VECTORS})`;
+    throw new VfioError(message, { code: 'IRQ_COUNT_ABSURD', bdf });
+  }
   return { index, flags: irq.flags, count: irq.count };
 }
 

@@ -13,6 +13,11 @@ export interface DmaMapper {
   mapDma(iova: bigint, vaddr: bigint, size: bigint, prot: 'read' | 'read-write'): void;
   /** Undo exactly one earlier `mapDma(iova, ..., size)`. */
   unmapDma(iova: bigint, size: bigint): void;
+  /**
+   * Set when this IOMMU cannot DMA-map a BAR's mmap (iommufd before Linux 6.19 refuses PFNMAP memory):
+   * the mapper then maps BARs without DMA and logs this once, instead of failing.
+   */
+  readonly mmioDmaUnsupported?: { readonly code: string; readonly message: string };
 }
 
 export interface VfioDeviceHandle {
@@ -23,6 +28,11 @@ export interface VfioDeviceHandle {
   readonly syscalls: Syscalls;
   /** `undefined` in noiommu mode: there is no IOMMU to program, DMA uses host physical addresses. */
   readonly dma: DmaMapper | undefined;
+  /**
+   * True once the device (and its container or iommufd) is closed: its DMA maps died with it, so the
+   * mapper forgets them instead of issuing ioctls on fds that may have been reused. Optional for stand-ins.
+   */
+  readonly closed?: boolean;
   /** IOMMU mode actually in use (after 'auto' resolution). */
   readonly iommuMode: 'type1' | 'type1v2' | 'iommufd' | 'noiommu';
   describe(): DeviceDescription;

@@ -1,14 +1,12 @@
 /**
  * `VfioDevice`: an open VFIO PCI device, by any of the kernel's paths —
  * iommufd + cdev (Linux 6.6+), a type1/type1v2 container, or a no-IOMMU container — and the fds that
- * hold it open. A failure half-way closes exactly what was opened, newest first.
+ * hold it open. Devices of one VM share an {@link IommuContext} (one container or IOAS, groups opened once);
+ * a device opened without one gets a private context that closes with it. A failure half-way releases
+ * exactly what was acquired, newest first.
  */
-import {
-  VFIO_API_VERSION, VFIO_EXTENSION, VFIO_GROUP_FLAGS, decodeAttachIommufdPt, decodeGroupStatus, decodeIoasAlloc,
-  encodeAttachIommufdPt, encodeBindIommufd, encodeGroupStatus, encodeIoasAlloc,
-} from '../uapi/index.js';
-import { O_FLAGS, type Syscalls } from '../sys/syscalls.js';
-import { realSyscalls } from '../sys/real-syscalls.js';
+import type { Syscalls } from '../sys/syscalls.js';
+import { O_FLAGS } from '../sys/syscalls.js';
 import { SystemError } from '../sys/system-error.js';
 import type { DeviceDescription } from './description.js';
 import type { DmaMapper, VfioDeviceHandle } from './device-handle.js';
@@ -17,14 +15,30 @@ import { validateBdf } from './bdf.js';
 import { UndoStack } from './cleanup.js';
 import { cdevOf, groupNodeOf, iommuGroupOf, type SysfsOptions } from './sysfs.js';
 import { describeDevice } from './describe.js';
-import { IommufdDmaMapper, Type1DmaMapper } from './dma.js';
+import {
+  IommuContext, checkGroupKind, contextInternals, openPrivateContext, pickSysfs, type ContextInternals, type IommuMode, type IommuRequest,
+} from './iommu-context.js';
+import { isKvmVfioFileRegistry, type KvmVfioFileRegistry } from './kvm-file-registry.js';
 
-export type IommuMode = 'type1' | 'type1v2' | 'iommufd' | 'noiommu';
+export type { IommuMode } from './iommu-context.js';
 
 export interface VfioOpenOptions extends SysfsOptions {
-  /** Which kernel path to use. `'auto'` (default): iommufd, then type1v2, then type1, then noiommu. */
-  iommu?: 'auto' | 'type1' | 'noiommu' | 'iommufd';
+  /**
+   * Which kernel path to use for a private context. `'auto'` (default): iommufd, then type1v2, then type1,
+   * then noiommu. With `context` it must be absent or equal to the context's own request.
+   */
+  iommu?: IommuRequest;
   syscalls?: Syscalls;
+  /**
+   * The VM's shared IOMMU context: the device joins its container (its group opened once and shared) or
+   * binds to its IOAS, and uses its guest RAM mappings. Without it the device gets a private context.
+   */
+  context?: IommuContext;
+  /**
+   * KVM's VFIO pseudo-device (`KvmVfioDevice`): the device's group (container path) or device file (cdev
+   * path, before `VFIO_DEVICE_BIND_IOMMUFD`, as the kernel requires) is added to it, and deleted on close.
+   */
+  kvm?: KvmVfioFileRegistry;
 }
 
 interface Opened {
@@ -42,10 +56,12 @@ export class VfioDevice implements VfioDeviceHandle, Disposable {
   readonly iommuMode: IommuMode;
   /** Why this IOMMU mode was chosen (for logs and the CLI). */
   readonly iommuReason: string;
+  /** The IOMMU context the device is attached to (shared, or private to this device). */
+  readonly context: IommuContext;
   readonly #owned: UndoStack;
   #closed = false;
 
-  private constructor(bdf: string, sys: Syscalls, opened: Opened, owned: UndoStack) {
+  private constructor(bdf: string, sys: Syscalls, opened: Opened, owned: UndoStack, context: IommuContext) {
     this.bdf = bdf;
     this.syscalls = sys;
     this.fd = opened.fd;
@@ -53,15 +69,30 @@ export class VfioDevice implements VfioDeviceHandle, Disposable {
     this.dma = opened.dma;
     this.iommuReason = opened.reason;
     this.#owned = owned;
+    this.context = context;
   }
 
+  /**
+   * Opens `bdf` (bound to vfio-pci) through `options.context`, or a private context when none is given.
+   * @throws VfioError `BAD_BDF`, `BAD_ARGUMENT`, `NO_IOMMU_GROUP`, `NO_GROUP_NODE`, `NO_CDEV`, `MODE_UNAVAILABLE`,
+   *   `MODE_MISMATCH`, `GROUP_NOT_VIABLE`, `CLOSED` (the context was closed), or the errno of the failing call
+   *   (`EBUSY`: the group or device is open elsewhere); a KvmError from the pseudo-device. Nothing stays open.
+   * @example
+   * using context = IommuContext.open();
+   * using device = VfioDevice.open('0000:01:00.0', { context });
+   */
   static open(bdf: string, options: VfioOpenOptions = {}): VfioDevice {
     validateBdf(bdf);
-    const sys = options.syscalls ?? realSyscalls();
+    checkOpenOptions(options);
     const owned = new UndoStack();
     try {
-      const opened = openByMode(bdf, sys, options, owned);
-      return new VfioDevice(bdf, sys, opened, owned);
+      const context = options.context ?? privateContext(bdf, options, owned);
+      const internals = contextInternals(context);
+      owned.push(internals.retain(bdf));
+      const opened = openInContext(bdf, context, internals, options, owned);
+      // A private context's owner reference goes now: the device's own reference keeps it alive.
+      if (!options.context) context.close();
+      return new VfioDevice(bdf, context.syscalls, opened, owned, context);
     } catch (error) {
       // Closing fds cannot meaningfully fail; the error that made us unwind is the one worth reporting.
       owned.unwind();
@@ -74,7 +105,15 @@ export class VfioDevice implements VfioDeviceHandle, Disposable {
     return describeDevice(this.syscalls, this.fd, this.bdf);
   }
 
-  /** Closes the device, group/iommufd and container fds, newest first. Idempotent. */
+  /** True once `close()` ran (the DMA maps went with the container or iommufd). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Closes the device fd, deletes its file from KVM's VFIO pseudo-device, and gives back its group and context
+   * references (the last one closes the group, and a private context with it). Idempotent.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -86,14 +125,72 @@ export class VfioDevice implements VfioDeviceHandle, Disposable {
   }
 }
 
-function openByMode(bdf: string, sys: Syscalls, options: VfioOpenOptions, owned: UndoStack): Opened {
-  const wanted = options.iommu ?? 'auto';
-  if (wanted === 'iommufd' || wanted === 'auto') {
-    const cdev = cdevOf(bdf, options);
-    if (cdev) return openIommufd(sys, cdev, options, owned, wanted === 'auto' ? 'auto: VFIO cdev and /dev/iommu present' : 'requested');
-    if (wanted === 'iommufd') throw new VfioError(`${bdf}: no VFIO cdev (needs Linux 6.6+ with CONFIG_VFIO_DEVICE_CDEV)`, { code: 'NO_CDEV', bdf });
+function checkOpenOptions(options: VfioOpenOptions): void {
+  if (typeof options !== 'object' || options === null) throw new VfioError('options must be an object', { code: 'BAD_ARGUMENT' });
+  if (options.context !== undefined && !(options.context instanceof IommuContext)) {
+    throw new VfioError('options.context must be an IommuContext', { code: 'BAD_ARGUMENT' });
   }
-  return openLegacy(bdf, sys, options, owned, wanted);
+  if (options.kvm !== undefined && !isKvmVfioFileRegistry(options.kvm)) {
+    throw new VfioError('options.kvm must be a KvmVfioDevice (addFile/removeFile)', { code: 'BAD_ARGUMENT' });
+  }
+  if (options.context && options.iommu !== undefined && options.iommu !== contextInternals(options.context).request) {
+    const message = `options.iommu ${options.iommu} conflicts with the context's ${contextInternals(options.context).request}`;
+    throw new VfioError(`${message}: pass it to IommuContext.open`, { code: 'BAD_ARGUMENT' });
+  }
+}
+
+/** A context for this device alone; `'auto'` follows the device's cdev, as before contexts existed. */
+function privateContext(bdf: string, options: VfioOpenOptions, owned: UndoStack): IommuContext {
+  const request = options.iommu ?? 'auto';
+  const cdev = request === 'iommufd' || request === 'auto' ? cdevOf(bdf, options) : undefined;
+  if (request === 'iommufd' && !cdev) throw noCdev(bdf);
+  // Legacy path: find the group (sysfs) before opening anything, so a device that is not set up fails first.
+  if (!cdev) legacyGroupNode(bdf, request, options);
+  const context = openPrivateContext(cdev !== undefined, request, options);
+  owned.push(() => context.close());
+  return context;
+}
+
+function openInContext(
+  bdf: string, context: IommuContext, internals: ContextInternals, options: VfioOpenOptions, owned: UndoStack,
+): Opened {
+  const sysfs = { ...internals.sysfs, ...pickSysfs(options) };
+  if (context.backend === 'iommufd') {
+    const cdev = cdevOf(bdf, sysfs);
+    if (!cdev) throw noCdev(bdf);
+    const fd = openFd(context.syscalls, owned, cdev);
+    addToKvm(options.kvm, fd, owned);
+    internals.bindDevice(fd);
+    return { fd, mode: 'iommufd', dma: context.dma, reason: context.reason };
+  }
+  const { group, node } = legacyGroupNode(bdf, internals.request, sysfs);
+  const groupFd = internals.acquireGroup(bdf, group, node, owned);
+  addToKvm(options.kvm, groupFd, owned);
+  const fd = context.syscalls.ioctl(groupFd, 'VFIO_GROUP_GET_DEVICE_FD', Buffer.from(`${bdf}\0`));
+  owned.push(() => context.syscalls.close(fd));
+  return { fd, mode: context.mode!, dma: context.dma, reason: context.reason };
+}
+
+interface GroupNode {
+  readonly group: string;
+  readonly node: { path: string; noiommu: boolean };
+}
+
+function legacyGroupNode(bdf: string, request: IommuRequest, sysfs: SysfsOptions): GroupNode {
+  const group = iommuGroupOf(bdf, sysfs);
+  const node = groupNodeOf(group, sysfs);
+  if (!node) {
+    const message = `${bdf}: IOMMU group ${group} has no /dev/vfio node; bind the device to vfio-pci`;
+    throw new VfioError(message, { code: 'NO_GROUP_NODE', bdf, group });
+  }
+  checkGroupKind(bdf, group, node.noiommu, request);
+  return { group, node };
+}
+
+function addToKvm(kvm: KvmVfioFileRegistry | undefined, fd: number, owned: UndoStack): void {
+  if (!kvm) return;
+  kvm.addFile(fd);
+  owned.push(() => kvm.removeFile(fd));
 }
 
 function openFd(sys: Syscalls, owned: UndoStack, path: string): number {
@@ -102,54 +199,6 @@ function openFd(sys: Syscalls, owned: UndoStack, path: string): number {
   return fd;
 }
 
-function openIommufd(sys: Syscalls, cdev: string, options: VfioOpenOptions, owned: UndoStack, reason: string): Opened {
-  const deviceFd = openFd(sys, owned, cdev);
-  const iommuFd = openFd(sys, owned, `${options.devRoot ?? '/dev'}/iommu`);
-  sys.ioctl(deviceFd, 'VFIO_DEVICE_BIND_IOMMUFD', encodeBindIommufd(iommuFd));
-  const alloc = encodeIoasAlloc();
-  sys.ioctl(iommuFd, 'IOMMU_IOAS_ALLOC', alloc);
-  const ioasId = decodeIoasAlloc(alloc).outIoasId;
-  const attach = encodeAttachIommufdPt(ioasId);
-  sys.ioctl(deviceFd, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', attach);
-  decodeAttachIommufdPt(attach);
-  return { fd: deviceFd, mode: 'iommufd', dma: new IommufdDmaMapper(sys, iommuFd, ioasId), reason: `iommufd (${reason})` };
-}
-
-function openLegacy(bdf: string, sys: Syscalls, options: VfioOpenOptions, owned: UndoStack, wanted: 'auto' | 'type1' | 'noiommu' | 'iommufd'): Opened {
-  const group = iommuGroupOf(bdf, options);
-  const node = groupNodeOf(group, options);
-  if (!node) throw new VfioError(`${bdf}: IOMMU group ${group} has no /dev/vfio node; bind the device to vfio-pci`, { code: 'NO_GROUP_NODE', bdf, group });
-  if (wanted === 'type1' && node.noiommu) throw new VfioError(`${bdf}: group ${group} is a no-IOMMU group; type1 is impossible`, { code: 'MODE_UNAVAILABLE', bdf, group });
-  if (wanted === 'noiommu' && !node.noiommu) throw new VfioError(`${bdf}: group ${group} is an IOMMU group, not no-IOMMU`, { code: 'MODE_UNAVAILABLE', bdf, group });
-
-  const containerFd = openFd(sys, owned, `${options.devRoot ?? '/dev'}/vfio/vfio`);
-  const version = sys.ioctl(containerFd, 'VFIO_GET_API_VERSION');
-  if (version !== VFIO_API_VERSION) throw new VfioError(`VFIO API version ${version}, expected ${VFIO_API_VERSION}`, { code: 'API_VERSION', bdf });
-  const { mode, type, reason } = chooseIommuType(sys, containerFd, node.noiommu, bdf);
-
-  const groupFd = openFd(sys, owned, node.path);
-  const status = encodeGroupStatus();
-  sys.ioctl(groupFd, 'VFIO_GROUP_GET_STATUS', status);
-  if ((decodeGroupStatus(status).flags & VFIO_GROUP_FLAGS.VIABLE) === 0) {
-    throw new VfioError(`${bdf}: IOMMU group ${group} is not viable: every device in it must be bound to vfio-pci (or no driver)`, { code: 'GROUP_NOT_VIABLE', bdf, group });
-  }
-  const containerArg = Buffer.alloc(4);
-  containerArg.writeInt32LE(containerFd);
-  sys.ioctl(groupFd, 'VFIO_GROUP_SET_CONTAINER', containerArg);
-  sys.ioctl(containerFd, 'VFIO_SET_IOMMU', type);
-  const deviceFd = sys.ioctl(groupFd, 'VFIO_GROUP_GET_DEVICE_FD', Buffer.from(`${bdf}\0`));
-  owned.push(() => sys.close(deviceFd));
-  const dma = mode === 'noiommu' ? undefined : new Type1DmaMapper(mode, sys, containerFd);
-  return { fd: deviceFd, mode, dma, reason };
-}
-
-function chooseIommuType(sys: Syscalls, containerFd: number, noiommu: boolean, bdf: string): { mode: 'type1' | 'type1v2' | 'noiommu'; type: number; reason: string } {
-  const has = (extension: number): boolean => sys.ioctl(containerFd, 'VFIO_CHECK_EXTENSION', extension) > 0;
-  if (noiommu) {
-    if (has(VFIO_EXTENSION.NOIOMMU_IOMMU)) return { mode: 'noiommu', type: VFIO_EXTENSION.NOIOMMU_IOMMU, reason: 'noiommu: the group is a no-IOMMU group (no DMA isolation)' };
-  } else {
-    if (has(VFIO_EXTENSION.TYPE1v2_IOMMU)) return { mode: 'type1v2', type: VFIO_EXTENSION.TYPE1v2_IOMMU, reason: 'type1v2 container (no VFIO cdev)' };
-    if (has(VFIO_EXTENSION.TYPE1_IOMMU)) return { mode: 'type1', type: VFIO_EXTENSION.TYPE1_IOMMU, reason: 'type1 container (type1v2 unavailable)' };
-  }
-  throw new VfioError(`${bdf}: the VFIO container supports no usable IOMMU type`, { code: 'NO_IOMMU_TYPE', bdf });
+function noCdev(bdf: string): VfioError {
+  return new VfioError(`${bdf}: no VFIO cdev (needs Linux 6.6+ with CONFIG_VFIO_DEVICE_CDEV)`, { code: 'NO_CDEV', bdf });
 }

@@ -11,6 +11,10 @@ export interface VfioErrorDetails {
   group?: string;
   errno?: number;
   ioctl?: string;
+  /** IO virtual address of a DMA mapping the defect concerns. */
+  iova?: bigint;
+  /** Size in bytes of that DMA mapping. */
+  size?: bigint;
 }
 
 /** VFIO refused, or returned data we cannot trust. Names the device, region or group concerned. */
@@ -21,6 +25,8 @@ export class VfioError extends VfioBarsError {
   readonly group: string | undefined;
   readonly errno: number | undefined;
   readonly ioctl: string | undefined;
+  readonly iova: bigint | undefined;
+  readonly size: bigint | undefined;
 
   constructor(message: string, details: VfioErrorDetails, options?: ErrorOptions) {
     super(message, options);
@@ -30,6 +36,8 @@ export class VfioError extends VfioBarsError {
     this.group = details.group;
     this.errno = details.errno;
     this.ioctl = details.ioctl;
+    this.iova = details.iova;
+    this.size = details.size;
   }
 
   /** Wraps a failed syscall with the device context, keeping errno and ioctl name. */

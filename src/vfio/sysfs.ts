@@ -81,3 +81,23 @@ export function bindToVfioPci(bdf: string, options: SysfsOptions = {}): void {
   if (existsSync(path.join(dir, 'driver'))) write(path.join(dir, 'driver', 'unbind'), bdf);
   write(path.join(sysfs, 'bus', 'pci', 'drivers_probe'), bdf);
 }
+
+/**
+ * Which kernel driver holds `bdf`, from its sysfs `driver` link: `'vfio-pci'`, `'nvme'`, ... `undefined` when
+ * no driver is bound; `null` when sysfs has no such device. Lets a tool say "bound to nvme, not vfio-pci"
+ * instead of a bare missing IOMMU group.
+ * @throws {VfioError} `BAD_BDF` for a malformed address (validated before it touches a path).
+ * @example
+ * ```ts
+ * if (driverOf('0000:01:00.0') !== 'vfio-pci') bindToVfioPci('0000:01:00.0');
+ * ```
+ */
+export function driverOf(bdf: string, options: SysfsOptions = {}): string | undefined | null {
+  const dir = deviceDir(bdf, options.sysfsRoot ?? '/sys');
+  if (!existsSync(dir)) return null;
+  try {
+    return path.basename(readlinkSync(path.join(dir, 'driver')));
+  } catch {
+    return undefined;
+  }
+}

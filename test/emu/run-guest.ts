@@ -37,6 +37,7 @@ export function buildInitrd(a: Artefacts): string {
   mkdirSync(path.join(lib, 'build', 'Release'), { recursive: true });
   cpSync(path.join(REPO, 'dist'), path.join(lib, 'dist'), { recursive: true, filter: (f) => !f.endsWith('.map') && !f.endsWith('.d.ts') });
   cpSync(path.join(REPO, 'package.json'), path.join(lib, 'package.json'));
+  for (const dir of ['bin', 'profiles']) cpSync(path.join(REPO, dir), path.join(lib, dir), { recursive: true });
   cpSync(a.SHIM_ARM64, path.join(lib, 'build', 'Release', 'vfio_bars.node'));
   for (const dep of runtimeDependencies()) cpSync(path.join(REPO, 'node_modules', dep), path.join(lib, 'node_modules', dep), { recursive: true });
   cpSync(a.KOFFI_ARM64, path.join(lib, 'node_modules', '@koromix', 'koffi-linux-arm64'), { recursive: true });
@@ -88,7 +89,7 @@ export type GuestResult = Record<string, unknown> & {
   iommu: string;
   bar0: { size: string; flags: number; caps: string[] };
   steps: { name: string; error?: { code: string }; isKvmError?: boolean; registered?: string; skipped?: string }[];
-  plan: { guestSize: string; mappings: { size: string; gpa: string; reason: string }[]; trapped: { offset: string; size: string; reason: string }[]; msix?: { table?: string; pba?: string; relocated: boolean }; warnings: string[] };
+  plan: { guestSize: string; mappings: { size: string; gpa: string; reason: string }[]; trapped: { offset: string; size: string; kind: string; fileOffset?: string; cause: string; reason: string }[]; msix?: { table?: string; pba?: string; relocated: boolean }; warnings: { bar: number; code: string; message: string }[] };
   host: { cap: string; vs: string };
   guest: { cap: { value?: string; mmio?: string }; vs: { value?: string; mmio?: string }; msixTable?: { value?: string; mmio?: string } };
   move: { state: string; cap: { value?: string; mmio?: string }; old: { value?: string; mmio?: string } };

@@ -12,16 +12,22 @@ import {
   writeRegionInfo, type IoctlName, type KvmUserspaceMemoryRegion,
 } from '../../src/uapi/index.js';
 import type { DeviceDescription, RegionCapability, RegionDescription } from '../../src/vfio/description.js';
+import {
+  GroupOpens, deviceOfGroup, detachGroup, setContainer, setIommu, topologyNodes, type ContainerFile, type FakeGroup, type GroupFile,
+} from './fake-vfio-groups.js';
+import { createKvmDevice, setKvmVfioAttr, type FakeKvmVfioHost, type KvmDeviceFile, type KvmVfioState } from './fake-kvm-vfio.js';
+import { hostileDeviceInfo, hostileIrqInfo, hostileRegionInfo, type HostileReplies } from './fake-hostile.js';
 
 const E = constants.errno;
 
 type FdKind =
   | { kind: 'kvm' }
-  | { kind: 'vm'; slots: Map<number, KvmUserspaceMemoryRegion> }
+  | { kind: 'vm'; slots: Map<number, KvmUserspaceMemoryRegion>; vfio?: KvmVfioState }
   | { kind: 'vcpu' }
-  | { kind: 'container'; iommuType?: number; dma: Map<bigint, bigint> }
-  | { kind: 'group'; container?: number }
-  | { kind: 'device'; bound?: boolean }
+  | ContainerFile
+  | GroupFile
+  | { kind: 'device'; bound?: boolean; bdf?: string; kvmAtBind?: boolean }
+  | KvmDeviceFile
   | { kind: 'iommufd'; ioas: Map<number, Map<bigint, bigint>> }
   | { kind: 'memfd'; size: bigint }
   | { kind: 'other'; path: string };
@@ -37,6 +43,12 @@ export interface FakeKernelOptions {
   nrMemslots?: number;
   /** Prefix of the device nodes (matches VfioOpenOptions.devRoot). Default `/dev`. */
   devRoot?: string;
+  /** IOMMU groups and their devices (fake-vfio-groups.ts); default: `group` holding `device` (cdev vfio0). */
+  groups?: readonly FakeGroup[];
+  /** KVM built with its VFIO pseudo-device (default true). */
+  kvmVfio?: boolean;
+  /** Absurd counts and sizes in device replies (fake-hostile.ts). */
+  hostile?: HostileReplies;
 }
 
 export interface CallRecord {
@@ -54,6 +66,11 @@ export class FakeKernel implements Syscalls {
   readonly #fds = new Map<number, FdKind>();
   readonly #mappings = new Map<bigint, { length: bigint; view: ArrayBuffer }>();
   readonly #nrMemslots: number;
+  readonly #groups: Map<string, FakeGroup>;
+  readonly #groupOpens = new GroupOpens();
+  readonly #kvmHeld = new Set<object>();
+  readonly #kvmVfio: boolean;
+  readonly #hostile: HostileReplies | undefined;
   #nextFd = 10;
   #nextAddress = 0x7f00_0000_0000n;
   #faults: { when: (call: CallRecord) => boolean; errno: number; once: boolean }[] = [];
@@ -65,12 +82,17 @@ export class FakeKernel implements Syscalls {
     this.#nrMemslots = options.nrMemslots ?? 509;
     const group = options.group ?? '7';
     const dev = options.devRoot ?? '/dev';
+    this.#kvmVfio = options.kvmVfio ?? true;
+    this.#hostile = options.hostile;
+    const single: FakeGroup = { id: group, noiommu: options.noiommu ?? false, devices: [{ bdf: options.device?.bdf ?? '', cdev: 'vfio0' }] };
+    const topology = topologyNodes(options.groups ?? [single], dev);
+    this.#groups = topology.groups;
     this.#files = new Map<string, () => FdKind>([
       [`${dev}/kvm`, () => ({ kind: 'kvm' })],
       [`${dev}/vfio/vfio`, () => ({ kind: 'container', dma: new Map() })],
-      [options.noiommu ? `${dev}/vfio/noiommu-${group}` : `${dev}/vfio/${group}`, () => ({ kind: 'group' })],
-      // The cdev path (Linux 6.6+): the device node itself, and iommufd.
-      [`${dev}/vfio/devices/vfio0`, () => ({ kind: 'device' })],
+      ...[...topology.groups.keys()].map((node): [string, () => FdKind] => [node, () => ({ kind: 'group', node })]),
+      // The cdev path (Linux 6.6+): the device nodes themselves, and iommufd.
+      ...[...topology.cdevs].map(([node, bdf]): [string, () => FdKind] => [node, () => ({ kind: 'device', bdf })]),
       [`${dev}/iommu`, () => ({ kind: 'iommufd', ioas: new Map() })],
     ]);
   }
@@ -92,7 +114,7 @@ export class FakeKernel implements Syscalls {
   }
 
   /** Resources alive right now. */
-  live(): { fds: number; mmaps: number; slots: number; dmaMaps: number } {
+  live(): { fds: number; mmaps: number; slots: number; dmaMaps: number; kvmFiles: number } {
     let slots = 0;
     let dmaMaps = 0;
     for (const fd of this.#fds.values()) {
@@ -100,7 +122,23 @@ export class FakeKernel implements Syscalls {
       if (fd.kind === 'container') dmaMaps += fd.dma.size;
       if (fd.kind === 'iommufd') for (const maps of fd.ioas.values()) dmaMaps += maps.size;
     }
-    return { fds: this.#fds.size, mmaps: this.#mappings.size, slots, dmaMaps };
+    return { fds: this.#fds.size, mmaps: this.#mappings.size, slots, dmaMaps, kvmFiles: this.#kvmHeld.size };
+  }
+
+  /** The bytes at a host address inside a live mapping (what the kernel would copy_from_user), or undefined. */
+  peek(address: bigint, length: number): Buffer | undefined {
+    for (const [start, mapping] of this.#mappings) {
+      if (address >= start && address + BigInt(length) <= start + BigInt(mapping.view.byteLength)) {
+        return Buffer.from(mapping.view, Number(address - start), length);
+      }
+    }
+    return undefined;
+  }
+
+  /** Whether the device file behind `fd` was added to KVM's VFIO pseudo-device when it was bound to iommufd. */
+  sawKvmAtBind(fd: number): boolean | undefined {
+    const file = this.#fds.get(fd);
+    return file?.kind === 'device' ? file.kvmAtBind : undefined;
   }
 
   /** Snapshot of a VM's slots, for assertions. */
@@ -119,12 +157,16 @@ export class FakeKernel implements Syscalls {
     this.#enter('open', path, { syscall: 'open', path });
     const make = this.#files.get(path);
     if (!make) this.#fail(E.ENOENT, { syscall: 'open', path });
+    if (this.#groups.has(path)) this.#groupOpens.open(path, (errno) => this.#fail(errno, { syscall: 'open', path })); // one open per group
     return this.#newFd(make());
   }
 
   close(fd: number): void {
     this.#enter('close', String(fd), { syscall: 'close', fd });
+    const file = this.#fds.get(fd);
     if (!this.#fds.delete(fd)) this.#fail(E.EBADF, { syscall: 'close', fd });
+    if (file?.kind === 'group') this.#releaseGroupFile(file);
+    if (file?.kind === 'vm' || file?.kind === 'kvm-device') this.#releaseKvmVfio(file.kind === 'vm' ? file.vfio : file.state);
   }
 
   ioctl(fd: number, request: IoctlName, arg: Buffer | number = 0): number {
@@ -145,24 +187,33 @@ export class FakeKernel implements Syscalls {
       case 'container:VFIO_CHECK_EXTENSION':
         return [VFIO_EXTENSION.TYPE1_IOMMU, VFIO_EXTENSION.TYPE1v2_IOMMU, VFIO_EXTENSION.NOIOMMU_IOMMU].includes(value as 1) ? 1 : 0;
       case 'container:VFIO_SET_IOMMU':
-        if (file.kind === 'container') file.iommuType = value;
-        return 0;
+        return file.kind === 'container' ? setIommu(file, value, fail) : fail(E.EINVAL);
       case 'container:VFIO_IOMMU_MAP_DMA': return this.#mapDma(file, buffer, fail);
       case 'container:VFIO_IOMMU_UNMAP_DMA': return this.#unmapDma(file, buffer, fail);
       case 'group:VFIO_GROUP_GET_STATUS':
         buffer.writeUInt32LE(VFIO_GROUP_FLAGS.VIABLE | (file.kind === 'group' && file.container !== undefined ? VFIO_GROUP_FLAGS.CONTAINER_SET : 0), 4);
         return 0;
-      case 'group:VFIO_GROUP_SET_CONTAINER':
-        if (file.kind === 'group') file.container = buffer.readInt32LE(0);
-        return 0;
-      case 'group:VFIO_GROUP_GET_DEVICE_FD':
-        if (!this.#device || buffer.toString('utf8').replace(/\0.*$/s, '') !== this.#device.bdf) return fail(E.ENODEV);
-        return this.#newFd({ kind: 'device' });
+      case 'group:VFIO_GROUP_SET_CONTAINER': {
+        const containerFd = buffer.readInt32LE(0);
+        if (file.kind !== 'group') return fail(E.EINVAL);
+        return setContainer(file, this.#container(containerFd), containerFd, fail);
+      }
+      case 'group:VFIO_GROUP_GET_DEVICE_FD': {
+        if (file.kind !== 'group' || !this.#device) return fail(E.ENODEV);
+        const name = buffer.toString('utf8').replace(/\0.*$/s, '');
+        const bdf = deviceOfGroup(this.#groups.get(file.node ?? ''), name, this.#container(file.container), fail);
+        return this.#newFd({ kind: 'device', bdf });
+      }
+      case 'vm:KVM_CREATE_DEVICE':
+        return file.kind === 'vm' ? createKvmDevice(file, buffer, this.#kvmVfioHost(), fail) : fail(E.EINVAL);
+      case 'kvm-device:KVM_SET_DEVICE_ATTR':
+        return file.kind === 'kvm-device' ? setKvmVfioAttr(file, buffer, this.#kvmVfioHost(), fail) : fail(E.EINVAL);
       case 'device:VFIO_DEVICE_BIND_IOMMUFD': {
         const target = this.#fds.get(buffer.readInt32LE(8));
         if (file.kind !== 'device' || file.bound) return fail(E.EINVAL); // a second bind is EINVAL
         if (target?.kind !== 'iommufd') return fail(E.EBADF);
         file.bound = true;
+        file.kvmAtBind = this.#kvmHeld.has(file); // KVM must know the device before the bind (drivers read kvm at open)
         buffer.writeUInt32LE(1, 12); // out_devid
         return 0;
       }
@@ -181,14 +232,19 @@ export class FakeKernel implements Syscalls {
       case 'iommufd:IOMMU_IOAS_UNMAP':
         return this.#ioas(file, request, buffer, fail);
       case 'device:VFIO_DEVICE_GET_INFO':
-        return this.#deviceInfo(buffer, fail);
+        this.#deviceInfo(buffer, fail);
+        hostileDeviceInfo(buffer, this.#hostile);
+        return 0;
       case 'device:VFIO_DEVICE_GET_REGION_INFO':
-        return this.#regionInfo(buffer, fail);
+        this.#regionInfo(buffer, fail);
+        hostileRegionInfo(buffer, this.#hostile);
+        return 0;
       case 'device:VFIO_DEVICE_GET_IRQ_INFO': {
         const irq = this.#device?.irqs.find((i) => i.index === buffer.readUInt32LE(8));
         if (!irq) return fail(E.EINVAL);
         buffer.writeUInt32LE(irq.flags, 4);
         buffer.writeUInt32LE(irq.count, 12);
+        hostileIrqInfo(buffer, this.#hostile);
         return 0;
       }
       default:
@@ -224,7 +280,8 @@ export class FakeKernel implements Syscalls {
     else if (file.kind === 'memfd' && offset + length > file.size) return fail(E.EINVAL);
     else if (file.kind !== 'memfd' && file.kind !== 'vcpu') return fail(E.ENODEV);
     const align = options.align && options.align > this.#pageSize ? options.align : this.#pageSize;
-    const address = roundUp(this.#nextAddress, align);
+    const alignOffset = align > this.#pageSize ? (options.alignOffset ?? 0n) : 0n; // address ≡ alignOffset (mod align)
+    const address = roundUp(this.#nextAddress - alignOffset, align) + alignOffset;
     this.#nextAddress = address + roundUp(length, this.#pageSize) + this.#pageSize; // guard page between mappings
     const view = new ArrayBuffer(Number(length < 1n << 24n ? length : 0n));
     this.#mappings.set(address, { length, view });
@@ -284,6 +341,49 @@ export class FakeKernel implements Syscalls {
     const fd = this.#nextFd++;
     this.#fds.set(fd, kind);
     return fd;
+  }
+
+  #kvmVfioHost(): FakeKvmVfioHost {
+    return {
+      enabled: this.#kvmVfio,
+      newFd: (file) => this.#newFd(file),
+      peek: (address, length) => this.peek(address, length),
+      vfioFile: (fd) => {
+        const file = this.#fds.get(fd);
+        if (!file) return undefined;
+        return file.kind === 'group' || file.kind === 'device' ? file : 'other';
+      },
+      hold: (file, held) => {
+        if (held) this.#kvmHeld.add(file);
+        else this.#kvmHeld.delete(file);
+        const group = file as FdKind;
+        if (group.kind !== 'group' || group.node === undefined) return;
+        if (held) this.#groupOpens.hold(group.node);
+        else this.#releaseGroupFile(group);
+      },
+    };
+  }
+
+  /** One reference to a group file gone (its fd closed, or KVM let go); the last one detaches it. */
+  #releaseGroupFile(file: GroupFile): void {
+    if (file.node === undefined || !this.#groupOpens.release(file.node)) return;
+    detachGroup(file, this.#container(file.container));
+  }
+
+  #container(fd: number | undefined): ContainerFile | undefined {
+    const file = fd === undefined ? undefined : this.#fds.get(fd);
+    return file?.kind === 'container' ? file : undefined;
+  }
+
+  /** The VM and its pseudo-device are gone once neither fd is open: KVM drops the files it held. */
+  #releaseKvmVfio(state: KvmVfioState | undefined): void {
+    if (!state) return;
+    for (const other of this.#fds.values()) {
+      if ((other.kind === 'vm' && other.vfio === state) || (other.kind === 'kvm-device' && other.state === state)) return;
+    }
+    const host = this.#kvmVfioHost();
+    for (const file of [...state.files.keys()]) host.hold(file, false);
+    state.files.clear();
   }
 
   #region(index: number): RegionDescription | undefined {

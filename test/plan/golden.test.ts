@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkPlanInvariants, planBarMappings, planToJSON, planFromJSON, replan, PlanError } from '../../src/plan/index.js';
-import { qemuE1000e, qemuNvme, qemuNvme64kBar, qemuNvmeUnaligned } from '../../src/cli/profiles.js';
+import { qemuE1000e, qemuNvme, qemuNvme64kBar, qemuNvmeUnaligned } from '../helpers/profiles.js';
 import type { DeviceDescription } from '../../src/vfio/description.js';
 
 const K4 = 0x1000, K16 = 0x4000, K64 = 0x1_0000;
@@ -22,7 +22,13 @@ describe('the seed: QEMU NVMe 16 KiB BAR0 with MSI-X inside', () => {
       { fileOffset: 0n, barOffset: 0n, size: 0x1_0000n, gpa: BAR0_GPA, prot: 'read-write', reason: 'expanded 0x4000 -> 0x10000: sub-page BAR, page-aligned (kernel reserves the rest of the page)' },
     ]);
     expect(bar.msix).toMatchObject({ relocated: true, table: { offset: 0x1_0000n, size: 0x410n }, pba: { offset: 0x1_1000n, size: 0x10n } });
-    expect(bar.trapped).toEqual([{ barOffset: 0x1_0000n, size: 0x1_0000n, reason: expect.stringContaining('relocated MSI-X') as string }]);
+    // The upper half: the table and PBA as the guest sees them (naming the device's own offsets), padding around them.
+    expect(bar.trapped.map(({ reason: _reason, ...t }) => t)).toEqual([
+      { barOffset: 0x1_0000n, size: 0x410n, kind: 'msix-table', fileOffset: 0x2000n, cause: 'msix-relocated' },
+      { barOffset: 0x1_0410n, size: 0xbf0n, kind: 'padding', cause: 'msix-relocated' },
+      { barOffset: 0x1_1000n, size: 0x10n, kind: 'msix-pba', fileOffset: 0x3000n, cause: 'msix-relocated' },
+      { barOffset: 0x1_1010n, size: 0xeff0n, kind: 'padding', cause: 'msix-relocated' },
+    ]);
     expect(bar.sizeMask).toBe(0xffff_ffff_fffe_0000n);
   });
 
@@ -34,8 +40,17 @@ describe('the seed: QEMU NVMe 16 KiB BAR0 with MSI-X inside', () => {
       is64Bit: true, prefetchable: false,
       msix: { table: { offset: '0x10000', size: '0x410' }, pba: { offset: '0x11000', size: '0x10' }, relocated: true, reason: 'MSI-X table 0x2000+0x410, PBA 0x3000+0x10 relocated to the upper half of a 0x20000 guest BAR: its pages would cut the direct mapping' },
       mappings: [{ fileOffset: '0x0', barOffset: '0x0', size: '0x10000', gpa: '0x8000000000', prot: 'read-write', reason: 'expanded 0x4000 -> 0x10000: sub-page BAR, page-aligned (kernel reserves the rest of the page)' }],
-      trapped: [{ barOffset: '0x10000', size: '0x10000', reason: 'relocated MSI-X (table 0x2000+0x410, PBA 0x3000+0x10) in the upper half, emulated by the VMM' }],
-      reasons: ['whole region is mmappable', 'MSI-X table 0x2000+0x410, PBA 0x3000+0x10 relocated to the upper half of a 0x20000 guest BAR: its pages would cut the direct mapping', 'guest BAR size 0x20000 (device region 0x4000)'],
+      trapped: [
+        { barOffset: '0x10000', size: '0x410', kind: 'msix-table', fileOffset: '0x2000', cause: 'msix-relocated', reason: 'relocated MSI-X (table 0x2000+0x410, PBA 0x3000+0x10) in the upper half: MSI-X table, emulated' },
+        { barOffset: '0x10410', size: '0xbf0', kind: 'padding', cause: 'msix-relocated', reason: 'relocated MSI-X (table 0x2000+0x410, PBA 0x3000+0x10) in the upper half: padding (reads return 0, writes are dropped)' },
+        { barOffset: '0x11000', size: '0x10', kind: 'msix-pba', fileOffset: '0x3000', cause: 'msix-relocated', reason: 'relocated MSI-X (table 0x2000+0x410, PBA 0x3000+0x10) in the upper half: MSI-X PBA, emulated' },
+        { barOffset: '0x11010', size: '0xeff0', kind: 'padding', cause: 'msix-relocated', reason: 'relocated MSI-X (table 0x2000+0x410, PBA 0x3000+0x10) in the upper half: padding (reads return 0, writes are dropped)' },
+      ],
+      reasons: [
+        { code: 'whole-region-mmappable', message: 'whole region is mmappable' },
+        { code: 'msix-relocated', message: 'MSI-X table 0x2000+0x410, PBA 0x3000+0x10 relocated to the upper half of a 0x20000 guest BAR: its pages would cut the direct mapping' },
+        { code: 'guest-size', message: 'guest BAR size 0x20000 (device region 0x4000)' },
+      ],
     });
     expect(planFromJSON(JSON.parse(JSON.stringify(json)))).toEqual(plan);
   });
@@ -54,15 +69,27 @@ describe('the seed: QEMU NVMe 16 KiB BAR0 with MSI-X inside', () => {
     const holed = bar0(qemuNvme, K4, 'hole').bar;
     expect(holed.guestSize).toBe(0x4000n);
     expect(holed.mappings.map((m) => [m.barOffset, m.size])).toEqual([[0n, 0x2000n]]);
-    expect(holed.trapped.map((t) => [t.barOffset, t.size])).toEqual([[0x2000n, 0x2000n]]);
+    // The two MSI-X pages: table and PBA emulated, the rest of each page forwarded to the device.
+    expect(holed.trapped.map((t) => [t.barOffset, t.size, t.kind, t.fileOffset])).toEqual([
+      [0x2000n, 0x410n, 'msix-table', 0x2000n], [0x2410n, 0xbf0n, 'device', 0x2410n],
+      [0x3000n, 0x10n, 'msix-pba', 0x3000n], [0x3010n, 0xff0n, 'device', 0x3010n],
+    ]);
   });
 
   it("'hole' on 64 KiB pages leaves no direct mapping at all, and the plan says so", () => {
     const { plan, bar } = bar0(qemuNvme, K64, 'hole');
     expect(bar.mappings).toEqual([]);
     expect(bar.guestSize).toBe(0x1_0000n);
-    expect(bar.trapped).toEqual([{ barOffset: 0n, size: 0x1_0000n, reason: expect.stringContaining('MSI-X') as string }]);
-    expect(plan.warnings).toContain('BAR0: no direct mapping at all; every access is trapped');
+    // The NVMe registers sharing the 64 KiB page with the table are forwarded to the device, not emulated.
+    expect(bar.trapped.map((t) => [t.barOffset, t.size, t.kind, t.fileOffset, t.cause])).toEqual([
+      [0n, 0x2000n, 'device', 0n, 'msix-page'],
+      [0x2000n, 0x410n, 'msix-table', 0x2000n, 'msix-page'],
+      [0x2410n, 0xbf0n, 'device', 0x2410n, 'msix-page'],
+      [0x3000n, 0x10n, 'msix-pba', 0x3000n, 'msix-page'],
+      [0x3010n, 0xff0n, 'device', 0x3010n, 'msix-page'],
+      [0x4000n, 0xc000n, 'padding', undefined, 'beyond-region'],
+    ]);
+    expect(plan.warnings).toContainEqual({ bar: 0, code: 'no-direct-mapping', message: 'no direct mapping at all; every access is trapped' });
   });
 });
 
@@ -82,7 +109,7 @@ describe('other layouts', () => {
       expect(b0!.mappings).toMatchObject([{ barOffset: 0n, size: 0x2_0000n }]);
       expect(b0!.msix).toBeUndefined();
       expect(b1!.mappings).toMatchObject([{ barOffset: 0n, size: 0x2_0000n }]);
-      expect(plan.skipped).toContainEqual({ index: 2, reason: 'I/O port BAR: not MMIO, the VMM emulates port I/O' });
+      expect(plan.skipped).toContainEqual({ index: 2, code: 'io-bar', reason: 'I/O port BAR: not MMIO, the VMM emulates port I/O' });
       // Table at 0 and PBA at 0x2000 keep their relative placement in the upper half.
       const half = b3!.guestSize / 2n;
       expect(b3!.msix).toMatchObject({ relocated: true, table: { offset: half, size: 0x50n }, pba: { offset: half + 0x2000n, size: 0x8n } });
@@ -109,7 +136,7 @@ describe('other layouts', () => {
     const bar = plan.bars[0]!;
     expect(bar.guestSize).toBe(1n << 30n);
     expect(bar.msix?.relocated).toBe(false);
-    expect(plan.warnings.join('\n')).toContain('relocating would make a 32-bit BAR 0x80000000');
+    expect(plan.warnings).toContainEqual({ bar: 0, code: 'msix-relocation-refused', message: expect.stringContaining('relocating would make a 32-bit BAR 0x80000000') as string });
     // Only the 64 KiB page holding table and PBA is cut out.
     expect(bar.mappings.map((m) => [m.barOffset, m.size])).toEqual([[0x1_0000n, (1n << 30n) - 0x1_0000n]]);
     // The same BAR as 64-bit is relocated.
@@ -121,8 +148,10 @@ describe('other layouts', () => {
     for (const page of [K4, K16, K64]) {
       const { plan, bar } = bar0(qemuNvmeUnaligned, page);
       expect(bar.mappings).toEqual([]);
-      expect(bar.trapped.some((t) => t.reason.includes('no MMAP flag'))).toBe(true);
-      expect(plan.warnings.join('\n')).toContain('no MMAP flag');
+      // Every byte of the region is forwarded to the device (the table and PBA emulated), the rest is padding.
+      expect(bar.trapped.filter((t) => t.kind === 'device').every((t) => t.cause === 'no-mmap')).toBe(true);
+      expect(bar.trapped.filter((t) => t.kind !== 'padding').reduce((n, t) => n + t.size, 0n)).toBe(bar.regionSize);
+      expect(plan.warnings).toContainEqual({ bar: 0, code: 'no-mmap', message: expect.stringContaining('no MMAP flag') as string });
     }
   });
 
@@ -137,14 +166,17 @@ describe('other layouts', () => {
     expect(checkPlanInvariants(plan, sparse)).toEqual([]);
     const bar = plan.bars[0]!;
     expect(bar.mappings).toMatchObject([{ barOffset: 0n, size: 0x8000n }]);
-    expect(plan.warnings.join('\n')).toContain('area 0x10000+0x800 is smaller than a page');
+    expect(plan.warnings).toContainEqual({ bar: 0, code: 'sub-page-unmappable', message: expect.stringContaining('area 0x10000+0x800 is smaller than a page') as string });
+    expect(bar.trapped).toContainEqual(expect.objectContaining({ barOffset: 0x1_0000n, size: 0x800n, kind: 'device', fileOffset: 0x1_0000n, cause: 'sub-page-unmappable' }));
+    expect(bar.trapped).toContainEqual(expect.objectContaining({ barOffset: 0x8000n, size: 0x8000n, kind: 'device', fileOffset: 0x8000n, cause: 'outside-sparse-areas' }));
   });
 
   it('a sub-page area at a non-page-aligned offset is not mapped and the reason names the offset', () => {
     const odd: DeviceDescription = { ...qemuNvme, msix: undefined, regions: [{ index: 0, flags: 0xf, size: 0x4000n, offset: 0n, capabilities: [{ kind: 'sparse-mmap', id: 1, version: 1, areas: [{ offset: 0x3000n, size: 0x1000n }] }] }] };
     const plan = planBarMappings(odd, { pageSize: K64 });
     expect(plan.bars[0]!.mappings).toEqual([]);
-    expect(plan.warnings.join('\n')).toContain('its offset 0x3000 is not page-aligned');
+    expect(plan.warnings.map((w) => w.code)).toEqual(['sub-page-unmappable', 'no-direct-mapping']);
+    expect(plan.warnings[0]!.message).toContain('its offset 0x3000 is not page-aligned');
   });
 });
 
@@ -161,7 +193,11 @@ describe('guest addresses', () => {
     const bar = moved.bars[0]!;
     expect(bar.mappings).toEqual([]);
     expect(bar.suspended).toHaveLength(1);
-    expect(moved.warnings.join('\n')).toContain('not page-aligned');
+    expect(moved.warnings.map((w) => [w.bar, w.code])).toEqual([[0, 'unaligned-guest-address'], [0, 'suspended']]);
+    // The suspended mapping (expanded to 64 KiB) is trapped: the region forwarded, the rest of its page padding.
+    expect(bar.trapped.filter((t) => t.cause === 'suspended').map((t) => [t.barOffset, t.size, t.kind, t.fileOffset])).toEqual([
+      [0n, 0x4000n, 'device', 0n], [0x4000n, 0xc000n, 'padding', undefined],
+    ]);
     expect(checkPlanInvariants(moved, qemuNvme)).toEqual([]);
     const back = replan(moved, 0, 0x90_0000_0000n);
     expect(back.bars[0]!.mappings).toMatchObject([{ gpa: 0x90_0000_0000n, size: 0x1_0000n }]);

@@ -34,6 +34,10 @@
   V(KVM_GET_VCPU_MMAP_SIZE, KVM_GET_VCPU_MMAP_SIZE) V(KVM_CREATE_VCPU, KVM_CREATE_VCPU) V(KVM_SET_USER_MEMORY_REGION, KVM_SET_USER_MEMORY_REGION) \
   V(KVM_RUN, KVM_RUN) V(KVM_GET_ONE_REG, KVM_GET_ONE_REG) V(KVM_SET_ONE_REG, KVM_SET_ONE_REG) \
   V(KVM_CREATE_DEVICE, KVM_CREATE_DEVICE) V(KVM_SET_DEVICE_ATTR, KVM_SET_DEVICE_ATTR) \
+  SZ(V, kvm_create_device) OFF(V, kvm_create_device, fd) OFF(V, kvm_create_device, flags) \
+  SZ(V, kvm_device_attr) OFF(V, kvm_device_attr, group) OFF(V, kvm_device_attr, attr) OFF(V, kvm_device_attr, addr) \
+  V(KVM_DEV_TYPE_VFIO, KVM_DEV_TYPE_VFIO) V(KVM_CREATE_DEVICE_TEST, KVM_CREATE_DEVICE_TEST) \
+  V(KVM_DEV_VFIO_GROUP, KVM_DEV_VFIO_GROUP) V(KVM_DEV_VFIO_GROUP_ADD, KVM_DEV_VFIO_GROUP_ADD) V(KVM_DEV_VFIO_GROUP_DEL, KVM_DEV_VFIO_GROUP_DEL) \
   V(VFIO_TYPE1_IOMMU, VFIO_TYPE1_IOMMU) V(VFIO_TYPE1v2_IOMMU, VFIO_TYPE1v2_IOMMU) V(VFIO_NOIOMMU_IOMMU, VFIO_NOIOMMU_IOMMU) \
   V(VFIO_GROUP_FLAGS_VIABLE, VFIO_GROUP_FLAGS_VIABLE) V(VFIO_GROUP_FLAGS_CONTAINER_SET, VFIO_GROUP_FLAGS_CONTAINER_SET) \
   V(VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_READ) V(VFIO_REGION_INFO_FLAG_WRITE, VFIO_REGION_INFO_FLAG_WRITE) \
@@ -49,11 +53,9 @@
   V(KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_INTERNAL_ERROR) V(KVM_EXIT_SYSTEM_EVENT, KVM_EXIT_SYSTEM_EVENT) \
   VMM(V)
 
-/* What a VMM adds: interrupt lines, KVM devices and their attributes, the system-event exit. */
+/* What a VMM adds: interrupt lines, arm64 KVM devices and their attributes, the system-event exit. */
 #define VMM(V) \
   SZ(V, kvm_irq_level) OFF(V, kvm_irq_level, level) V(KVM_IRQ_LINE, KVM_IRQ_LINE) \
-  SZ(V, kvm_create_device) OFF(V, kvm_create_device, fd) OFF(V, kvm_create_device, flags) \
-  SZ(V, kvm_device_attr) OFF(V, kvm_device_attr, group) OFF(V, kvm_device_attr, attr) OFF(V, kvm_device_attr, addr) \
   V(KVM_GET_DEVICE_ATTR, KVM_GET_DEVICE_ATTR) V(KVM_HAS_DEVICE_ATTR, KVM_HAS_DEVICE_ATTR) \
   V(KVM_DEV_TYPE_ARM_VGIC_V3, KVM_DEV_TYPE_ARM_VGIC_V3) V(KVM_DEV_TYPE_ARM_VGIC_ITS, KVM_DEV_TYPE_ARM_VGIC_ITS) \
   OFF(V, kvm_run, system_event) V(offsetof_kvm_run_system_event_ndata, offsetof(struct kvm_run, system_event.ndata)) \

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  ARM64_CORE_REG, ARM64_PSTATE, IOCTL, KVM_ARM_IRQ, KVM_ARM_VCPU_FEATURE, KVM_DEV_ARM_VGIC, KVM_DEV_TYPE_ARM, KVM_SYSTEM_EVENT, KVM_API_VERSION, KVM_CAP, KVM_EXIT, KVM_MEM_FLAGS, KVM_SIZEOF, SIZEOF, VFIO_DMA_MAP_FLAGS, VFIO_EXTENSION,
+  ARM64_CORE_REG, ARM64_PSTATE, IOCTL, KVM_ARM_IRQ, KVM_ARM_VCPU_FEATURE, KVM_DEV_ARM_VGIC, KVM_DEV_TYPE_ARM, KVM_SYSTEM_EVENT,
+  KVM_API_VERSION, KVM_CAP, KVM_CREATE_DEVICE_TEST, KVM_DEV_TYPE, KVM_DEV_VFIO, KVM_EXIT, KVM_MEM_FLAGS, KVM_SIZEOF, SIZEOF, VFIO_DMA_MAP_FLAGS, VFIO_EXTENSION,
   VFIO_GROUP_FLAGS, VFIO_PCI_IRQ, VFIO_PCI_NUM_REGIONS, VFIO_PCI_REGION, VFIO_REGION_CAP, VFIO_REGION_FLAGS, X86_REGS, X86_SEGMENT, X86_SREGS,
 } from '../../src/uapi/index.js';
 
@@ -107,6 +108,7 @@ const COMMON: Record<string, number | bigint> = {
   sizeof_kvm_irq_level: KVM_SIZEOF.kvm_irq_level,
   offsetof_kvm_irq_level_level: 4,
   KVM_IRQ_LINE: IOCTL.KVM_IRQ_LINE,
+  // The VFIO pseudo-device (the 6.1 headers name the attribute group KVM_DEV_VFIO_GROUP; 6.6 added the FILE aliases).
   sizeof_kvm_create_device: KVM_SIZEOF.kvm_create_device,
   offsetof_kvm_create_device_fd: 4,
   offsetof_kvm_create_device_flags: 8,
@@ -124,6 +126,11 @@ const COMMON: Record<string, number | bigint> = {
   KVM_SYSTEM_EVENT_SHUTDOWN: KVM_SYSTEM_EVENT.SHUTDOWN,
   KVM_SYSTEM_EVENT_RESET: KVM_SYSTEM_EVENT.RESET,
   KVM_SYSTEM_EVENT_CRASH: KVM_SYSTEM_EVENT.CRASH,
+  KVM_DEV_TYPE_VFIO: KVM_DEV_TYPE.VFIO,
+  KVM_CREATE_DEVICE_TEST,
+  KVM_DEV_VFIO_GROUP: KVM_DEV_VFIO.FILE,
+  KVM_DEV_VFIO_GROUP_ADD: KVM_DEV_VFIO.FILE_ADD,
+  KVM_DEV_VFIO_GROUP_DEL: KVM_DEV_VFIO.FILE_DEL,
 };
 
 const X86_64: Record<string, number | bigint> = {

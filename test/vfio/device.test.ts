@@ -3,7 +3,7 @@ import { constants } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { VfioDevice, VfioError, bindToVfioPci, descriptionFromJSON, descriptionToJSON, validateBdf } from '../../src/vfio/index.js';
-import { qemuNvme } from '../../src/cli/profiles.js';
+import { qemuNvme } from '../helpers/profiles.js';
 import { FakeKernel } from '../fake/fake-kernel.js';
 import { fakeSysfs, qemuNvmeConfigSpace } from './fixtures.js';
 import { captureError } from '../helpers/capture-error.js';
@@ -49,7 +49,8 @@ describe('VfioDevice', () => {
     const { kernel, options } = setup(false, true);
     using device = VfioDevice.open(BDF, options);
     expect(device.iommuMode).toBe('iommufd');
-    expect(kernel.calls.map((c) => c.name)).toEqual(['open', 'open', 'VFIO_DEVICE_BIND_IOMMUFD', 'IOMMU_IOAS_ALLOC', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT']);
+    // The (private) IOMMU context first: /dev/iommu and its IOAS; then the cdev, bound and attached to that IOAS.
+    expect(kernel.calls.map((c) => c.name)).toEqual(['open', 'IOMMU_IOAS_ALLOC', 'open', 'VFIO_DEVICE_BIND_IOMMUFD', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT']);
     expect(device.describe().msix?.vectors).toBe(65);
     device.dma!.mapDma(0x1_0000n, 0x7f00_0000_0000n, 0x1_0000n, 'read-write');
     expect(kernel.live().dmaMaps).toBe(1);

@@ -1,62 +1,105 @@
 /**
- * `vfio-bars map BDF [--verify]`: create a KVM VM, map every BAR, and optionally have a vCPU read each
- * direct mapping and compare with what pread of the device returns — a self-test for a new host.
+ * `vfio-bars map BDF [--verify]`: create a scratch KVM VM, map every BAR as a VMM would (the same --iommu,
+ * --msix and --dma-map choices), and optionally have a vCPU read each direct mapping back and compare it
+ * with pread of the device: a self-test for a new host. Everything is released before the command returns.
  */
 import { parseArgs } from 'node:util';
-import { BarMapper, GuestMemoryProbe, hex, KvmVm, planBarMappings, realSyscalls, VfioDevice, type MappingPlan, type PlannedBar } from '../../index.js'; // the public API only
-import { UsageError } from '../usage.js';
+import { BarMapper, GuestMemoryProbe, hex, KvmVm, planBarMappings, type MappingPlan, type TrappedRange } from '../../index.js'; // the public API only
+import type { CliDevice, CliEnvironment } from '../environment.js';
+import { openVfioDevice } from '../open-device.js';
+import { PROBE_CODE_GPA, assignGuestAddresses } from '../self-test-layout.js';
+import { parseBdfArgument, parseIommu, parseMsixStrategy } from '../usage.js';
+import { verifyMappings, type VerifyCheck, type VerifyReport } from '../verify-mappings.js';
 
-/** Guest MMIO window for the self-test; below 4 GiB so the x86 probe (32-bit addressing) reaches it. */
-const MMIO_BASE = 0xc000_0000n;
-const PROBE_CODE_GPA = 0x7ff0_0000n;
+const OPTIONS = {
+  verify: { type: 'boolean', default: false },
+  msix: { type: 'string' },
+  iommu: { type: 'string' },
+  'dma-map': { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+} as const;
 
-interface Check { bar: number; gpa: bigint; guest: bigint | 'mmio'; device: bigint; ok: boolean }
+interface MapRun {
+  readonly bdf: string;
+  readonly device: CliDevice;
+  readonly pageSize: bigint;
+  readonly plan: MappingPlan;
+  readonly slots: number;
+  readonly dmaMapped: boolean;
+  readonly report: VerifyReport | undefined;
+}
 
-export function mapCommand(args: string[]): { output: string; ok: boolean } {
-  const { values, positionals } = parseArgs({ args, options: { verify: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
-  const [bdf, ...extra] = positionals;
-  if (!bdf || extra.length > 0) throw new UsageError('map takes exactly one PCI address, e.g. 0000:00:01.0');
-  using device = VfioDevice.open(bdf);
+/**
+ * `vfio-bars map BDF`: maps, optionally verifies, releases; the report goes to stdout whether or not verification
+ * passed, and `ok` decides the exit code (0 or 1).
+ * @throws {UsageError} for bad options; VfioError, KvmError, MapError, CliError NO_ROOM_BELOW_4G when mapping fails.
+ */
+export function mapCommand(args: string[], env: CliEnvironment): { output: string; ok: boolean } {
+  const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+  const bdf = parseBdfArgument('map', positionals);
+  const iommu = parseIommu(values.iommu);
+  const msix = parseMsixStrategy(values.msix);
+  using device = openVfioDevice(env, bdf, iommu);
+  env.progress.step(`describing ${bdf}`);
   const description = device.describe();
-  const pageSize = BigInt(realSyscalls().pageSize());
-  const relative = planBarMappings(description, { pageSize });
-  const plan = planBarMappings(description, { pageSize, barAddresses: assignGuestAddresses(relative) });
+  const pageSize = env.hostPageSize();
+  const relative = planBarMappings(description, { pageSize, msix });
+  const plan = planBarMappings(description, { pageSize, msix, barAddresses: assignGuestAddresses(relative) });
   using vm = KvmVm.create();
-  using mapper = new BarMapper(device, vm);
+  using mapper = new BarMapper(device, vm, { dmaMap: values['dma-map'] });
+  env.progress.step(`mapping ${plan.bars.length} BAR(s) into a scratch VM`);
   mapper.map(plan);
-  const checks = values.verify ? verify(vm, device, plan) : [];
-  const ok = checks.every((c) => c.ok);
-  if (values.json) {
-    return { ok, output: JSON.stringify({ bdf, pageSize: hex(pageSize), slots: vm.slotCount, bars: plan.bars.map((b) => ({ index: b.index, guestAddress: hex(b.guestAddress!), mappings: b.mappings.length })), checks: checks.map((c) => ({ ...c, gpa: hex(c.gpa), guest: c.guest === 'mmio' ? 'mmio' : hex(c.guest), device: hex(c.device) })) }, null, 2) };
+  let report: VerifyReport | undefined;
+  if (values.verify) {
+    env.progress.step('verifying: a vCPU reads every direct mapping');
+    using probe = GuestMemoryProbe.create(vm, { codeGpa: PROBE_CODE_GPA });
+    report = verifyMappings(probe, device, description, plan);
   }
-  const lines = plan.bars.map((b) => `BAR${b.index}: ${b.mappings.length} direct mapping(s) at ${hex(b.guestAddress!)}, ${b.trapped.length} trapped range(s)`);
-  lines.push(...checks.map((c) => `verify BAR${c.bar} gpa ${hex(c.gpa)}: guest read ${c.guest === 'mmio' ? 'an MMIO exit' : hex(c.guest)}, device ${hex(c.device)} ${c.ok ? 'OK' : 'MISMATCH'}`));
-  lines.push(ok ? `mapped ${vm.slotCount} KVM slot(s)${values.verify ? ', verified' : ''}` : 'verification FAILED');
-  return { ok, output: lines.join('\n') };
+  env.progress.done();
+  const run: MapRun = { bdf, device, pageSize, plan, slots: vm.slotCount, dmaMapped: values['dma-map'], report };
+  return { ok: report?.ok ?? true, output: values.json ? JSON.stringify(mapReportJSON(run), null, 2) : mapReportText(run) };
 }
 
-/** Naturally aligned guest addresses for every planned BAR, largest first, packed from MMIO_BASE. */
-function assignGuestAddresses(plan: MappingPlan): Map<number, bigint> {
-  const addresses = new Map<number, bigint>();
-  let next = MMIO_BASE;
-  for (const bar of [...plan.bars].sort((a, b) => (a.guestSize > b.guestSize ? -1 : 1))) {
-    next = (next + bar.guestSize - 1n) / bar.guestSize * bar.guestSize;
-    addresses.set(bar.index, next);
-    next += bar.guestSize;
+function checkJSON(c: VerifyCheck): unknown {
+  const guest = c.guest === 'mmio' ? 'mmio' : hex(c.guest);
+  return { bar: c.bar, deviceOffset: hex(c.deviceOffset), gpa: hex(c.gpa), guest, device: hex(c.device), ok: c.ok };
+}
+
+/** What backs each trapped range (the plan JSON's trapped entries without their prose). */
+function trappedJSON(t: TrappedRange): Record<string, string> {
+  const fileOffset: Record<string, string> = t.fileOffset === undefined ? {} : { fileOffset: hex(t.fileOffset) };
+  return { barOffset: hex(t.barOffset), size: hex(t.size), kind: t.kind, ...fileOffset, cause: t.cause };
+}
+
+function mapReportJSON(run: MapRun): unknown {
+  const bars = run.plan.bars.map((b) => ({
+    index: b.index, guestAddress: hex(b.guestAddress!), mappings: b.mappings.length, trapped: b.trapped.map(trappedJSON),
+  }));
+  const verify = run.report && {
+    ok: run.report.ok,
+    checks: run.report.checks.map(checkJSON),
+    notCompared: run.report.notCompared.map((n) => ({ ...n, deviceOffset: hex(n.deviceOffset), size: hex(n.size) })),
+  };
+  const { bdf, pageSize, slots, dmaMapped } = run;
+  return { bdf, iommu: run.device.iommuMode, pageSize: hex(pageSize), slots, dmaMapped, bars, verify };
+}
+
+function checkLine(c: VerifyCheck): string {
+  const guest = c.guest === 'mmio' ? 'an MMIO exit' : hex(c.guest);
+  const verdict = c.ok ? 'OK' : 'MISMATCH';
+  return `verify BAR${c.bar}+${hex(c.deviceOffset)} at gpa ${hex(c.gpa)}: guest read ${guest}, device ${hex(c.device)} ${verdict}`;
+}
+
+function mapReportText(run: MapRun): string {
+  const lines = run.plan.bars.map((b) =>
+    `BAR${b.index}: ${b.mappings.length} direct mapping(s) at ${hex(b.guestAddress!)}, ${b.trapped.length} trapped range(s)`);
+  const report = run.report;
+  if (report) {
+    lines.push(...report.checks.map(checkLine));
+    lines.push(...report.notCompared.map((n) =>
+      `not compared: BAR${n.bar}+${hex(n.deviceOffset)} (${hex(n.size)} bytes, ${n.what}): ${n.reason}`));
   }
-  return addresses;
-}
-
-function verify(vm: KvmVm, device: VfioDevice, plan: MappingPlan): Check[] {
-  using probe = GuestMemoryProbe.create(vm, { codeGpa: PROBE_CODE_GPA });
-  return plan.bars.flatMap((bar) => bar.mappings.map((m) => checkOne(probe, device, bar, m.fileOffset, m.gpa!)));
-}
-
-function checkOne(probe: GuestMemoryProbe, device: VfioDevice, bar: PlannedBar, fileOffset: bigint, gpa: bigint): Check {
-  const result = probe.read(gpa, 4);
-  const buffer = Buffer.alloc(4);
-  device.syscalls.pread(device.fd, buffer, bar.regionOffset + fileOffset);
-  const deviceValue = BigInt(buffer.readUInt32LE(0));
-  const guest = result.kind === 'value' ? result.value : 'mmio';
-  return { bar: bar.index, gpa, guest, device: deviceValue, ok: guest === deviceValue };
+  const dma = run.dmaMapped ? `, DMA-mapped through ${run.device.iommuMode}` : '';
+  lines.push(report && !report.ok ? 'verification FAILED' : `mapped ${run.slots} KVM slot(s)${dma}${report ? ', verified' : ''}`);
+  return lines.join('\n');
 }

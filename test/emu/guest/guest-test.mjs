@@ -77,7 +77,7 @@ function runWith(device, sys) {
   result.plan = {
     guestSize: hex(bar.guestSize),
     mappings: bar.mappings.map((m) => ({ size: hex(m.size), gpa: hex(m.gpa), reason: m.reason })),
-    trapped: bar.trapped.map((t) => ({ offset: hex(t.barOffset), size: hex(t.size), reason: t.reason })),
+    trapped: bar.trapped.map((t) => ({ offset: hex(t.barOffset), size: hex(t.size), kind: t.kind, ...(t.fileOffset !== undefined && { fileOffset: hex(t.fileOffset) }), cause: t.cause, reason: t.reason })),
     msix: bar.msix && { table: hex(bar.msix.table?.offset), pba: hex(bar.msix.pba?.offset), relocated: bar.msix.relocated },
     warnings: plan.warnings,
   };
@@ -172,12 +172,12 @@ function e1000eFlow(bdf, sys) {
 
 /** The operator's commands on the same real device (after main() released it: a group has one owner). */
 function runCli() {
-  const cli = (...args) => spawnSync(process.execPath, ['/test/lib/dist/cli/main.js', ...args], { encoding: 'utf8' });
+  const cli = (...args) => spawnSync(process.execPath, ['/test/lib/bin/vfio-bars.js', ...args], { encoding: 'utf8' });
   const inspect = cli('inspect', process.env.BDF);
   const map = cli('map', process.env.BDF, '--verify', '--json');
   result.cli = {
     inspect: { exit: inspect.status, output: inspect.stdout + inspect.stderr },
-    map: { exit: map.status, json: map.status === 0 ? JSON.parse(map.stdout) : undefined, output: map.stderr },
+    map: { exit: map.status, json: map.stdout ? JSON.parse(map.stdout) : undefined, output: map.stderr },
   };
 }
 

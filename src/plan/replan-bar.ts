@@ -1,0 +1,49 @@
+/**
+ * Moving one planned BAR to a new guest address (the guest reprogrammed it). Pure: the mapper calls it
+ * on every BAR move and then applies the difference.
+ */
+import type { PlannedBar, PlanWarning } from './types.js';
+import { PlanError } from './errors.js';
+import { validatePageSize } from './page-math.js';
+import { placeBar, relativeOf } from './place-bar.js';
+
+const U64_LIMIT = 1n << 64n;
+
+/**
+ * The plan of `bar` at guest address `guestAddress`: only GPAs and the consequences of alignment change
+ * (direct mappings are suspended at an address that is not page-aligned and restored at one that is).
+ * `warnings` are the placement warnings of the BAR at its new address (codes `'unaligned-guest-address'`
+ * and `'suspended'`); a BAR's other warnings do not depend on its address.
+ *
+ * @param bar a BAR of a plan made by `planBarMappings` (or read back by `planFromJSON`) with `pageSize`.
+ * @param pageSize the host page size the plan was made for (`plan.pageSize`).
+ * @throws PlanError `BAD_PAGE_SIZE` for a page size that is not a power of two >= 4096,
+ *   `BAD_GUEST_ADDRESS` for an address that is not a u64 bigint.
+ * @example
+ * ```ts
+ * const { bar: moved, warnings } = replanBar(plan.bars[0]!, plan.pageSize, 0x90_0000_0000n);
+ * for (const m of moved.mappings) console.log(m.gpa); // 0x9000000000 + m.barOffset
+ * ```
+ */
+export function replanBar(bar: PlannedBar, pageSize: bigint, guestAddress: bigint): { bar: PlannedBar; warnings: readonly PlanWarning[] } {
+  const page = validatePageSize(pageSize);
+  if (typeof guestAddress !== 'bigint' || guestAddress < 0n || guestAddress >= U64_LIMIT) {
+    throw new PlanError('BAD_GUEST_ADDRESS', `guest address for BAR${bar.index} must be a u64 bigint, got ${String(guestAddress)}`, bar.index);
+  }
+  const quick = movedBar(bar, guestAddress);
+  if (quick) return { bar: quick, warnings: NO_WARNINGS };
+  return placeBar(relativeOf(bar), page, guestAddress);
+}
+
+const NO_WARNINGS: readonly PlanWarning[] = Object.freeze([]);
+
+/**
+ * The common move — a placed, unsuspended BAR to a naturally aligned address, which is all a guest can
+ * program through config space — changes nothing but GPAs. This is the BAR-move hot path, so it skips
+ * re-deriving the relative plan. Returns undefined when the general path is needed.
+ */
+export function movedBar(bar: PlannedBar, guestAddress: bigint): PlannedBar | undefined {
+  const clean = (address: bigint | undefined): boolean => address !== undefined && address % bar.guestSize === 0n;
+  if (bar.suspended || !clean(bar.guestAddress) || !clean(guestAddress)) return undefined;
+  return { ...bar, guestAddress, mappings: bar.mappings.map((m) => ({ ...m, gpa: guestAddress + m.barOffset })) };
+}

@@ -1,0 +1,45 @@
+/**
+ * Every example runs: the TypeScript ones in-process (as a user's build would compile them), the plain
+ * JavaScript ones with this Node as a user would run them, against the built package (npm test builds dist/).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+
+const root = path.resolve(import.meta.dirname, '..');
+
+function runNode(file: string, args: string[] = []): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [path.join(root, file), ...args], { cwd: root, encoding: 'utf8' });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('examples/', () => {
+  it('plan-captured-device.ts plans the captured NVMe for a 64 KiB-page host', async () => {
+    const lines: string[] = [];
+    const log = vi.spyOn(console, 'log').mockImplementation((line: string) => void lines.push(line));
+    try {
+      await import('../examples/plan-captured-device.js');
+    } finally {
+      log.mockRestore();
+    }
+    expect(lines[0]).toBe('BAR0: device 0x4000 -> guest 0x20000 at 0x8000000000');
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}direct {2}0x0\+0x10000 at gpa 0x8000000000: expanded 0x4000 -> 0x10000/));
+    expect(lines).toContain('  MSI-X table for the guest at 0x10000 (relocated)');
+  });
+
+  it('plain-javascript.mjs runs on this Node without `using`, and prints the same plan', () => {
+    expect(existsSync(path.join(root, 'dist', 'index.js')), 'dist/ is built by npm test (npm run build)').toBe(true);
+    const { status, stdout, stderr } = runNode('examples/plain-javascript.mjs');
+    expect(stderr).toBe('');
+    expect(status).toBe(0);
+    expect(stdout.split('\n')[0]).toBe('BAR0: device 0x4000 -> guest 0x20000 at 0x8000000000');
+    expect(stdout).toContain('  direct  0x0+0x10000 at gpa 0x8000000000: expanded 0x4000 -> 0x10000');
+  });
+
+  it('plain-javascript.mjs --device takes its try/finally path and reports a typed error without a device', () => {
+    const { status, stderr } = runNode('examples/plain-javascript.mjs', ['--device', '1f:1f.7']);
+    expect(status).toBe(1);
+    expect(stderr).toMatch(/^VfioError [A-Z_]+: /);
+  });
+});
