@@ -65,3 +65,9 @@ export { BarMapper, type BarMapperOptions, type MappedBar, type MappedRegion, ty
 export { hugePfnAlignment, hugePfnBlock, hugePfnPlacement, type HugePfnPlacement } from './map/huge-pfn.js';
 export { MapError, type MapErrorDetails, type MapStep } from './map/errors.js';
 export type { MapperLogger } from './map/logger.js';
+
+// vfio region access (trapped accesses that reach the device)
+export { RegionAccess, readRegion, writeRegion, readRegionBytes, writeRegionBytes, type AccessSize } from './vfio/region-access.js';
+
+// guest: what the guest sees of a passed-through device (config space, MMIO dispatch, MSI-X, GSI routing)
+export * from './guest/index.js';

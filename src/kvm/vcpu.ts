@@ -41,6 +41,7 @@ export class KvmVcpu implements Disposable {
   /** The MMIO read the guest is waiting on (set by `run`, cleared by `answerMmioRead` or the next run). */
   #pendingRead: { address: bigint; length: number } | undefined;
   #closed = false;
+  #mmioData: Uint8Array | undefined;
 
   private constructor(vm: KvmVm, fd: number, run: HostMapping) {
     this.#vm = vm;
@@ -130,6 +131,19 @@ export class KvmVcpu implements Disposable {
     } finally {
       run.setUint8(RUN.immediateExit, 0);
     }
+  }
+
+  /**
+   * The 8 data bytes of the last MMIO exit in the shared kvm_run page: a write's data, and where a
+   * VMM puts a read's answer (its first `length` bytes) before the next `run()`. Valid until `close`.
+   * @example
+   * const exit = vcpu.run();
+   * if (exit.kind === 'mmio') device.handleMmio(exit.address, vcpu.mmioData().subarray(0, exit.length), exit.isWrite);
+   */
+  mmioData(): Uint8Array {
+    if (!this.#run.view) throw new KvmError('kvm_run is not mapped', { code: 'NO_RUN_PAGE' });
+    this.#mmioData ??= new Uint8Array(this.#run.view, RUN.mmio.data, 8);
+    return this.#mmioData;
   }
 
   close(): void {

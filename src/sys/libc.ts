@@ -18,6 +18,8 @@ export interface Libc {
   pwrite(fd: number, buf: Buffer, count: number, offset: bigint): number;
   sysconf(name: number): number;
   eventfd(initval: number, flags: number): number;
+  read(fd: number, buf: Buffer, count: number): number;
+  write(fd: number, buf: Buffer, count: number): number;
   memfd_create(name: string, flags: number): number;
   ftruncate(fd: number, length: bigint): number;
 }
@@ -46,6 +48,8 @@ function loadLibc(): Libc {
     pwrite: lib.func('long pwrite(int fd, const void *buf, size_t count, int64_t offset)') as Libc['pwrite'],
     sysconf: lib.func('long sysconf(int name)') as Libc['sysconf'],
     eventfd: lib.func('int eventfd(unsigned int initval, int flags)') as Libc['eventfd'],
+    read: lib.func('long read(int fd, void *buf, size_t count)') as Libc['read'],
+    write: lib.func('long write(int fd, const void *buf, size_t count)') as Libc['write'],
     memfd_create: lib.func('int memfd_create(const char *name, unsigned int flags)') as Libc['memfd_create'],
     ftruncate: lib.func('int ftruncate(int fd, int64_t length)') as Libc['ftruncate'],
   };

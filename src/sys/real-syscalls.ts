@@ -94,6 +94,14 @@ class RealSyscalls implements Syscalls {
     return this.#check(libc().eventfd(initval, flags | O_FLAGS.CLOEXEC), { syscall: 'eventfd' });
   }
 
+  read(fd: number, buffer: Buffer): number {
+    return this.#check(libc().read(fd, buffer, buffer.length), { syscall: 'read', fd });
+  }
+
+  write(fd: number, buffer: Buffer): number {
+    return this.#check(libc().write(fd, buffer, buffer.length), { syscall: 'write', fd });
+  }
+
   memfdCreate(name: string, flags: number): number {
     const MFD_CLOEXEC = 1;
     return this.#check(libc().memfd_create(name, flags | MFD_CLOEXEC), { syscall: 'memfd_create' });

@@ -37,6 +37,8 @@ export interface MmapOptions {
 
 export const PROT = { NONE: 0, READ: 1, WRITE: 2, EXEC: 4 } as const;
 export const O_FLAGS = { RDONLY: 0, WRONLY: 1, RDWR: 2, CLOEXEC: 0o2000000, NONBLOCK: 0o4000 } as const;
+/** eventfd(2) flags: EFD_NONBLOCK and EFD_CLOEXEC share O_NONBLOCK's and O_CLOEXEC's values. */
+export const EFD_FLAGS = { NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
 
 export interface Syscalls {
   /** `sysconf(_SC_PAGESIZE)`: 4096 on x86-64, 4096/16384/65536 on aarch64. */
@@ -59,6 +61,13 @@ export interface Syscalls {
   /** KVM_SET_USER_MEMORY_REGION on a VM fd (the N-API shim owns this ioctl). */
   setUserMemoryRegion(vmFd: number, region: KvmUserspaceMemoryRegion): void;
   eventfd(initval: number, flags: number): number;
+  /**
+   * read(2) at the file position: used on eventfds (8-byte counters; a nonblocking empty one gives EAGAIN).
+   * Returns the bytes read.
+   */
+  read(fd: number, buffer: Buffer): number;
+  /** write(2) at the file position: signals an eventfd (adds the u64 in `buffer` to its counter). */
+  write(fd: number, buffer: Buffer): number;
   /** memfd_create(2): an anonymous file that stands in for a device region in tests and benchmarks. */
   memfdCreate(name: string, flags: number): number;
   ftruncate(fd: number, length: bigint): void;

@@ -13,3 +13,4 @@ export { parseRegionCapabilities, type CapChainInput } from './region-caps.js';
 export { queryRegion } from './region-info.js';
 export { bindToVfioPci, iommuGroupOf, cdevOf, driverOf } from './sysfs.js';
 export { validateBdf, normalizeBdf, quoteForMessage } from './bdf.js';
+export { RegionAccess, readRegion, writeRegion, readRegionBytes, writeRegionBytes, type AccessSize } from './region-access.js';

@@ -101,6 +101,16 @@ export class FakeArm64Kvm implements Syscalls {
     return this.inner.pwrite(fd, buffer, offset);
   }
 
+  read(fd: number, buffer: Buffer): number {
+    this.#enter('read', fd);
+    return this.inner.read(fd, buffer);
+  }
+
+  write(fd: number, buffer: Buffer): number {
+    this.#enter('write', fd);
+    return this.inner.write(fd, buffer);
+  }
+
   mmap(fd: number, offset: bigint, length: bigint, prot: number, options?: MmapOptions): HostMapping {
     this.#enter('mmap', fd);
     const mapping = this.inner.mmap(fd, offset, length, prot, options);

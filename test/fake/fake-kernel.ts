@@ -17,6 +17,8 @@ import {
 } from './fake-vfio-groups.js';
 import { createKvmDevice, setKvmVfioAttr, type FakeKvmVfioHost, type KvmDeviceFile, type KvmVfioState } from './fake-kvm-vfio.js';
 import { hostileDeviceInfo, hostileIrqInfo, hostileRegionInfo, type HostileReplies } from './fake-hostile.js';
+import { FakeIrq } from './fake-irq.js';
+import { FakeRegions } from './fake-regions.js';
 
 const E = constants.errno;
 
@@ -59,6 +61,10 @@ export interface CallRecord {
 
 export class FakeKernel implements Syscalls {
   readonly calls: CallRecord[] = [];
+  /** Eventfds, KVM irqchip/routing/irqfd and vfio-pci MSI-X triggers (test/fake/fake-irq.ts). */
+  readonly irq: FakeIrq;
+  /** Bytes behind each device region for pread/pwrite (test/fake/fake-regions.ts). */
+  readonly regions: FakeRegions;
   readonly #pageSize: bigint;
   readonly #device: DeviceDescription | undefined;
   readonly #config: Buffer;
@@ -80,6 +86,8 @@ export class FakeKernel implements Syscalls {
     this.#device = options.device;
     this.#config = options.config ?? Buffer.alloc(4096);
     this.#nrMemslots = options.nrMemslots ?? 509;
+    this.irq = new FakeIrq(options.device?.irqs);
+    this.regions = new FakeRegions(options.device, this.#config);
     const group = options.group ?? '7';
     const dev = options.devRoot ?? '/dev';
     this.#kvmVfio = options.kvmVfio ?? true;
@@ -167,6 +175,7 @@ export class FakeKernel implements Syscalls {
     if (!this.#fds.delete(fd)) this.#fail(E.EBADF, { syscall: 'close', fd });
     if (file?.kind === 'group') this.#releaseGroupFile(file);
     if (file?.kind === 'vm' || file?.kind === 'kvm-device') this.#releaseKvmVfio(file.kind === 'vm' ? file.vfio : file.state);
+    this.irq.onClose(fd);
   }
 
   ioctl(fd: number, request: IoctlName, arg: Buffer | number = 0): number {
@@ -182,7 +191,7 @@ export class FakeKernel implements Syscalls {
       case 'kvm:KVM_GET_VCPU_MMAP_SIZE': return 3 * 4096;
       case 'vm:KVM_CHECK_EXTENSION':
       case 'kvm:KVM_CHECK_EXTENSION':
-        return value === KVM_CAP.NR_MEMSLOTS ? this.#nrMemslots : value === KVM_CAP.READONLY_MEM ? 1 : 0;
+        return value === KVM_CAP.NR_MEMSLOTS ? this.#nrMemslots : value === KVM_CAP.READONLY_MEM ? 1 : (this.irq.capability(value) ?? 0);
       case 'container:VFIO_GET_API_VERSION': return 0;
       case 'container:VFIO_CHECK_EXTENSION':
         return [VFIO_EXTENSION.TYPE1_IOMMU, VFIO_EXTENSION.TYPE1v2_IOMMU, VFIO_EXTENSION.NOIOMMU_IOMMU].includes(value as 1) ? 1 : 0;
@@ -248,7 +257,7 @@ export class FakeKernel implements Syscalls {
         return 0;
       }
       default:
-        return fail(E.ENOTTY);
+        return this.irq.ioctl(file.kind, fd, request, buffer, fail, (other) => this.#fds.has(other)) ?? fail(E.ENOTTY);
     }
   }
 
@@ -256,18 +265,15 @@ export class FakeKernel implements Syscalls {
     this.#enter('pread', `${fd}@${offset.toString(16)}`, { syscall: 'pread', fd });
     const file = this.#fds.get(fd);
     if (file?.kind !== 'device') return this.#fail(E.EBADF, { syscall: 'pread', fd });
-    const region = this.#device?.regions.find((r) => r.index === Number(offset >> 40n));
-    if (!region || (region.flags & VFIO_REGION_FLAGS.READ) === 0) return this.#fail(E.EINVAL, { syscall: 'pread', fd });
-    const within = Number(offset & ((1n << 40n) - 1n));
-    if (region.index === 7) return this.#config.copy(buffer, 0, within, Math.min(this.#config.length, within + buffer.length));
-    buffer.fill(0);
-    return buffer.length;
+    return this.regions.read(buffer, offset, (errno) => this.#fail(errno, { syscall: 'pread', fd }));
   }
 
-  pwrite(fd: number, buffer: Buffer, _offset: bigint): number {
-    this.#enter('pwrite', String(fd), { syscall: 'pwrite', fd });
-    if (!this.#fds.has(fd)) return this.#fail(E.EBADF, { syscall: 'pwrite', fd });
-    return buffer.length;
+  pwrite(fd: number, buffer: Buffer, offset: bigint): number {
+    this.#enter('pwrite', `${fd}@${offset.toString(16)}`, { syscall: 'pwrite', fd });
+    const file = this.#fds.get(fd);
+    if (!file) return this.#fail(E.EBADF, { syscall: 'pwrite', fd });
+    if (file.kind !== 'device') return buffer.length;
+    return this.regions.write(buffer, offset, (errno) => this.#fail(errno, { syscall: 'pwrite', fd }));
   }
 
   mmap(fd: number, offset: bigint, length: bigint, prot: number, options: MmapOptions = {}): HostMapping {
@@ -305,9 +311,25 @@ export class FakeKernel implements Syscalls {
     kvmSetRegion(vm.slots, region, this.#pageSize, this.#nrMemslots, fail);
   }
 
-  eventfd(_initval: number, _flags: number): number {
+  eventfd(initval: number, flags: number): number {
     this.#enter('eventfd', '', { syscall: 'eventfd' });
-    return this.#newFd({ kind: 'other', path: 'eventfd' });
+    const fd = this.#newFd({ kind: 'other', path: 'eventfd' });
+    this.irq.addEventfd(fd, initval, flags);
+    return fd;
+  }
+
+  read(fd: number, buffer: Buffer): number {
+    this.#enter('read', String(fd), { syscall: 'read', fd });
+    if (!this.#fds.has(fd)) return this.#fail(E.EBADF, { syscall: 'read', fd });
+    if (!this.irq.isEventfd(fd)) return this.#fail(E.EINVAL, { syscall: 'read', fd });
+    return this.irq.read(fd, buffer, (errno) => this.#fail(errno, { syscall: 'read', fd }));
+  }
+
+  write(fd: number, buffer: Buffer): number {
+    this.#enter('write', String(fd), { syscall: 'write', fd });
+    if (!this.#fds.has(fd)) return this.#fail(E.EBADF, { syscall: 'write', fd });
+    if (!this.irq.isEventfd(fd)) return this.#fail(E.EINVAL, { syscall: 'write', fd });
+    return this.irq.write(fd, buffer, (errno) => this.#fail(errno, { syscall: 'write', fd }));
   }
 
   memfdCreate(name: string, _flags: number): number {

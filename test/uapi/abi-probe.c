@@ -11,6 +11,28 @@
 #define SZ(V, t) V(sizeof_##t, sizeof(struct t))
 #define OFF(V, t, f) V(offsetof_##t##_##f, offsetof(struct t, f))
 
+/* Interrupts: VFIO_DEVICE_SET_IRQS, KVM irqchip, GSI routing, irqfd, direct MSI. */
+#define IRQ(V) \
+  SZ(V, vfio_irq_set) OFF(V, vfio_irq_set, flags) OFF(V, vfio_irq_set, index) OFF(V, vfio_irq_set, start) OFF(V, vfio_irq_set, count) \
+  OFF(V, vfio_irq_set, data) \
+  V(VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_DATA_NONE) V(VFIO_IRQ_SET_DATA_BOOL, VFIO_IRQ_SET_DATA_BOOL) \
+  V(VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_EVENTFD) V(VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_MASK) \
+  V(VFIO_IRQ_SET_ACTION_UNMASK, VFIO_IRQ_SET_ACTION_UNMASK) V(VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_TRIGGER) \
+  V(VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_EVENTFD) V(VFIO_IRQ_INFO_MASKABLE, VFIO_IRQ_INFO_MASKABLE) \
+  V(VFIO_IRQ_INFO_AUTOMASKED, VFIO_IRQ_INFO_AUTOMASKED) V(VFIO_IRQ_INFO_NORESIZE, VFIO_IRQ_INFO_NORESIZE) \
+  SZ(V, kvm_irq_routing) OFF(V, kvm_irq_routing, flags) OFF(V, kvm_irq_routing, entries) \
+  SZ(V, kvm_irq_routing_entry) OFF(V, kvm_irq_routing_entry, type) OFF(V, kvm_irq_routing_entry, flags) OFF(V, kvm_irq_routing_entry, u) \
+  SZ(V, kvm_irq_routing_msi) OFF(V, kvm_irq_routing_msi, address_hi) OFF(V, kvm_irq_routing_msi, data) OFF(V, kvm_irq_routing_msi, devid) \
+  SZ(V, kvm_irq_routing_irqchip) OFF(V, kvm_irq_routing_irqchip, pin) \
+  SZ(V, kvm_irqfd) OFF(V, kvm_irqfd, gsi) OFF(V, kvm_irqfd, flags) OFF(V, kvm_irqfd, resamplefd) \
+  SZ(V, kvm_msi) OFF(V, kvm_msi, address_hi) OFF(V, kvm_msi, data) OFF(V, kvm_msi, flags) OFF(V, kvm_msi, devid) \
+  V(KVM_CREATE_IRQCHIP, KVM_CREATE_IRQCHIP) V(KVM_SET_GSI_ROUTING, KVM_SET_GSI_ROUTING) V(KVM_IRQFD, KVM_IRQFD) \
+  V(KVM_SIGNAL_MSI, KVM_SIGNAL_MSI) V(KVM_CAP_IRQCHIP, KVM_CAP_IRQCHIP) V(KVM_CAP_IRQ_ROUTING, KVM_CAP_IRQ_ROUTING) \
+  V(KVM_CAP_IRQFD, KVM_CAP_IRQFD) V(KVM_CAP_SIGNAL_MSI, KVM_CAP_SIGNAL_MSI) V(KVM_CAP_MSI_DEVID, KVM_CAP_MSI_DEVID) \
+  V(KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_IRQCHIP) V(KVM_IRQ_ROUTING_MSI, KVM_IRQ_ROUTING_MSI) \
+  V(KVM_MSI_VALID_DEVID, KVM_MSI_VALID_DEVID) V(KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_DEASSIGN) \
+  V(KVM_IRQFD_FLAG_RESAMPLE, KVM_IRQFD_FLAG_RESAMPLE)
+
 #define COMMON(V) \
   SZ(V, vfio_group_status) OFF(V, vfio_group_status, flags) \
   SZ(V, vfio_device_info) OFF(V, vfio_device_info, flags) OFF(V, vfio_device_info, num_regions) OFF(V, vfio_device_info, num_irqs) OFF(V, vfio_device_info, cap_offset) \
@@ -51,7 +73,7 @@
   V(KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_LOG_DIRTY_PAGES) V(KVM_MEM_READONLY, KVM_MEM_READONLY) \
   V(KVM_EXIT_IO, KVM_EXIT_IO) V(KVM_EXIT_MMIO, KVM_EXIT_MMIO) V(KVM_EXIT_HLT, KVM_EXIT_HLT) V(KVM_EXIT_SHUTDOWN, KVM_EXIT_SHUTDOWN) \
   V(KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_INTERNAL_ERROR) V(KVM_EXIT_SYSTEM_EVENT, KVM_EXIT_SYSTEM_EVENT) \
-  VMM(V)
+  VMM(V) IRQ(V)
 
 /* What a VMM adds: interrupt lines, arm64 KVM devices and their attributes, the system-event exit. */
 #define VMM(V) \

@@ -60,3 +60,24 @@ describe('struct codecs', () => {
     expect(() => decodeUserspaceMemoryRegion(Buffer.alloc(16))).toThrow(RangeError);
   });
 });
+
+describe('interrupt codecs (SET_IRQS, GSI routing, irqfd, MSI)', () => {
+  it('encode what they decode and refuse values out of range', async () => {
+    const u = await import('../../src/uapi/index.js');
+    const set = u.decodeIrqSet(u.encodeIrqSetEventfds(u.VFIO_PCI_IRQ.MSIX, 2, [7, -1, 9]));
+    expect(set).toMatchObject({ argsz: 32, flags: u.VFIO_IRQ_SET.DATA_EVENTFD | u.VFIO_IRQ_SET.ACTION_TRIGGER, index: 2, start: 2, count: 3, eventfds: [7, -1, 9] });
+    expect(u.decodeIrqSet(u.encodeIrqSetDisable(2))).toMatchObject({ argsz: 20, count: 0, flags: u.VFIO_IRQ_SET.DATA_NONE | u.VFIO_IRQ_SET.ACTION_TRIGGER });
+    expect(() => u.encodeIrqSetEventfds(2, 0, [2 ** 31])).toThrow(RangeError);
+    const routing = u.decodeIrqRouting(u.encodeIrqRouting([
+      { gsi: 40, type: 'msi', addressLo: 0xfee0_0000, addressHi: 1, data: 0x4041, devid: 0x18 },
+      { gsi: 5, type: 'irqchip', irqchip: 2, pin: 5 },
+    ]));
+    expect(routing.nr).toBe(2);
+    expect(routing.entries[0]).toEqual({ gsi: 40, type: 2, flags: u.KVM_MSI_VALID_DEVID, u: [0xfee0_0000, 1, 0x4041, 0x18] });
+    expect(routing.entries[1]).toEqual({ gsi: 5, type: 1, flags: 0, u: [2, 5, 0, 0] });
+    expect(() => u.encodeIrqRouting([{ gsi: -1, type: 'irqchip', irqchip: 0, pin: 0 }])).toThrow(RangeError);
+    expect(() => u.encodeIrqRouting([{ gsi: 1, type: 'msi', addressLo: 2 ** 32, addressHi: 0, data: 0 }])).toThrow(RangeError);
+    expect(u.decodeIrqfd(u.encodeIrqfd({ fd: 12, gsi: 40, flags: u.KVM_IRQFD_FLAGS.DEASSIGN }))).toEqual({ fd: 12, gsi: 40, flags: 1, resamplefd: 0 });
+    expect(u.decodeMsi(u.encodeMsi({ addressLo: 0xfee0_0000, addressHi: 0, data: 0x41 }))).toEqual({ addressLo: 0xfee0_0000, addressHi: 0, data: 0x41, flags: 0, devid: 0 });
+  });
+});

@@ -1,0 +1,10 @@
+export { PassthroughDevice, type PassthroughDeviceOptions, type InterruptOptions, type GuestVm } from './passthrough-device.js';
+export { VirtualConfigSpace, DEFAULT_HIDDEN_EXT_CAPS, type VirtualConfigSpaceOptions, type ConfigSpaceHooks } from './config-space.js';
+export { MmioDispatcher, compileBar, type MsixAccess } from './mmio-dispatch.js';
+export { MsixInterrupts, type MsixDelivery, type MsixInterruptsOptions } from './msix-interrupts.js';
+export { MsixTableShadow, MSIX_ENTRY_SIZE, type MsixMessage } from './msix-table.js';
+export { GsiRouter, x86DefaultIrqchipRoutes, type GsiRange, type GsiBlock, type GsiRouterOptions, type RoutedVm } from './gsi-router.js';
+export type { GuestBarHost } from './bar-host.js';
+export { GuestError, type GuestErrorDetails } from './errors.js';
+export { barPieces, type BarPiece, type TrappedKind, type KindedTrappedRange } from './plan-contract.js';
+export type { KvmRoutingEntry } from '../uapi/kvm-irq.js';

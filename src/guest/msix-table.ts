@@ -1,0 +1,114 @@
+/**
+ * The guest's MSI-X table as the library keeps it (the shadow table): per vector the message address
+ * (lo/hi), data and vector control (bit 0 = masked), plus the function mask and enable bits of the
+ * emulated Message Control, and the pending bits the library records for masked vectors. Pure state:
+ * msix-interrupts.ts turns its changes into SET_IRQS, routes and irqfds.
+ */
+
+/** Bytes per table entry (PCI spec). */
+export const MSIX_ENTRY_SIZE = 16;
+const VECTOR_CONTROL = 12;
+const MASK_BIT = 1;
+
+/** One vector's message as the guest programmed it. */
+export interface MsixMessage {
+  readonly addressLo: number;
+  readonly addressHi: number;
+  readonly data: number;
+}
+
+export class MsixTableShadow {
+  readonly vectors: number;
+  readonly #table: Buffer;
+  readonly #pending: Uint8Array;
+  /** Message Control bit 15. */
+  enabled = false;
+  /** Message Control bit 14: masks every vector. */
+  functionMasked = false;
+
+  constructor(vectors: number) {
+    if (!Number.isInteger(vectors) || vectors < 1 || vectors > 2048) throw new RangeError(`MSI-X vector count ${vectors} is not 1-2048`);
+    this.vectors = vectors;
+    this.#table = Buffer.alloc(vectors * MSIX_ENTRY_SIZE);
+    this.#pending = new Uint8Array(vectors);
+    // After reset every vector is masked (PCI spec: vector control mask bit resets to 1).
+    for (let v = 0; v < vectors; v++) this.#table[v * MSIX_ENTRY_SIZE + VECTOR_CONTROL] = MASK_BIT;
+  }
+
+  /** Size of the table in bytes. */
+  get size(): number {
+    return this.#table.length;
+  }
+
+  /** Reads `data.length` bytes at `offset` of the table; bytes beyond the table read 0. */
+  read(offset: number, data: Uint8Array): void {
+    for (let i = 0; i < data.length; i++) data[i] = offset + i < this.#table.length ? this.#table[offset + i]! : 0;
+  }
+
+  /**
+   * Writes bytes at `offset` (beyond the table: dropped). Calls `changed(vector)` once per vector whose
+   * message or mask changed, after the whole write is applied.
+   */
+  write(offset: number, data: Uint8Array, changed: (vector: number) => void): void {
+    const first = Math.floor(offset / MSIX_ENTRY_SIZE);
+    const last = Math.floor((offset + data.length - 1) / MSIX_ENTRY_SIZE);
+    const before = [];
+    for (let v = first; v <= last && v < this.vectors; v++) before.push(this.#table.subarray(v * MSIX_ENTRY_SIZE, (v + 1) * MSIX_ENTRY_SIZE).toString('hex'));
+    for (let i = 0; i < data.length; i++) {
+      const at = offset + i;
+      // Vector control: only the mask bit is writable; the other 31 bits are reserved (read 0).
+      if (at < this.#table.length) this.#table[at] = at % MSIX_ENTRY_SIZE === VECTOR_CONTROL ? data[i]! & MASK_BIT : (at % MSIX_ENTRY_SIZE > VECTOR_CONTROL ? 0 : data[i]!);
+    }
+    for (let v = first; v <= last && v < this.vectors; v++) {
+      if (this.#table.subarray(v * MSIX_ENTRY_SIZE, (v + 1) * MSIX_ENTRY_SIZE).toString('hex') !== before[v - first]) changed(v);
+    }
+  }
+
+  message(vector: number): MsixMessage {
+    const at = this.#checkVector(vector) * MSIX_ENTRY_SIZE;
+    return { addressLo: this.#table.readUInt32LE(at), addressHi: this.#table.readUInt32LE(at + 4), data: this.#table.readUInt32LE(at + 8) };
+  }
+
+  /** The vector's own mask bit. */
+  vectorMasked(vector: number): boolean {
+    return (this.#table[this.#checkVector(vector) * MSIX_ENTRY_SIZE + VECTOR_CONTROL]! & MASK_BIT) !== 0;
+  }
+
+  /** Masked by its own bit or by the function mask: the interrupt must not reach the guest. */
+  masked(vector: number): boolean {
+    return this.functionMasked || this.vectorMasked(vector);
+  }
+
+  /** True when the vector may deliver: MSI-X enabled and not masked. */
+  deliverable(vector: number): boolean {
+    return this.enabled && !this.masked(vector);
+  }
+
+  pending(vector: number): boolean {
+    return this.#pending[this.#checkVector(vector)] === 1;
+  }
+
+  setPending(vector: number, pending: boolean): void {
+    this.#pending[this.#checkVector(vector)] = pending ? 1 : 0;
+  }
+
+  /** Highest vector the guest has unmasked, or -1. */
+  highestUnmasked(): number {
+    for (let v = this.vectors - 1; v >= 0; v--) if (!this.vectorMasked(v)) return v;
+    return -1;
+  }
+
+  /** Back to reset state: every vector masked, nothing pending, disabled. */
+  reset(): void {
+    this.#table.fill(0);
+    this.#pending.fill(0);
+    for (let v = 0; v < this.vectors; v++) this.#table[v * MSIX_ENTRY_SIZE + VECTOR_CONTROL] = MASK_BIT;
+    this.enabled = false;
+    this.functionMasked = false;
+  }
+
+  #checkVector(vector: number): number {
+    if (!Number.isInteger(vector) || vector < 0 || vector >= this.vectors) throw new RangeError(`MSI-X vector ${vector} is not 0-${this.vectors - 1}`);
+    return vector;
+  }
+}
