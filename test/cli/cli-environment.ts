@@ -108,18 +108,24 @@ function vfioPread(real: Syscalls, fd: number, buffer: Buffer, offset: bigint, l
 
 export interface TestEnvironment extends CliEnvironment {
   readonly stderr: RecordingStream;
+  /** Every BDF opened, in order. */
   readonly opened: string[];
+  /** The --iommu choice of each open, in order. */
+  readonly iommus: string[];
 }
 
 /** An environment over a fake sysfs whose devices open as MsixMemfdDevice. */
 export function testEnvironment(sysfs: FakeSysfs, options: { tty?: boolean; preadLie?: bigint; pageSize?: bigint } = {}): TestEnvironment {
   const stderr = new RecordingStream(options.tty ?? false);
   const opened: string[] = [];
+  const iommus: string[] = [];
   return {
     stderr,
     opened,
-    openDevice: (bdf) => {
+    iommus,
+    openDevice: (bdf, iommu) => {
       opened.push(bdf);
+      iommus.push(iommu);
       return new MsixMemfdDevice(bdf, options.preadLie);
     },
     driverOf: (bdf) => driverOf(bdf, { sysfsRoot: sysfs.root }),

@@ -124,7 +124,9 @@ describeKvm('vfio-bars map on the real /dev/kvm (a memfd stands in for the devic
   it('--msix hole, --iommu and --dma-map reach the mapper (noiommu: nothing to DMA-map)', () => {
     using sysfs = vfioSysfs();
     const argv = ['map', '01:00.0', '--msix', 'hole', '--iommu', 'noiommu', '--dma-map', '--json'];
-    const { output, exitCode } = run(argv, testEnvironment(sysfs));
+    const env = testEnvironment(sysfs);
+    const { output, exitCode } = run(argv, env);
+    expect(env.iommus).toEqual(['noiommu']);
     expect(exitCode, output).toBe(0);
     const report = JSON.parse(output) as MapReport;
     expect(report).toMatchObject({ bdf: '0000:01:00.0', iommu: 'noiommu', dmaMapped: true });
@@ -132,5 +134,17 @@ describeKvm('vfio-bars map on the real /dev/kvm (a memfd stands in for the devic
     expect(inspected.exitCode).toBe(0);
     expect(inspected.output).toContain('DMA mapping: requested, but noiommu mode has no IOMMU to program');
     expect(inspected.output).toContain('MSI-X strategy: hole');
+  });
+
+  it('on a terminal, map reports its steps on stderr and clears them before the report', () => {
+    using sysfs = vfioSysfs();
+    const env = testEnvironment(sysfs, { tty: true });
+    expect(run(['map', '01:00.0', '--verify', '--iommu', 'type1'], env).exitCode).toBe(0);
+    expect(env.iommus).toEqual(['type1']);
+    const shown = env.stderr.written.join('');
+    for (const step of ['opening 0000:01:00.0 (iommu type1)', 'describing 0000:01:00.0', 'mapping 1 BAR(s) into a scratch VM', 'verifying: ']) {
+      expect(shown).toContain(step);
+    }
+    expect(env.stderr.written.at(-1)).toBe('\r\x1b[K');
   });
 });

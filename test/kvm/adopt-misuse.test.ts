@@ -118,12 +118,12 @@ describe('KvmVm.adopt with a grant overlapping the VMM slots (fake kernel)', () 
   it('refuses the VMM-owned id and leaves its slot alone', () => {
     const kernel = new FakeKernel();
     overlappingGrant(kernel);
-    expect(kernel.live()).toEqual({ fds: 0, mmaps: 0, slots: 0, dmaMaps: 0 });
+    expect(kernel.live()).toEqual({ fds: 0, mmaps: 0, slots: 0, dmaMaps: 0, kvmFiles: 0 });
   });
   it('a free grant works as before', () => {
     const kernel = new FakeKernel();
     freeGrantStillWorks(kernel);
-    expect(kernel.live()).toEqual({ fds: 0, mmaps: 0, slots: 0, dmaMaps: 0 });
+    expect(kernel.live()).toEqual({ fds: 0, mmaps: 0, slots: 0, dmaMaps: 0, kvmFiles: 0 });
   });
 });
 

@@ -20,7 +20,7 @@ import { captureError } from '../helpers/capture-error.js';
 const E = constants.errno;
 const BDF = qemuE1000e.bdf;
 const ADDRESSES = { 0: 0x1000_0000n, 1: 0x1010_0000n, 3: 0x1020_0000n };
-const NOTHING = { fds: 0, mmaps: 0, slots: 0, dmaMaps: 0 };
+const NOTHING = { fds: 0, mmaps: 0, slots: 0, dmaMaps: 0, kvmFiles: 0 };
 const ROOTS = fakeSysfs(BDF, '3');
 
 interface World {

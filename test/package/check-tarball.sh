@@ -36,8 +36,23 @@ for file in "$work"/unpacked/package/prebuilds/*/*.glibc.node; do
   [ "$(printf '%s\n%s\n' "$newest" "$MAX_GLIBC" | sort -V | tail -1)" = "$MAX_GLIBC" ] || fail "$file needs GLIBC_$newest > $MAX_GLIBC"
   say "${file#"$work"/unpacked/package/}: newest symbol GLIBC_$newest"
 done
-if ls "$work"/unpacked/package/prebuilds/linux-x64/*.musl.node >/dev/null 2>&1; then say "musl prebuild present"
-else say "no musl prebuild (musl-gcc was missing)"; fi
+musl_node=$(ls "$work"/unpacked/package/prebuilds/linux-x64/*.musl.node 2>/dev/null || true)
+if [ -z "$musl_node" ]; then
+  say "no musl prebuild (musl-gcc was missing)"
+elif command -v musl-gcc >/dev/null; then
+  # No musl Node here: a musl program that defines the N-API symbols dlopens the binary with musl's loader, which
+  # proves every libc symbol it needs resolves against musl (what Alpine's node does when it loads the addon).
+  {
+    echo '#include <dlfcn.h>'
+    echo '#include <stdio.h>'
+    objdump -T "$musl_node" | grep -o 'napi_[a-z0-9_]*' | sort -u | sed 's/.*/void &(void) {}/'
+    echo 'int main(int argc, char **argv) { (void)argc; if (!dlopen(argv[1], RTLD_NOW)) { puts(dlerror()); return 1; } return 0; }'
+  } >"$work/musl-load.c"
+  musl-gcc -rdynamic -o "$work/musl-load" "$work/musl-load.c" && "$work/musl-load" "$musl_node" || fail "the musl prebuild does not load under musl"
+  say "musl prebuild loads with musl's dynamic loader"
+else
+  say "musl prebuild present (not load-tested: no musl-gcc)"
+fi
 
 # A PATH with node and the basic tools only: no cc, gcc, make or python (npm and node-gyp would need them to compile).
 tools="$work/tools"

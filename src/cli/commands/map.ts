@@ -4,7 +4,8 @@
  * with pread of the device: a self-test for a new host. Everything is released before the command returns.
  */
 import { parseArgs } from 'node:util';
-import { BarMapper, GuestMemoryProbe, hex, KvmVm, planBarMappings, type MappingPlan, type TrappedRange } from '../../index.js'; // the public API only
+// The public API only.
+import { BarMapper, GuestMemoryProbe, hex, KvmVm, planBarMappings, type MappingPlan, type TrappedRange } from '../../index.js';
 import type { CliDevice, CliEnvironment } from '../environment.js';
 import { openVfioDevice } from '../open-device.js';
 import { PROBE_CODE_GPA, assignGuestAddresses } from '../self-test-layout.js';
@@ -65,12 +66,6 @@ function checkJSON(c: VerifyCheck): unknown {
   return { bar: c.bar, deviceOffset: hex(c.deviceOffset), gpa: hex(c.gpa), guest, device: hex(c.device), ok: c.ok };
 }
 
-/** What backs each trapped range (the plan JSON's trapped entries without their prose). */
-function trappedJSON(t: TrappedRange): Record<string, string> {
-  const fileOffset: Record<string, string> = t.fileOffset === undefined ? {} : { fileOffset: hex(t.fileOffset) };
-  return { barOffset: hex(t.barOffset), size: hex(t.size), kind: t.kind, ...fileOffset, cause: t.cause };
-}
-
 function mapReportJSON(run: MapRun): unknown {
   const bars = run.plan.bars.map((b) => ({
     index: b.index, guestAddress: hex(b.guestAddress!), mappings: b.mappings.length, trapped: b.trapped.map(trappedJSON),
@@ -82,6 +77,12 @@ function mapReportJSON(run: MapRun): unknown {
   };
   const { bdf, pageSize, slots, dmaMapped } = run;
   return { bdf, iommu: run.device.iommuMode, pageSize: hex(pageSize), slots, dmaMapped, bars, verify };
+}
+
+/** What backs each trapped range, for `--json` (the plan JSON's trapped entries without their prose). */
+function trappedJSON(t: TrappedRange): Record<string, string> {
+  const fileOffset: Record<string, string> = t.fileOffset === undefined ? {} : { fileOffset: hex(t.fileOffset) };
+  return { barOffset: hex(t.barOffset), size: hex(t.size), kind: t.kind, ...fileOffset, cause: t.cause };
 }
 
 function checkLine(c: VerifyCheck): string {
