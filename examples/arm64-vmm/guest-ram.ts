@@ -45,6 +45,11 @@ export class GuestRam implements Disposable {
     }
   }
 
+  /** Host address of the RAM (for the IOMMU: devices DMA to guest RAM at IOVA = GPA). */
+  get hostAddress(): bigint {
+    return this.#mapping.address;
+  }
+
   /** Copies `data` to guest physical `gpa`. */
   write(gpa: bigint, data: Uint8Array): void {
     if (gpa < this.base || gpa + BigInt(data.length) > this.base + this.size) {

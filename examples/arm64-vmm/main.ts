@@ -15,10 +15,11 @@ const { values } = parseArgs({
     mem: { type: 'string', default: '256' },
     append: { type: 'string', default: 'console=ttyAMA0 quiet panic=-1' },
     pci: { type: 'boolean', default: false },
+    vfio: { type: 'string' },
   },
 });
 if (!values.kernel) {
-  process.stderr.write('usage: main.js --kernel Image [--initrd cpio] [--mem MiB] [--append cmdline] [--pci]\n');
+  process.stderr.write('usage: main.js --kernel Image [--initrd cpio] [--mem MiB] [--append cmdline] [--pci] [--vfio BDF]\n');
   process.exit(2);
 }
 const mib = Number(values.mem);
@@ -43,6 +44,7 @@ const report = runVmm({
   bootargs: values.append,
   output,
   pci: values.pci,
+  ...(values.vfio ? { vfio: values.vfio } : {}),
 });
 flush();
 writeSync(1, `VMM-REPORT ${JSON.stringify(report)}\n`);

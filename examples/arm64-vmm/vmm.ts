@@ -11,6 +11,7 @@ import { GuestRam, planBootLayout } from './guest-ram.js';
 import { MACHINE } from './machine.js';
 import { MmioBus } from './mmio-bus.js';
 import { EcamHostBridge } from './pci-ecam.js';
+import { Passthrough, PASSTHROUGH_SLOT, type PassthroughStats } from './passthrough.js';
 import { Pl011 } from './pl011.js';
 
 export interface VmmOptions {
@@ -20,8 +21,10 @@ export interface VmmOptions {
   readonly bootargs: string;
   /** Every byte the guest writes to its console. */
   readonly output: (byte: number) => void;
-  /** Describe a PCIe host bridge in the device tree (no device behind it yet). */
+  /** Describe a PCIe host bridge in the device tree. */
   readonly pci?: boolean;
+  /** BDF of a device bound to vfio-pci, passed through behind the bridge (implies `pci`). */
+  readonly vfio?: string;
   readonly syscalls?: Syscalls;
 }
 
@@ -38,6 +41,8 @@ export interface VmmReport {
   /** Config-space accesses through the ECAM window (0 without `pci`). */
   readonly pciConfigAccesses: number;
   readonly kvmTarget: number;
+  /** The passed-through device: BAR placement (direct slot or trapped) and the trapped accesses served. */
+  readonly passthrough?: PassthroughStats;
 }
 
 /**
@@ -51,7 +56,8 @@ export function runVmm(o: VmmOptions): VmmReport {
   const layout = planBootLayout(ram, o.kernel, o.initrd?.length);
   ram.write(layout.kernel, o.kernel);
   if (o.initrd && layout.initrd) ram.write(layout.initrd.start, o.initrd);
-  const dtb = buildDeviceTree({ ramSize: o.ramSize, vcpus: 1, bootargs: o.bootargs, ...(layout.initrd ? { initrd: layout.initrd } : {}), pci: o.pci ?? false });
+  const pci = (o.pci ?? false) || o.vfio !== undefined;
+  const dtb = buildDeviceTree({ ramSize: o.ramSize, vcpus: 1, bootargs: o.bootargs, ...(layout.initrd ? { initrd: layout.initrd } : {}), pci });
   ram.write(layout.deviceTree, dtb);
 
   using vcpu = KvmVcpu.create(vm, 0);
@@ -71,7 +77,13 @@ export function runVmm(o: VmmOptions): VmmReport {
   const bus = new MmioBus();
   bus.add('pl011', MACHINE.uart.base, MACHINE.uart.size, uart);
   const ecam = new EcamHostBridge();
-  if (o.pci) bus.add('pci-ecam', MACHINE.pcieEcam.base, MACHINE.pcieEcam.size, ecam);
+  if (pci) bus.add('pci-ecam', MACHINE.pcieEcam.base, MACHINE.pcieEcam.size, ecam);
+  // After the vGIC: the device's MSI-X routes go to its ITS.
+  using device = o.vfio === undefined ? undefined : Passthrough.open(vm, o.vfio, { base: ram.base, size: ram.size, hostAddress: ram.hostAddress });
+  if (device) {
+    ecam.attach(PASSTHROUGH_SLOT.device, PASSTHROUGH_SLOT.function, device);
+    bus.add('pci-mmio64', MACHINE.pcieMmio64.base, MACHINE.pcieMmio64.size, device);
+  }
 
   const exits: Record<string, number> = {};
   const event = runLoop(vcpu, bus, exits);
@@ -84,6 +96,7 @@ export function runVmm(o: VmmOptions): VmmReport {
     uartIrqChanges,
     pciConfigAccesses: ecam.accesses,
     kvmTarget,
+    ...(device ? { passthrough: device.stats() } : {}),
   };
 }
 

@@ -37,6 +37,8 @@ export interface VmmScenario {
   timeoutS?: number;
   /** Give the nested guest the ECAM host bridge. */
   pci?: boolean;
+  /** Pass QEMU's NVMe through to the nested guest (the VMM's --vfio), with this disk image behind it. */
+  nvmeDisk?: string;
 }
 
 /** Base + library overlay (buildInitrd) + this archive: /test/run.sh, the example, the nested guest. */
@@ -55,8 +57,9 @@ export function buildVmmInitrd(a: VmmArtefacts, s: VmmScenario): { initrd: strin
   const env = {
     VMM_TIMEOUT: String(s.vmmTimeoutS ?? 120),
     VMM_MEM: String(s.memMiB ?? 256),
-    VMM_APPEND: s.append ?? 'console=ttyAMA0 quiet panic=-1',
+    VMM_APPEND: `${s.append ?? 'console=ttyAMA0 quiet panic=-1'}${s.nvmeDisk ? ' vmm.nvme' : ''}`,
     VMM_FLAGS: s.pci ? '--pci' : '',
+    VMM_VFIO: s.nvmeDisk ? '1' : '',
   };
   writeFileSync(path.join(root, 'test', 'vmm.env'), Object.entries(env).map(([k, v]) => `${k}='${v}'\n`).join(''));
   execFileSync('sh', ['-c', 'find test | sort | cpio -o -H newc --quiet -R 0:0 > ../vmm.cpio'], { cwd: root });
@@ -79,7 +82,7 @@ export interface VmmRun {
 
 export async function bootVmm(a: VmmArtefacts, initrd: string, s: VmmScenario): Promise<VmmRun> {
   const kernel = { '4K': a.KERNEL_4K, '16K': a.KERNEL_16K, '64K': a.KERNEL_64K }[s.pages];
-  const disk = path.join(a.CACHE, 'nvme-disk.img');
+  const disk = s.nvmeDisk ?? path.join(a.CACHE, 'nvme-disk.img');
   if (!existsSync(disk)) writeFileSync(disk, Buffer.alloc(1 << 20));
   const append = ['console=ttyAMA0', 'panic=-1', ...(s.iommu === 'noiommu' ? ['vfio.enable_unsafe_noiommu_mode=1'] : [])].join(' ');
   const args = [
@@ -99,7 +102,7 @@ export async function bootVmm(a: VmmArtefacts, initrd: string, s: VmmScenario): 
   if (!reportLine) throw new Error(`the VMM printed no report (log kept at ${logPath}):\n${tail}`);
   const guest = new Map<string, string[]>();
   for (const line of log.split('\n')) {
-    const m = /^(VMM-GUEST-[A-Z]+)\s?(.*)$/.exec(line);
+    const m = /^(VMM-GUEST-[A-Z0-9]+)\s?(.*)$/.exec(line);
     if (m) guest.set(m[1]!, [...(guest.get(m[1]!) ?? []), m[2]!]);
   }
   return { log, logPath, seconds, report: JSON.parse(reportLine.slice('VMM-REPORT '.length)) as VmmRun['report'], guest };
