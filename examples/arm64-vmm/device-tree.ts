@@ -119,12 +119,14 @@ function uart(fdt: FdtWriter): void {
     .endNode();
 }
 
-/** PCI address space code of a 64-bit memory range (phys.hi `ss` = 0b11). */
+/** PCI address space codes (phys.hi `ss`): 32-bit memory 0b10, 64-bit memory 0b11. */
+const PCI_SPACE_MEM32 = 0x0200_0000;
 const PCI_SPACE_MEM64 = 0x0300_0000;
 
 function pcie(fdt: FdtWriter): void {
   const { base, size } = MACHINE.pcieEcam;
   const window = MACHINE.pcieMmio64;
+  const low = MACHINE.pcieMmio32;
   fdt.beginNode(`pcie@${base.toString(16)}`)
     .property('compatible', 'pci-host-ecam-generic')
     .property('device_type', 'pci')
@@ -134,7 +136,11 @@ function pcie(fdt: FdtWriter): void {
     .property('linux,pci-domain', { u32: [0] })
     .property('dma-coherent', { empty: true })
     .property('reg', cells(base, size))
-    .property('ranges', { u32: [PCI_SPACE_MEM64, ...cells(window.base).u32, ...cells(window.base, window.size).u32] })
+    // PCI bus addresses equal CPU addresses in both windows.
+    .property('ranges', { u32: [
+      PCI_SPACE_MEM32, ...cells(low.base).u32, ...cells(low.base, low.size).u32,
+      PCI_SPACE_MEM64, ...cells(window.base).u32, ...cells(window.base, window.size).u32,
+    ] })
     .property('msi-map', { u32: [0, PHANDLE.its, 0, 0x1_0000] })
     .endNode();
 }

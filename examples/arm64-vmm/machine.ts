@@ -11,8 +11,10 @@ export const MACHINE = {
   uart: { base: 0x0900_0000n, size: 0x1000n, spi: 1 },
   /** PCIe ECAM of bus 0 only: 32 devices x 8 functions x 4 KiB. */
   pcieEcam: { base: 0x40_1000_0000n, size: 0x10_0000n },
-  /** 64-bit prefetchable-capable MMIO window where the guest places BARs. */
+  /** 64-bit MMIO window where the guest places 64-bit BARs. */
   pcieMmio64: { base: 0x80_0000_0000n, size: 0x80_0000_0000n },
+  /** 32-bit MMIO window below 4 GiB, for 32-bit BARs (e1000e's). */
+  pcieMmio32: { base: 0x1000_0000n, size: 0x2eff_0000n },
   ram: { base: 0x4000_0000n },
   /** PPIs of the architected timer, as the device tree numbers them (interrupt id - 16). */
   timerPpis: { securePhys: 13, phys: 14, virt: 11, hypPhys: 10 },

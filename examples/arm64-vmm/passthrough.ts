@@ -26,7 +26,7 @@ export interface PassthroughStats {
   readonly configAccesses: number;
 }
 
-export class Passthrough implements PciFunction, MmioDevice, Disposable {
+export class Passthrough implements PciFunction, Disposable {
   readonly #context: IommuContext;
   readonly #device: VfioDevice;
   readonly #mapper: BarMapper;
@@ -80,20 +80,27 @@ export class Passthrough implements PciFunction, MmioDevice, Disposable {
     this.#guest.configWrite(offset, size as 1 | 2 | 4, Number(value & 0xffff_ffffn));
   }
 
-  /** MMIO in the 64-bit window: the device's trapped BAR bytes (offset is from the window base). */
-  read(offset: bigint, size: number): bigint {
+  /** The device's trapped BAR bytes in the MMIO window starting at `base` (the bus gives offsets from it). */
+  window(base: bigint): MmioDevice {
+    return {
+      read: (offset, size) => this.#read(base + offset, size),
+      write: (offset, size, value) => this.#write(base + offset, size, value),
+    };
+  }
+
+  #read(gpa: bigint, size: number): bigint {
     const data = this.#data.subarray(0, size);
-    data.fill(0xff);
-    if (this.#guest.handleMmio(MACHINE.pcieMmio64.base + offset, data, false)) this.trappedAccesses++;
+    data.fill(0xff); // what nothing answers: all ones, as on a PCI bus
+    if (this.#guest.handleMmio(gpa, data, false)) this.trappedAccesses++;
     let value = 0n;
     for (let i = size - 1; i >= 0; i--) value = (value << 8n) | BigInt(data[i]!);
     return value;
   }
 
-  write(offset: bigint, size: number, value: bigint): void {
+  #write(gpa: bigint, size: number, value: bigint): void {
     const data = this.#data.subarray(0, size);
     for (let i = 0; i < size; i++) data[i] = Number((value >> BigInt(8 * i)) & 0xffn);
-    if (this.#guest.handleMmio(MACHINE.pcieMmio64.base + offset, data, true)) this.trappedAccesses++;
+    if (this.#guest.handleMmio(gpa, data, true)) this.trappedAccesses++;
   }
 
   stats(): PassthroughStats {

@@ -82,7 +82,8 @@ export function runVmm(o: VmmOptions): VmmReport {
   using device = o.vfio === undefined ? undefined : Passthrough.open(vm, o.vfio, { base: ram.base, size: ram.size, hostAddress: ram.hostAddress });
   if (device) {
     ecam.attach(PASSTHROUGH_SLOT.device, PASSTHROUGH_SLOT.function, device);
-    bus.add('pci-mmio64', MACHINE.pcieMmio64.base, MACHINE.pcieMmio64.size, device);
+    bus.add('pci-mmio64', MACHINE.pcieMmio64.base, MACHINE.pcieMmio64.size, device.window(MACHINE.pcieMmio64.base));
+    bus.add('pci-mmio32', MACHINE.pcieMmio32.base, MACHINE.pcieMmio32.size, device.window(MACHINE.pcieMmio32.base));
   }
 
   const exits: Record<string, number> = {};

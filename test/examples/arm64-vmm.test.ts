@@ -114,10 +114,13 @@ describe('the machine device tree', () => {
     expect(str(uart.props.get('clock-names')!)).toEqual(['uartclk', 'apb_pclk']);
   });
 
-  it('has a generic ECAM host bridge with a 64-bit window and MSIs through the ITS, without probe-only', () => {
+  it('has a generic ECAM host bridge with 32- and 64-bit windows and MSIs through the ITS, without probe-only', () => {
     const pcie = child(tree, 'pcie@4010000000');
     expect(str(pcie.props.get('compatible')!)).toEqual(['pci-host-ecam-generic']);
-    expect(u32s(pcie.props.get('ranges')!)).toEqual([0x0300_0000, 0x80, 0, 0x80, 0, 0x80, 0]);
+    expect(u32s(pcie.props.get('ranges')!)).toEqual([
+      0x0200_0000, 0, 0x1000_0000, 0, 0x1000_0000, 0, 0x2eff_0000, // 32-bit window below 4 GiB
+      0x0300_0000, 0x80, 0, 0x80, 0, 0x80, 0, // 64-bit window at 512 GiB
+    ]);
     expect(u32s(pcie.props.get('msi-map')!)).toEqual([0, 2, 0, 0x1_0000]);
     expect(pcie.props.has('linux,pci-probe-only')).toBe(false);
   });

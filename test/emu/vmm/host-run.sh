@@ -5,13 +5,14 @@
 . /test/vmm.env
 echo "VMM-HOST page-size=$(grep -m1 KernelPageSize /proc/self/smaps | tr -s ' ' | cut -d' ' -f2-) uptime=$(cut -d' ' -f1 /proc/uptime)"
 if [ -n "$VMM_VFIO" ]; then
-  # QEMU's NVMe (1b36:0010) goes to vfio-pci and from there to the nested guest.
+  # The device with vendor:device $VMM_VFIO (QEMU's NVMe 0x1b36:0x0010, e1000e 0x8086:0x10d3) goes to
+  # vfio-pci and from there to the nested guest.
   for d in /sys/bus/pci/devices/*; do
-    [ "$(cat $d/vendor):$(cat $d/device)" = 0x1b36:0x0010 ] && BDF=${d##*/}
+    [ "$(cat $d/vendor):$(cat $d/device)" = "$VMM_VFIO" ] && BDF=${d##*/}
   done
   echo vfio-pci > /sys/bus/pci/devices/$BDF/driver_override
   echo $BDF > /sys/bus/pci/drivers_probe
-  echo "VMM-HOST nvme $BDF driver=$(basename "$(readlink /sys/bus/pci/devices/$BDF/driver)") /dev/vfio: $(ls /dev/vfio | tr '\n' ' ')"
+  echo "VMM-HOST passthrough $VMM_VFIO at $BDF driver=$(basename "$(readlink /sys/bus/pci/devices/$BDF/driver)") /dev/vfio: $(ls /dev/vfio | tr '\n' ' ')"
   VMM_FLAGS="$VMM_FLAGS --vfio $BDF"
 fi
 cd /test/lib

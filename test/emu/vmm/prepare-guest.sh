@@ -19,8 +19,7 @@ if [ ! -f "$OUT" ]; then
   root="$work/root"; mkdir -p "$root"/{bin,dev,proc,sys,tmp}
   mv "$work/bin/busybox" "$root/bin/busybox"
   cp "$HERE/guest-init" "$root/init"; chmod 755 "$root/init"
-  (cd "$root" && find . | sort | cpio -o -H newc --quiet -R 0:0) > "$OUT.tmp" && mv "$OUT.tmp" "$OUT"
-  # Older guest initramfs versions are a few hundred KiB each, but still: keep only this one.
-  find "$CACHE/initramfs" -name 'vmm-guest-*.cpio' ! -name "vmm-guest-$KEY.cpio" -delete
+  # Never delete other versions: another checkout sharing this cache may be using them right now.
+  (cd "$root" && find . | sort | cpio -o -H newc --quiet -R 0:0) > "$OUT.tmp.$$" && mv "$OUT.tmp.$$" "$OUT"
 fi
 echo "GUEST_INITRAMFS=$OUT"

@@ -39,6 +39,15 @@ export interface VmmScenario {
   pci?: boolean;
   /** Pass QEMU's NVMe through to the nested guest (the VMM's --vfio), with this disk image behind it. */
   nvmeDisk?: string;
+  /** Pass QEMU's e1000e through instead (added to the outer host for this). */
+  e1000e?: boolean;
+}
+
+/** vendor:device of what the outer host binds to vfio-pci for the VMM, and the guest's marker for it. */
+function passthroughOf(s: VmmScenario): { id: string; marker: string } | undefined {
+  if (s.e1000e) return { id: '0x8086:0x10d3', marker: 'vmm.e1000e' };
+  if (s.nvmeDisk) return { id: '0x1b36:0x0010', marker: 'vmm.nvme' };
+  return undefined;
 }
 
 /** Base + library overlay (buildInitrd) + this archive: /test/run.sh, the example, the nested guest. */
@@ -57,9 +66,9 @@ export function buildVmmInitrd(a: VmmArtefacts, s: VmmScenario): { initrd: strin
   const env = {
     VMM_TIMEOUT: String(s.vmmTimeoutS ?? 120),
     VMM_MEM: String(s.memMiB ?? 256),
-    VMM_APPEND: `${s.append ?? 'console=ttyAMA0 quiet panic=-1'}${s.nvmeDisk ? ' vmm.nvme' : ''}`,
+    VMM_APPEND: `${s.append ?? 'console=ttyAMA0 quiet panic=-1'}${passthroughOf(s) ? ` ${passthroughOf(s)!.marker}` : ''}`,
     VMM_FLAGS: s.pci ? '--pci' : '',
-    VMM_VFIO: s.nvmeDisk ? '1' : '',
+    VMM_VFIO: passthroughOf(s)?.id ?? '',
   };
   writeFileSync(path.join(root, 'test', 'vmm.env'), Object.entries(env).map(([k, v]) => `${k}='${v}'\n`).join(''));
   execFileSync('sh', ['-c', 'find test | sort | cpio -o -H newc --quiet -R 0:0 > ../vmm.cpio'], { cwd: root });
@@ -90,6 +99,7 @@ export async function bootVmm(a: VmmArtefacts, initrd: string, s: VmmScenario): 
     '-cpu', 'max,pauth-impdef=on', '-accel', 'tcg,thread=multi', '-smp', '2', '-m', '2G',
     '-nographic', '-no-reboot', '-kernel', kernel, '-initrd', initrd, '-append', append,
     '-nic', 'none', '-device', 'nvme,serial=deadbeef,drive=d0', '-drive', `if=none,id=d0,file=${disk},format=raw`,
+    ...(s.e1000e ? ['-device', 'e1000e,romfile='] : []),
   ];
   const timeoutS = s.timeoutS ?? 300;
   const started = Date.now();
