@@ -27,6 +27,7 @@ export type * from './vfio/description.js';
 export { regionByIndex } from './vfio/description.js';
 export type { VfioDeviceHandle, DmaMapper } from './vfio/device-handle.js';
 export { VfioDevice, type VfioOpenOptions, type IommuMode } from './vfio/device.js';
+export type { MmioDmaUnsupported } from './vfio/mmio-dma-support.js';
 export { IommuContext, type IommuContextOptions, type IommuRequest } from './vfio/iommu-context.js';
 export type { GuestDmaMapping, DmaProtection } from './vfio/guest-dma.js';
 export type { KvmVfioFileRegistry } from './vfio/kvm-file-registry.js';
@@ -45,6 +46,7 @@ export { planBarMappings, replan } from './plan/planner.js';
 export { replanBar } from './plan/replan-bar.js';
 export { locateInBar, locateGpa } from './plan/locate.js';
 export { checkPlanInvariants } from './plan/invariants.js';
+export { validateDescription, validatePlan, validateBarPlacement, planViolations, DESCRIPTION_LIMITS, PLAN_LIMITS } from './plan/validate.js';
 export { planToJSON, planFromJSON } from './plan/json.js';
 
 // kvm: VM, slots, vCPU probe

@@ -130,14 +130,18 @@ export class Passthrough implements PciFunction, Disposable {
   }
 }
 
-/** The planned BARs packed from the window's start, each aligned to its guest size (as Linux does). */
-function initialAddresses(bars: readonly { index: number; guestSize: bigint }[]): Record<number, bigint> {
+/**
+ * The planned BARs packed from the start of their window (64-bit BARs in the 64-bit one, 32-bit BARs below
+ * 4 GiB), each aligned to its guest size as Linux does. The guest's own BAR programming then moves them.
+ */
+function initialAddresses(bars: readonly { index: number; guestSize: bigint; is64Bit: boolean }[]): Record<number, bigint> {
   const out: Record<number, bigint> = {};
-  let next = MACHINE.pcieMmio64.base;
+  const next: Record<'high' | 'low', bigint> = { high: MACHINE.pcieMmio64.base, low: MACHINE.pcieMmio32.base };
   for (const bar of [...bars].sort((a, b) => (b.guestSize > a.guestSize ? 1 : -1))) {
-    next = (next + bar.guestSize - 1n) / bar.guestSize * bar.guestSize;
-    out[bar.index] = next;
-    next += bar.guestSize;
+    const window = bar.is64Bit ? 'high' : 'low';
+    const at = (next[window] + bar.guestSize - 1n) / bar.guestSize * bar.guestSize;
+    out[bar.index] = at;
+    next[window] = at + bar.guestSize;
   }
   return out;
 }

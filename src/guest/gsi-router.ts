@@ -36,7 +36,7 @@ export interface GsiBlock {
 export class GsiRouter {
   readonly #vm: RoutedVm;
   readonly #grant: GsiRange;
-  readonly #vmmRoutes: KvmRoutingEntry[];
+  #vmmRoutes: KvmRoutingEntry[];
   readonly #routes = new Map<number, KvmRoutingEntry>();
   readonly #blocks = new Map<number, number>();
   /** KVM_CAP_IRQ_ROUTING: the most entries KVM accepts (4096 on x86 and arm64). */
@@ -57,10 +57,30 @@ export class GsiRouter {
       throw new GuestError(`GSI range ${first}+${count} does not fit KVM's ${this.maxRoutes} routes`, { code: 'BAD_GSI_RANGE' });
     }
     this.#grant = options.grant;
-    this.#vmmRoutes = [...(options.vmmRoutes ?? [])];
-    for (const r of this.#vmmRoutes) {
+    this.#vmmRoutes = this.#checkVmmRoutes(options.vmmRoutes ?? []);
+  }
+
+  /**
+   * Replaces the VMM's own routes (its irqchip pins, its emulated devices' MSIs) and writes the table.
+   * On failure the previous routes are kept. Throws GuestError `BAD_GSI_RANGE` for a route in the grant.
+   */
+  setVmmRoutes(routes: readonly KvmRoutingEntry[]): void {
+    const previous = this.#vmmRoutes;
+    this.#vmmRoutes = this.#checkVmmRoutes(routes);
+    try {
+      this.commit();
+    } catch (error) {
+      this.#vmmRoutes = previous;
+      throw error;
+    }
+  }
+
+  #checkVmmRoutes(routes: readonly KvmRoutingEntry[]): KvmRoutingEntry[] {
+    const { first, count } = this.#grant;
+    for (const r of routes) {
       if (r.gsi >= first && r.gsi < first + count) throw new GuestError(`VMM route for GSI ${r.gsi} lies in the granted range`, { code: 'BAD_GSI_RANGE', gsi: r.gsi });
     }
+    return [...routes];
   }
 
   /** Takes `count` consecutive GSIs from the grant. Throws GuestError `GSI_EXHAUSTED`. */

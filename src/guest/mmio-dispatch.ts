@@ -34,6 +34,8 @@ interface CompiledBar {
   readonly kinds: Uint8Array;
   /** Region offset of each piece's first byte (device pieces), or the offset inside the table/PBA. */
   readonly offsets: Float64Array;
+  /** Device pieces: gpa - delta is the device-fd offset of a byte (region offset included). */
+  readonly deltas: bigint[];
 }
 
 export class MmioDispatcher {
@@ -70,7 +72,7 @@ export class MmioDispatcher {
     const bars: CompiledBar[] = [];
     for (const index of this.#indices) {
       const bar = this.#host.plannedBar(index);
-      if (bar?.guestAddress !== undefined) bars.push(compileBar(bar, this.#bdf));
+      if (bar?.guestAddress !== undefined) bars.push(compileBar(bar, this.#bdf, this.#region.regionOffset(index) ?? bar.regionOffset));
     }
     this.#bars = bars;
   }
@@ -84,15 +86,24 @@ export class MmioDispatcher {
   /**
    * Handles one MMIO exit: `data.length` is the access size (1-8); reads fill `data` in place.
    * Returns false when no BAR of this device (decoding) holds `gpa`: the access is not ours.
+   * Throws GuestError `BAD_ARGUMENT` for malformed input, and the device's errors (VfioError) for a
+   * forwarded access that fails.
    * @example
    * if (exit.kind === 'mmio' && device.handleMmio(exit.address, run.mmioData, exit.isWrite)) continue;
    */
   handleMmio(gpa: bigint, data: Uint8Array, isWrite: boolean): boolean {
+    if (typeof gpa !== 'bigint' || !(data instanceof Uint8Array) || data.length === 0 || data.length > 8 || typeof isWrite !== 'boolean') {
+      throw new GuestError(`${this.#bdf}: MMIO access needs a bigint gpa, 1-8 data bytes and a boolean isWrite`, { code: 'BAD_ARGUMENT', bdf: this.#bdf });
+    }
     const bars = this.#bars;
     for (let b = 0; b < bars.length; b++) {
       const bar = bars[b]!;
       if (gpa < bar.base || gpa >= bar.end || !this.#decoding.has(bar.index)) continue;
-      this.#access(bar, Number(gpa - bar.base), data, isWrite);
+      const offset = Number(gpa - bar.base);
+      const p = findPiece(bar, offset);
+      // The common case: one device piece holds the whole access. One bigint for the fd offset, one syscall.
+      if (bar.kinds[p] === KIND.device && offset + data.length <= bar.ends[p]!) this.#deviceAt(bar.index, gpa - bar.deltas[p]!, data, isWrite);
+      else this.#access(bar, offset, data, isWrite);
       return true;
     }
     return false;
@@ -147,6 +158,18 @@ export class MmioDispatcher {
       data.set(scratch);
     }
   }
+
+  /** A device access already known to lie inside the region (checked when the BAR was compiled). */
+  #deviceAt(index: number, fdOffset: bigint, data: Uint8Array, isWrite: boolean): void {
+    const scratch = this.#scratch[data.length]!;
+    if (isWrite) {
+      scratch.set(data);
+      this.#region.writeChecked(index, fdOffset, scratch);
+    } else {
+      this.#region.readChecked(index, fdOffset, scratch);
+      data.set(scratch);
+    }
+  }
 }
 
 /** Index of the piece holding `offset` (pieces are sorted and contiguous from 0). */
@@ -162,7 +185,7 @@ function findPiece(bar: CompiledBar, offset: number): number {
 }
 
 /** Flattens a placed BAR's pieces into arrays; an uncovered gap (a plan defect) is treated as padding. */
-export function compileBar(bar: PlannedBar, bdf = ''): CompiledBar {
+export function compileBar(bar: PlannedBar, bdf = '', regionOffset = bar.regionOffset): CompiledBar {
   if (bar.guestSize > MAX_SAFE) throw new GuestError(`${bdf}: BAR${bar.index} of ${hex(bar.guestSize)} bytes is too large to dispatch`, { code: 'BAR_TOO_LARGE', bdf, bar: bar.index });
   const starts: number[] = [];
   const ends: number[] = [];
@@ -191,8 +214,10 @@ export function compileBar(bar: PlannedBar, bdf = ''): CompiledBar {
   }
   if (cursor < bar.guestSize || starts.length === 0) push(cursor, bar.guestSize, KIND.padding, 0n);
   const base = bar.guestAddress!;
+  // gpa - delta = regionOffset + fileOffset + (gpa - base - start): the fd offset of a device byte.
+  const deltas = starts.map((start, p) => (kinds[p] === KIND.device ? base + BigInt(start) - regionOffset - BigInt(offsets[p]!) : 0n));
   return {
-    index: bar.index, base, end: base + bar.guestSize,
+    index: bar.index, base, end: base + bar.guestSize, deltas,
     starts: Float64Array.from(starts), ends: Float64Array.from(ends), kinds: Uint8Array.from(kinds), offsets: Float64Array.from(offsets),
   };
 }

@@ -107,10 +107,13 @@ export class MsixInterrupts implements MsixAccess {
   }
 
   tableWrite(offset: number, data: Uint8Array): void {
-    this.shadow.write(offset, data, (vector) => {
-      if (this.shadow.enabled) this.#sync(vector, true);
-    });
+    this.shadow.write(offset, data, this.#onEntryChanged);
   }
+
+  /** Made once: a table write allocates no closure. */
+  readonly #onEntryChanged = (vector: number): void => {
+    if (this.shadow.enabled) this.#sync(vector, true);
+  };
 
   /** PBA as the guest sees it: the device's real pending bits OR the ones the library holds for masked vectors. */
   pbaRead(offset: number, data: Uint8Array): void {

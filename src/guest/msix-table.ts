@@ -21,6 +21,7 @@ export class MsixTableShadow {
   readonly vectors: number;
   readonly #table: Buffer;
   readonly #pending: Uint8Array;
+  readonly #before = Buffer.alloc(2 * MSIX_ENTRY_SIZE);
   /** Message Control bit 15. */
   enabled = false;
   /** Message Control bit 14: masks every vector. */
@@ -51,16 +52,28 @@ export class MsixTableShadow {
    */
   write(offset: number, data: Uint8Array, changed: (vector: number) => void): void {
     const first = Math.floor(offset / MSIX_ENTRY_SIZE);
-    const last = Math.floor((offset + data.length - 1) / MSIX_ENTRY_SIZE);
-    const before = [];
-    for (let v = first; v <= last && v < this.vectors; v++) before.push(this.#table.subarray(v * MSIX_ENTRY_SIZE, (v + 1) * MSIX_ENTRY_SIZE).toString('hex'));
+    const last = Math.min(Math.floor((offset + data.length - 1) / MSIX_ENTRY_SIZE), this.vectors - 1);
+    if (first > last) return;
+    // Keep the touched entries to see which changed; a CPU access touches at most two (no allocation).
+    const span = (last - first + 1) * MSIX_ENTRY_SIZE;
+    const before = span <= this.#before.length ? this.#before : Buffer.alloc(span);
+    for (let i = 0; i < span; i++) before[i] = this.#table[first * MSIX_ENTRY_SIZE + i]!;
     for (let i = 0; i < data.length; i++) {
       const at = offset + i;
+      if (at >= this.#table.length) break;
+      const field = at % MSIX_ENTRY_SIZE;
       // Vector control: only the mask bit is writable; the other 31 bits are reserved (read 0).
-      if (at < this.#table.length) this.#table[at] = at % MSIX_ENTRY_SIZE === VECTOR_CONTROL ? data[i]! & MASK_BIT : (at % MSIX_ENTRY_SIZE > VECTOR_CONTROL ? 0 : data[i]!);
+      this.#table[at] = field === VECTOR_CONTROL ? data[i]! & MASK_BIT : field > VECTOR_CONTROL ? 0 : data[i]!;
     }
-    for (let v = first; v <= last && v < this.vectors; v++) {
-      if (this.#table.subarray(v * MSIX_ENTRY_SIZE, (v + 1) * MSIX_ENTRY_SIZE).toString('hex') !== before[v - first]) changed(v);
+    for (let v = first; v <= last; v++) {
+      const base = v * MSIX_ENTRY_SIZE;
+      const was = (v - first) * MSIX_ENTRY_SIZE;
+      for (let i = 0; i < MSIX_ENTRY_SIZE; i++) {
+        if (this.#table[base + i] !== before[was + i]) {
+          changed(v);
+          break;
+        }
+      }
     }
   }
 

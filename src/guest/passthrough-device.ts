@@ -12,6 +12,7 @@ import type { DeviceDescription } from '../vfio/description.js';
 import { RegionAccess } from '../vfio/region-access.js';
 import type { GuestBarHost } from './bar-host.js';
 import { VirtualConfigSpace } from './config-space.js';
+import { GuestError } from './errors.js';
 import { GsiRouter, type GsiRange } from './gsi-router.js';
 import { MmioDispatcher } from './mmio-dispatch.js';
 import { MsixInterrupts, type MsixDelivery } from './msix-interrupts.js';
@@ -83,11 +84,13 @@ export class PassthroughDevice implements Disposable {
 
   /** A guest config-space read (1, 2 or 4 bytes, naturally aligned). See VirtualConfigSpace.configRead. */
   configRead(offset: number, size: 1 | 2 | 4): number {
+    this.#assertOpen();
     return this.#config.configRead(offset, size);
   }
 
   /** A guest config-space write. See VirtualConfigSpace.configWrite. */
   configWrite(offset: number, size: 1 | 2 | 4, value: number): void {
+    this.#assertOpen();
     this.#config.configWrite(offset, size, value);
   }
 
@@ -96,6 +99,7 @@ export class PassthroughDevice implements Disposable {
    * See MmioDispatcher.handleMmio.
    */
   handleMmio(gpa: bigint, data: Uint8Array, isWrite: boolean): boolean {
+    if (this.#closed) this.#assertOpen();
     return this.#dispatch.handleMmio(gpa, data, isWrite);
   }
 
@@ -115,15 +119,22 @@ export class PassthroughDevice implements Disposable {
     return this.msix?.poll() ?? 0;
   }
 
-  /** Releases the interrupt setup (irqfds, routes, SET_IRQS, eventfds). The BARs stay with the mapper. Idempotent. */
+  /**
+   * Releases the interrupt setup (irqfds, routes, SET_IRQS, eventfds); the BARs stay with the mapper.
+   * Idempotent; if a release fails it throws, and calling `close` again retries what is left.
+   */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (!this.#closed) this.#closed = true;
     this.msix?.close();
   }
 
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** After close the guest must not re-enable MSI-X behind the VMM's back: every handler refuses. */
+  #assertOpen(): void {
+    if (this.#closed) throw new GuestError(`${this.bdf}: PassthroughDevice is closed`, { code: 'CLOSED', bdf: this.bdf });
   }
 }
 

@@ -28,6 +28,8 @@ export class GrantChecker {
   /** Ids proven free once; ours from then on (the VMM promised not to take granted ids). */
   readonly #verified = new Set<number>();
   #probe: { fd: number; mapping: HostMapping } | undefined;
+  /** Probe slots whose delete failed, by id: deleted before the id is probed again, and on close. */
+  readonly #strays = new Map<number, bigint>();
 
   constructor(syscalls: Syscalls, vmFd: number) {
     this.#syscalls = syscalls;
@@ -41,6 +43,7 @@ export class GrantChecker {
    */
   assertFree(id: number, region: SlotRegion): void {
     if (this.#verified.has(id)) return;
+    this.#deleteStray(id);
     const aligned = [region.guestPhysAddr, region.memorySize, region.userspaceAddr].every((v) => v % this.#page === 0n);
     if (!aligned) return;
     let answer = this.#ask(id, region.guestPhysAddr);
@@ -55,13 +58,23 @@ export class GrantChecker {
 
   /** Releases the probe page. */
   close(): void {
+    const errors: unknown[] = [];
+    for (const id of [...this.#strays.keys()]) {
+      try {
+        this.#deleteStray(id);
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    if (errors.length > 0) throw errors[0];
     const probe = this.#probe;
     if (!probe) return;
+    this.#syscalls.munmap(probe.mapping); // on failure the probe stays recorded: close() again retries
     this.#probe = undefined;
     try {
-      this.#syscalls.munmap(probe.mapping);
-    } finally {
       this.#syscalls.close(probe.fd);
+    } catch {
+      // Linux releases the fd even when close reports an error; there is nothing to retry.
     }
   }
 
@@ -76,12 +89,22 @@ export class GrantChecker {
       throw KvmError.fromSlotFailure(error, id, gpa, this.#page, hva);
     }
     // Created: the id was free. Take the probe slot away again before anyone can see it.
+    this.#strays.set(id, gpa);
+    this.#deleteStray(id);
+    return 'free';
+  }
+
+  /** Deletes the probe slot left under `id` (if any); on failure it stays recorded for the next try. */
+  #deleteStray(id: number): void {
+    const gpa = this.#strays.get(id);
+    if (gpa === undefined) return;
+    const hva = this.#probe!.mapping.address;
     try {
-      this.#syscalls.setUserMemoryRegion(this.#vmFd, { ...region, memorySize: 0n });
+      this.#syscalls.setUserMemoryRegion(this.#vmFd, { slot: id, flags: 0, guestPhysAddr: gpa, memorySize: 0n, userspaceAddr: hva });
     } catch (error) {
       throw KvmError.fromSlotFailure(error, id, gpa, 0n, hva);
     }
-    return 'free';
+    this.#strays.delete(id);
   }
 
   /** One page of a memfd only this object maps: no VMM slot can name this host address. */

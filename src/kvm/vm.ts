@@ -204,29 +204,38 @@ export class KvmVm implements Disposable {
   /**
    * A created VM is closed (the kernel drops every slot with it); an adopted one gets back exactly the
    * slots this handle registered, and the VMM keeps its VM. /dev/kvm is closed either way. Idempotent.
+   *
+   * @throws KvmError (adopted VM only) when KVM refuses to delete one of our slots; the handle then stays
+   *   open with that slot recorded, and `close()` may be called again.
    */
   close(): void {
     if (this.#closed) return;
-    const errors: unknown[] = [];
-    if (this.#adopted) {
-      for (const id of [...this.#slots.keys()]) {
-        try {
-          this.removeSlot(id);
-        } catch (error) {
-          errors.push(error);
-        }
-      }
-    }
+    if (this.#adopted) this.#giveBackSlots();
     this.#closed = true;
     this.#slots.clear();
+    if (!this.#adopted) closeQuietly(this.syscalls, this.fd);
+    closeQuietly(this.syscalls, this.#kvmFd);
+  }
+
+  /**
+   * Adopted VM: deletes every slot (and probe slot) this handle registered. If KVM refuses one, throws
+   * with the handle still open and those slots still recorded, so calling `close()` again retries them:
+   * they live in the VMM's VM, and pretending they are gone would leak them there.
+   */
+  #giveBackSlots(): void {
+    const errors: unknown[] = [];
+    for (const id of [...this.#slots.keys()]) {
+      try {
+        this.removeSlot(id);
+      } catch (error) {
+        errors.push(error);
+      }
+    }
     try {
-      this.#grant?.close();
+      if (errors.length === 0) this.#grant?.close();
     } catch (error) {
       errors.push(error);
     }
-    if (!this.#adopted) closeQuietly(this.syscalls, this.fd);
-    closeQuietly(this.syscalls, this.#kvmFd);
-    // A slot KVM refused to delete stays in the VMM's VM: say so rather than pretend.
     if (errors.length > 0) throw errors[0];
   }
 

@@ -2,9 +2,12 @@
  * Argument checks for the mapper's public methods: a wrong type or range is the library's typed
  * MapError (`BAD_ARGUMENT`, `DUPLICATE_BAR`, `BAD_PLAN`), never a raw TypeError from deep inside.
  */
+import { validatePlan } from '../plan/validate-plan.js';
+import { PlanError } from '../plan/errors.js';
 import { hex } from '../errors.js';
 import type { MappingPlan } from '../plan/types.js';
 import { MapError, type MapStep } from './errors.js';
+import type { VfioDeviceHandle } from '../vfio/device-handle.js';
 
 const U64_LIMIT = 1n << 64n;
 
@@ -53,9 +56,49 @@ export function checkPlanShape(plan: unknown): asserts plan is MappingPlan {
   }
 }
 
+/** The mapper's constructor: a device handle with an fd and syscalls, a KvmVm, and well-typed options. */
+export function checkConstructorArguments(device: unknown, vm: unknown, options: unknown): void {
+  const fail = (message: string): never => {
+    throw new MapError(message, { step: 'validate', code: 'BAD_ARGUMENT' });
+  };
+  const handle = device as Partial<VfioDeviceHandle> | null;
+  if (typeof handle !== 'object' || handle === null || !Number.isInteger(handle.fd) || typeof handle.syscalls !== 'object' || handle.syscalls === null) {
+    fail(`device must be an open VfioDeviceHandle (fd, syscalls), got ${describe(device)}`);
+  }
+  // Duck-typed, not instanceof: two copies of the package in one process must still work together.
+  const slots = vm as Partial<Record<'addSlot' | 'moveSlot' | 'removeSlot', unknown>> | null;
+  if (typeof slots !== 'object' || slots === null || [slots.addSlot, slots.moveSlot, slots.removeSlot].some((f) => typeof f !== 'function')) {
+    fail(`vm must be a KvmVm, got ${describe(vm)}`);
+  }
+  if (typeof options !== 'object' || options === null) return fail(`options must be an object, got ${describe(options)}`);
+  const { dmaMap, hugePfnAlign, logger } = options as Record<string, unknown>;
+  for (const [name, value] of [['dmaMap', dmaMap], ['hugePfnAlign', hugePfnAlign]] as const) {
+    if (value !== undefined && typeof value !== 'boolean') fail(`options.${name} must be a boolean, got ${describe(value)}`);
+  }
+  const levels = ['debug', 'info', 'warn'] as const;
+  if (logger !== undefined && (typeof logger !== 'object' || logger === null || levels.some((l) => typeof (logger as Record<string, unknown>)[l] !== 'function'))) {
+    fail('options.logger must have debug, info and warn functions');
+  }
+}
+
 function describe(value: unknown): string {
   if (typeof value === 'bigint') return hex(value);
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
   if (typeof value === 'number' || typeof value === 'boolean' || value === undefined) return String(value);
   return value === null ? 'null' : `a ${typeof value}`;
 }
+
+/**
+ * The plan's soundness beyond its shape (no overlapping BARs, representable placements, every trapped byte
+ * backed): the planner's own `validatePlan`, so a hand-edited or replayed plan is held to the same rules.
+ * @throws MapError `BAD_PLAN` with the PlanError (and its code) as `cause`.
+ */
+export function checkPlanSoundness(plan: MappingPlan): void {
+  try {
+    validatePlan(plan);
+  } catch (error) {
+    if (!(error instanceof PlanError)) throw error;
+    throw new MapError(`unsound plan (${error.code}): ${error.message}`, { step: 'validate', code: 'BAD_PLAN', ...(error.bar !== undefined && { bar: error.bar }) }, { cause: error });
+  }
+}
+

@@ -12,8 +12,9 @@ import type { DirectMapping, MappingPlan, PlannedBar, PlanWarning } from '../pla
 import { MapError, type MapStep } from './errors.js';
 import { mapperLog, type MapperLogger } from './logger.js';
 import { DirectResource, StepFailure, type ResourceContext } from './direct-resource.js';
-import { checkBarIndex, checkGuestAddress, checkPlanShape } from './arguments.js';
+import { checkBarIndex, checkConstructorArguments, checkGuestAddress, checkPlanShape, checkPlanSoundness } from './arguments.js';
 import { replanBar } from '../plan/planner.js';
+import { hugePfnPlacement } from './huge-pfn.js';
 
 export interface BarMapperOptions {
   /** DMA-map each direct mapping at its GPA (for guests without a vIOMMU, so the device reaches peer BARs). */
@@ -98,8 +99,10 @@ export class BarMapper implements Disposable {
   /**
    * @param device the open device whose regions are mmapped (and whose IOMMU gets the DMA maps).
    * @param vm the VM the slots go into.
+   * @throws MapError `BAD_ARGUMENT` when the device, VM or options are not what they claim to be.
    */
   constructor(device: VfioDeviceHandle, vm: KvmVm, options: BarMapperOptions = {}) {
+    checkConstructorArguments(device, vm, options);
     this.#device = device;
     this.#log = mapperLog(options.logger);
     this.#ctx = {
@@ -141,13 +144,14 @@ export class BarMapper implements Disposable {
     this.#assertUsable('validate');
     this.#assertDeviceOpen('validate');
     checkPlanShape(plan);
+    checkPlanSoundness(plan);
     for (const bar of plan.bars) {
       if (this.#bars.has(bar.index)) throw new MapError(`BAR${bar.index} is already mapped`, { step: 'validate', code: 'ALREADY_MAPPED', bar: bar.index });
     }
     const undo = new UndoStack();
     const states = new Map<number, BarState>();
     for (const bar of plan.bars) {
-      const planned = deepFreeze(structuredClone(bar));
+      const planned = frozenCopy(bar);
       const state: BarState = { planned, pageSize: plan.pageSize, resources: [], decode: true };
       for (const mapping of planned.mappings) {
         try {
@@ -160,7 +164,10 @@ export class BarMapper implements Disposable {
     }
     undo.release();
     for (const [index, state] of states) this.#bars.set(index, state);
-    for (const state of states.values()) this.#logBar(state.planned);
+    for (const state of states.values()) {
+      this.#logBar(state.planned);
+      this.#checkHugePfnGpa(state);
+    }
     return [...states].map(([index, s]) => snapshot(index, s));
   }
 
@@ -185,6 +192,7 @@ export class BarMapper implements Disposable {
     undo.release();
     const before = bar.planned;
     bar.planned = next;
+    this.#checkHugePfnGpa(bar);
     return this.#reportMove(before, next, warnings);
   }
 
@@ -330,6 +338,24 @@ export class BarMapper implements Disposable {
     return { state: 'direct', reason };
   }
 
+  /**
+   * KVM maps a huge block at stage 2 only when the GPA agrees with the host address modulo the block. A
+   * guest that places a BAR off its natural alignment loses that: say so once per placement (typed).
+   */
+  #checkHugePfnGpa(bar: BarState): void {
+    if (!this.#ctx.hugePfnAlign) return;
+    for (const resource of bar.resources) {
+      const { gpa, size, fileOffset } = resource.placed;
+      const placement = hugePfnPlacement(size, bar.planned.regionOffset + fileOffset, bar.pageSize);
+      if (!resource.attached || gpa === undefined || !placement || gpa % placement.align === resource.host.address % placement.align) continue;
+      this.#warn({
+        bar: bar.planned.index, code: 'HUGE_PFN_GPA_MISMATCH',
+        message: `BAR${bar.planned.index}: gpa ${hex(gpa)} and host address ${hex(resource.host.address)} differ modulo ${hex(placement.align)}: `
+          + 'KVM maps this range with small pages (slower, still correct)',
+      });
+    }
+  }
+
   #warn(warning: MapperWarning): void {
     this.#warnings.push(Object.freeze(warning));
     if (this.#warnings.length > MAX_WARNINGS) this.#warnings.shift();
@@ -416,6 +442,15 @@ function snapshot(index: number, s: BarState): MappedBar {
 /** Trapped: the placement withholds every direct mapping (unaligned GPA); direct otherwise. */
 function stateOf(bar: PlannedBar): 'direct' | 'trapped' {
   return bar.mappings.length === 0 && (bar.suspended?.length ?? 0) > 0 ? 'trapped' : 'direct';
+}
+
+/** The mapper's own immutable copy of a caller's planned BAR (plain data; anything else is BAD_PLAN). */
+function frozenCopy(bar: PlannedBar): PlannedBar {
+  try {
+    return deepFreeze(structuredClone(bar));
+  } catch (error) {
+    throw new MapError(`BAR${bar.index}: the plan is not plain data`, { step: 'validate', code: 'BAD_PLAN', bar: bar.index }, { cause: error });
+  }
 }
 
 /** Freezes a plan object graph (plans are plain data: objects, arrays, bigints, strings). */

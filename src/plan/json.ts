@@ -5,6 +5,7 @@ import type {
   BarNote, BarNoteCode, DirectMapping, MappingPlan, PlannedBar, PlannedMsix, PlanWarning, PlanWarningCode, SkipCode, SkippedBar, TrapCause, TrapKind, TrappedRange,
 } from './types.js';
 import { PlanError } from './errors.js';
+import { PLAN_LIMITS, validatePlan } from './validate-plan.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -77,63 +78,77 @@ function trappedToJSON(t: TrappedRange): Json {
 
 
 /**
- * Reads a plan written by `planToJSON`.
+ * Reads a plan written by `planToJSON`, strictly (no coercion, unknown keys refused, lists and strings
+ * bounded), and checks it with `validatePlan`: a plan from a file is untrusted.
  *
  * @throws PlanError `BAD_PLAN_JSON` naming the JSON path of the first field that is missing, of the wrong
- *   type, or not one of the known kinds/causes/codes (a trapped range needs `fileOffset` unless it is padding).
+ *   type, or not one of the known kinds/causes/codes (a trapped range needs `fileOffset` unless it is padding);
+ *   or validatePlan's code for a plan that is well-formed but unsound (e.g. `DUPLICATE_INDEX`, `BAD_PAGE_SIZE`).
  * @example
  * ```ts
  * const plan = planFromJSON(JSON.parse(readFileSync('plan.json', 'utf8')));
  * ```
  */
 export function planFromJSON(json: unknown): MappingPlan {
-  const o = object(json, 'plan');
+  const plan = readPlan(json);
+  validatePlan(plan);
+  return plan;
+}
+
+function readPlan(json: unknown): MappingPlan {
+  const o = object(json, 'plan', ['pageSize', 'msixStrategy', 'bars', 'warnings', 'skipped']);
   const strategy = o.msixStrategy ?? 'relocate';
   if (strategy !== 'relocate' && strategy !== 'hole') throw new PlanError('BAD_PLAN_JSON', 'plan.msixStrategy must be relocate or hole');
   return {
     pageSize: u64(o.pageSize, 'plan.pageSize'),
     msixStrategy: strategy,
-    bars: array(o.bars, 'plan.bars').map((b, i) => barFromJSON(b, `plan.bars[${i}]`)),
-    warnings: array(o.warnings ?? [], 'plan.warnings').map((w, i) => warningFromJSON(w, `plan.warnings[${i}]`)),
-    skipped: array(o.skipped ?? [], 'plan.skipped').map((s, i) => skippedFromJSON(s, `plan.skipped[${i}]`)),
+    bars: array(o.bars, 'plan.bars', PLAN_LIMITS.bars).map((b, i) => barFromJSON(b, `plan.bars[${i}]`)),
+    warnings: array(o.warnings ?? [], 'plan.warnings', PLAN_LIMITS.reasons).map((w, i) => warningFromJSON(w, `plan.warnings[${i}]`)),
+    skipped: array(o.skipped ?? [], 'plan.skipped', PLAN_LIMITS.bars).map((s, i) => skippedFromJSON(s, `plan.skipped[${i}]`)),
   };
 }
 
+const BAR_KEYS = [
+  'index', 'regionOffset', 'regionSize', 'guestSize', 'guestAddress', 'sizeMask', 'is64Bit', 'prefetchable', 'msix', 'mappings', 'trapped',
+  'suspended', 'reasons',
+];
+
 function barFromJSON(json: unknown, at: string): PlannedBar {
-  const o = object(json, at);
+  const o = object(json, at, BAR_KEYS);
+  const ranges = (key: string): unknown[] => array(o[key], `${at}.${key}`, PLAN_LIMITS.ranges);
   return {
-    index: int(o.index, `${at}.index`),
+    index: int(o.index, `${at}.index`, 5),
     regionOffset: u64(o.regionOffset ?? '0x0', `${at}.regionOffset`),
     regionSize: u64(o.regionSize, `${at}.regionSize`),
     guestSize: u64(o.guestSize, `${at}.guestSize`),
     ...(o.guestAddress !== undefined && { guestAddress: u64(o.guestAddress, `${at}.guestAddress`) }),
-    sizeMask: u64(o.sizeMask ?? '0x0', `${at}.sizeMask`),
-    is64Bit: o.is64Bit === true,
-    prefetchable: o.prefetchable === true,
+    sizeMask: u64(o.sizeMask, `${at}.sizeMask`),
+    is64Bit: bool(o.is64Bit, `${at}.is64Bit`),
+    prefetchable: bool(o.prefetchable, `${at}.prefetchable`),
     ...(o.msix !== undefined && { msix: msixFromJSON(o.msix, `${at}.msix`) }),
-    mappings: array(o.mappings, `${at}.mappings`).map((m, i) => mappingFromJSON(m, `${at}.mappings[${i}]`)),
-    trapped: array(o.trapped, `${at}.trapped`).map((t, i) => trappedFromJSON(t, `${at}.trapped[${i}]`)),
-    ...(o.suspended !== undefined && { suspended: array(o.suspended, `${at}.suspended`).map((m, i) => mappingFromJSON(m, `${at}.suspended[${i}]`)) }),
-    reasons: array(o.reasons ?? [], `${at}.reasons`).map((r, i) => noteFromJSON(r, `${at}.reasons[${i}]`)),
+    mappings: ranges('mappings').map((m, i) => mappingFromJSON(m, `${at}.mappings[${i}]`)),
+    trapped: ranges('trapped').map((t, i) => trappedFromJSON(t, `${at}.trapped[${i}]`)),
+    ...(o.suspended !== undefined && { suspended: ranges('suspended').map((m, i) => mappingFromJSON(m, `${at}.suspended[${i}]`)) }),
+    reasons: array(o.reasons ?? [], `${at}.reasons`, PLAN_LIMITS.reasons).map((r, i) => noteFromJSON(r, `${at}.reasons[${i}]`)),
   };
 }
 
 function msixFromJSON(json: unknown, at: string): PlannedMsix {
-  const o = object(json, at);
+  const o = object(json, at, ['table', 'pba', 'relocated', 'reason']);
   const range = (v: unknown, where: string): { offset: bigint; size: bigint } => {
-    const r = object(v, where);
+    const r = object(v, where, ['offset', 'size']);
     return { offset: u64(r.offset, `${where}.offset`), size: u64(r.size, `${where}.size`) };
   };
   return {
     ...(o.table !== undefined && { table: range(o.table, `${at}.table`) }),
     ...(o.pba !== undefined && { pba: range(o.pba, `${at}.pba`) }),
-    relocated: o.relocated === true,
+    relocated: bool(o.relocated, `${at}.relocated`),
     reason: string(o.reason ?? '', `${at}.reason`),
   };
 }
 
 function mappingFromJSON(json: unknown, at: string): DirectMapping {
-  const o = object(json, at);
+  const o = object(json, at, ['fileOffset', 'barOffset', 'size', 'gpa', 'prot', 'reason']);
   const prot = o.prot;
   if (prot !== 'read' && prot !== 'read-write') throw new PlanError('BAD_PLAN_JSON', `${at}.prot must be read or read-write`);
   return {
@@ -147,7 +162,7 @@ function mappingFromJSON(json: unknown, at: string): DirectMapping {
 }
 
 function trappedFromJSON(json: unknown, at: string): TrappedRange {
-  const o = object(json, at);
+  const o = object(json, at, ['barOffset', 'size', 'kind', 'fileOffset', 'cause', 'reason']);
   const kind = oneOf(o.kind, TRAP_KINDS, `${at}.kind`);
   const hasFileOffset = o.fileOffset !== undefined;
   if (hasFileOffset === (kind === 'padding')) {
@@ -164,17 +179,17 @@ function trappedFromJSON(json: unknown, at: string): TrappedRange {
 }
 
 function warningFromJSON(json: unknown, at: string): PlanWarning {
-  const o = object(json, at);
-  return { bar: int(o.bar, `${at}.bar`), code: oneOf(o.code, WARNING_CODES, `${at}.code`), message: string(o.message, `${at}.message`) };
+  const o = object(json, at, ['bar', 'code', 'message']);
+  return { bar: int(o.bar, `${at}.bar`, 5), code: oneOf(o.code, WARNING_CODES, `${at}.code`), message: string(o.message, `${at}.message`) };
 }
 
 function skippedFromJSON(json: unknown, at: string): SkippedBar {
-  const o = object(json, at);
-  return { index: int(o.index, `${at}.index`), code: oneOf(o.code, SKIP_CODES, `${at}.code`), reason: string(o.reason, `${at}.reason`) };
+  const o = object(json, at, ['index', 'code', 'reason']);
+  return { index: int(o.index, `${at}.index`, 5), code: oneOf(o.code, SKIP_CODES, `${at}.code`), reason: string(o.reason, `${at}.reason`) };
 }
 
 function noteFromJSON(json: unknown, at: string): BarNote {
-  const o = object(json, at);
+  const o = object(json, at, ['code', 'message']);
   return { code: oneOf(o.code, NOTE_CODES, `${at}.code`), message: string(o.message, `${at}.message`) };
 }
 
@@ -202,6 +217,6 @@ function oneOf<T extends string>(value: unknown, allowed: ReadonlySet<T>, at: st
   return value as T;
 }
 
-const { object, array, string, int, u64 } = jsonFields((message) => {
+const { object, array, string, int, u64, bool } = jsonFields((message) => {
   throw new PlanError('BAD_PLAN_JSON', message);
 });

@@ -7,7 +7,7 @@
  */
 import type { MsixDescription } from '../vfio/description.js';
 import { hex } from '../errors.js';
-import { alignDown, alignUp, maxOf, nextPowerOfTwo } from './page-math.js';
+import { MAX_BAR_SIZE, alignDown, alignUp, maxOf, nextPowerOfTwo } from './page-math.js';
 import { overlaps, span, type Span } from './ranges.js';
 
 /** The MSI-X structures of one BAR, in device (region) offsets. */
@@ -23,6 +23,11 @@ export interface MsixGuestLayout {
 
 /** Largest BAR we double for a 32-bit BAR: beyond this, 32-bit MMIO space is too scarce to spend. */
 export const MAX_RELOCATED_32BIT_BAR = 1n << 30n;
+
+/** Largest guest BAR relocation may produce: 1 GiB for a 32-bit BAR, 2^63 (the largest BAR) for a 64-bit one. */
+export function maxRelocatedBar(is64Bit: boolean): bigint {
+  return is64Bit ? MAX_BAR_SIZE : MAX_RELOCATED_32BIT_BAR;
+}
 
 export function msixInBar(msix: MsixDescription | undefined, index: number): MsixInBar | undefined {
   if (!msix) return undefined;

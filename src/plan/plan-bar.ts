@@ -8,7 +8,7 @@ import { hex } from '../errors.js';
 import type { BarNote, DirectMapping, MsixStrategy, PlannedBar, PlannedMsix, PlanWarning, PlanWarningCode } from './types.js';
 import { mappableAreas, type MappableAreas } from './mappable-areas.js';
 import {
-  MAX_RELOCATED_32BIT_BAR, describeMsix, msixCutsMappings, msixPageSpans, relocatedGuestSize, relocatedLayout, type MsixInBar,
+  maxRelocatedBar, describeMsix, msixCutsMappings, msixPageSpans, relocatedGuestSize, relocatedLayout, type MsixInBar,
 } from './msix-layout.js';
 import { effectiveMapping } from './direct-mappings.js';
 import { maxOf, nextPowerOfTwo } from './page-math.js';
@@ -144,8 +144,9 @@ function decideMsix(input: BarInput, spans: readonly Span[]): MsixDecision {
   }
   const guestSize = relocatedGuestSize(input.region.size, msix, input.pageSize);
   const is64Bit = input.register?.is64Bit ?? false;
-  if (!is64Bit && guestSize > MAX_RELOCATED_32BIT_BAR) {
-    const message = `MSI-X ${what}: relocating would make a 32-bit BAR ${hex(guestSize)} (> ${hex(MAX_RELOCATED_32BIT_BAR)}); its pages are cut out instead`;
+  const limit = maxRelocatedBar(is64Bit);
+  if (guestSize > limit) {
+    const message = `MSI-X ${what}: relocating would make a ${is64Bit ? '64' : '32'}-bit BAR ${hex(guestSize)} (> ${hex(limit)}); its pages are cut out instead`;
     return { mode: 'hole', note: { code: 'msix-relocation-refused', message }, warning: true };
   }
   const message = `MSI-X ${what} relocated to the upper half of a ${hex(guestSize)} guest BAR: its pages would cut the direct mapping`;

@@ -11,13 +11,27 @@ import { msixInBar } from './msix-layout.js';
 import { planRelativeBar } from './plan-bar.js';
 import { isPlacementWarning, placeBar } from './place-bar.js';
 import { replanBar } from './replan-bar.js';
+import { validateDescription, validatePlan } from './validate.js';
+import { describeValue } from './page-math.js';
 
 /** Also importable from here (the mapper's move path imports the planner). */
 export { replanBar, movedBar } from './replan-bar.js';
 
 const BAR_INDICES = [0, 1, 2, 3, 4, 5] as const;
 
+/**
+ * Plans every BAR of `description` for a host with `options.pageSize` pages.
+ * @throws PlanError: the description's defects (validateDescription's codes), bad options (`BAD_OPTIONS`,
+ *   `BAD_PAGE_SIZE`, `BAD_MSIX_STRATEGY`, `NO_SUCH_BAR`, `BAD_GUEST_ADDRESS`), or placements the plan cannot
+ *   represent (validatePlan's codes, e.g. `BAR_ABOVE_4G`, `BAR_WRAPS`, `BARS_OVERLAP`).
+ * @example
+ * const plan = planBarMappings(device.describe(), { pageSize: 0x10000, barAddresses: { 0: 0x80_0000_0000n } });
+ */
 export function planBarMappings(description: DeviceDescription, options: PlanOptions): MappingPlan {
+  if (typeof options !== 'object' || options === null) {
+    throw new PlanError('BAD_OPTIONS', `plan options must be an object, got ${describeValue(options)}`);
+  }
+  validateDescription(description);
   const pageSize = validatePageSize(options.pageSize);
   const strategy = options.msix ?? 'relocate';
   if (strategy !== 'relocate' && strategy !== 'hole') throw new PlanError('BAD_MSIX_STRATEGY', `msix strategy ${String(strategy)} is not 'relocate' or 'hole'`);
@@ -45,7 +59,9 @@ export function planBarMappings(description: DeviceDescription, options: PlanOpt
     warnings.push(...relative.warnings, ...placed.warnings);
     bars.push(placed.bar);
   }
-  return { pageSize, msixStrategy: strategy, bars, warnings, skipped };
+  const plan: MappingPlan = { pageSize, msixStrategy: strategy, bars, warnings, skipped };
+  validatePlan(plan);
+  return plan;
 }
 
 /**
@@ -53,16 +69,30 @@ export function planBarMappings(description: DeviceDescription, options: PlanOpt
  * The BAR's placement warnings are replaced by those of its new address (see `replanBar`).
  *
  * @throws PlanError `NO_SUCH_BAR` when the plan has no BAR `barIndex`, `BAD_GUEST_ADDRESS` for an
- *   address that is not a u64 bigint.
+ *   address that is not a u64 bigint, the input plan's defects (validatePlan), or a placement the plan
+ *   cannot represent (`BAR_WRAPS`, `BAR_ABOVE_4G`, `BARS_OVERLAP`).
  * @example
  * ```ts
  * const moved = replan(plan, 0, 0x90_0000_0000n); // the guest wrote a new address into BAR0
  * ```
  */
 export function replan(plan: MappingPlan, barIndex: number, guestAddress: bigint): MappingPlan {
+  if (typeof guestAddress !== 'bigint' || guestAddress < 0n || guestAddress >= 1n << 64n) {
+    const message = `guest address for BAR${describeValue(barIndex)} must be a u64 bigint, got ${describeValue(guestAddress)}`;
+    throw new PlanError('BAD_GUEST_ADDRESS', message);
+  }
+  validatePlan(plan);
   const target = plan.bars.find((b) => b.index === barIndex);
-  if (!target) throw new PlanError('NO_SUCH_BAR', `BAR${barIndex} is not in the plan`, barIndex);
-  const next = replanBar(target, plan.pageSize, guestAddress);
+  if (!target) {
+    const bar = typeof barIndex === 'number' ? barIndex : undefined;
+    throw new PlanError('NO_SUCH_BAR', `BAR${describeValue(barIndex)} is not in the plan`, bar);
+  }
+  const moved = movedPlan(plan, barIndex, replanBar(target, plan.pageSize, guestAddress));
+  validatePlan(moved);
+  return moved;
+}
+
+function movedPlan(plan: MappingPlan, barIndex: number, next: ReturnType<typeof replanBar>): MappingPlan {
   const bars = plan.bars.map((bar) => (bar.index === barIndex ? next.bar : bar));
   const unchanged = next.warnings.length === 0 && !plan.warnings.some((w) => w.bar === barIndex && isPlacementWarning(w));
   if (unchanged) return { ...plan, bars };
@@ -82,11 +112,18 @@ function whySkip(description: DeviceDescription, index: number): SkippedBar | un
 }
 
 function guestAddresses(input: PlanOptions['barAddresses']): Map<number, bigint> {
+  if (input !== undefined && (typeof input !== 'object' || input === null)) {
+    throw new PlanError('BAD_OPTIONS', `barAddresses must be a Map or an object, got ${describeValue(input)}`);
+  }
   const entries: [number, unknown][] = input === undefined ? [] : isMap(input) ? [...input.entries()] : Object.entries(input).map(([k, v]): [number, unknown] => [Number(k), v]);
   const map = new Map<number, bigint>();
   for (const [index, address] of entries) {
-    if (!Number.isInteger(index) || index < 0 || index > 5) throw new PlanError('NO_SUCH_BAR', `guest address for BAR index ${index}: BARs are 0-5`);
-    if (typeof address !== 'bigint' || address < 0n || address >= 1n << 64n) throw new PlanError('BAD_GUEST_ADDRESS', `guest address for BAR${index} must be a u64 bigint, got ${String(address)}`, index);
+    if (!Number.isInteger(index) || index < 0 || index > 5) {
+      throw new PlanError('NO_SUCH_BAR', `guest address for BAR index ${describeValue(index)}: BARs are 0-5`);
+    }
+    if (typeof address !== 'bigint' || address < 0n || address >= 1n << 64n) {
+      throw new PlanError('BAD_GUEST_ADDRESS', `guest address for BAR${index} must be a u64 bigint, got ${describeValue(address)}`, index);
+    }
     map.set(index, address);
   }
   return map;

@@ -6,6 +6,7 @@ import type { PlannedBar, PlanWarning } from './types.js';
 import { PlanError } from './errors.js';
 import { validatePageSize } from './page-math.js';
 import { placeBar, relativeOf } from './place-bar.js';
+import { validateBarPlacement } from './validate-plan.js';
 
 const U64_LIMIT = 1n << 64n;
 
@@ -18,7 +19,8 @@ const U64_LIMIT = 1n << 64n;
  * @param bar a BAR of a plan made by `planBarMappings` (or read back by `planFromJSON`) with `pageSize`.
  * @param pageSize the host page size the plan was made for (`plan.pageSize`).
  * @throws PlanError `BAD_PAGE_SIZE` for a page size that is not a power of two >= 4096,
- *   `BAD_GUEST_ADDRESS` for an address that is not a u64 bigint.
+ *   `BAD_GUEST_ADDRESS` for an address that is not a u64 bigint, `BAR_WRAPS` / `BAR_ABOVE_4G` for a placement
+ *   the BAR cannot have (overlap with other BARs is checked by `replan`/`validatePlan`, which see them all).
  * @example
  * ```ts
  * const { bar: moved, warnings } = replanBar(plan.bars[0]!, plan.pageSize, 0x90_0000_0000n);
@@ -31,8 +33,9 @@ export function replanBar(bar: PlannedBar, pageSize: bigint, guestAddress: bigin
     throw new PlanError('BAD_GUEST_ADDRESS', `guest address for BAR${bar.index} must be a u64 bigint, got ${String(guestAddress)}`, bar.index);
   }
   const quick = movedBar(bar, guestAddress);
-  if (quick) return { bar: quick, warnings: NO_WARNINGS };
-  return placeBar(relativeOf(bar), page, guestAddress);
+  const moved = quick ? { bar: quick, warnings: NO_WARNINGS } : placeBar(relativeOf(bar), page, guestAddress);
+  validateBarPlacement(moved.bar);
+  return moved;
 }
 
 const NO_WARNINGS: readonly PlanWarning[] = Object.freeze([]);

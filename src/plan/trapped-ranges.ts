@@ -6,7 +6,8 @@
 import { hex } from '../errors.js';
 import type { TrapCause, TrapKind, TrappedRange } from './types.js';
 import type { MsixGuestLayout, MsixInBar } from './msix-layout.js';
-import { clampSpan, mergeSpans, span, subtractSpans, type Span } from './ranges.js';
+import { span, subtractSpans, type Span } from './ranges.js';
+import { firstLabelRuns } from './label-runs.js';
 
 /** Why the bytes of `span` are not mapped (first matching label wins). */
 export interface TrapLabel {
@@ -42,7 +43,9 @@ interface Backing {
 
 export function trappedRanges(geometry: BarGeometry, mapped: readonly Span[], labels: readonly TrapLabel[], fallback: Omit<TrapLabel, 'span'>): TrappedRange[] {
   const gaps = subtractSpans([span(0n, geometry.guestSize)], mapped);
-  const pieces = gaps.flatMap((gap) => labelGap(gap, labels, fallback));
+  // One sweep over all gaps and labels (n log n): testing every label against every gap was quadratic.
+  const runs = firstLabelRuns(gaps, labels.map((l) => l.span));
+  const pieces = runs.map((run): TrapLabel => ({ ...(run.label >= 0 ? labels[run.label]! : fallback), span: run.span }));
   const ranges = pieces.flatMap((piece) => classify(piece, geometry));
   return mergeAdjacent(ranges.sort((a, b) => (a.barOffset < b.barOffset ? -1 : 1)));
 }
@@ -116,20 +119,6 @@ function startAfter(at: bigint, r: { offset: bigint } | undefined): bigint {
 
 const NEVER = 1n << 128n;
 const minOf = (a: bigint, b: bigint): bigint => (a < b ? a : b);
-
-function labelGap(gap: Span, labels: readonly TrapLabel[], fallback: Omit<TrapLabel, 'span'>): TrapLabel[] {
-  const out: TrapLabel[] = [];
-  let remaining: Span[] = [gap];
-  for (const label of labels) {
-    for (const piece of remaining) {
-      const hit = clampSpan(piece, label.span);
-      if (hit) out.push({ ...label, span: hit });
-    }
-    remaining = subtractSpans(remaining, [label.span]);
-  }
-  for (const rest of mergeSpans(remaining)) out.push({ ...fallback, span: rest });
-  return out;
-}
 
 /** Joins neighbours that say the same thing and continue each other's file offsets. */
 export function mergeAdjacent(ranges: readonly TrappedRange[]): TrappedRange[] {

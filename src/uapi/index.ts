@@ -7,6 +7,7 @@ import { KVM_IRQ_IOCTL } from './kvm-irq.js';
 export * from './ioctl.js';
 export * from './u64.js';
 export * from './vfio.js';
+export * from './vfio-feature.js';
 export * from './iommufd.js';
 export * from './kvm.js';
 export * from './kvm-irq.js';

@@ -3,7 +3,7 @@
  */
 
 /** struct kvm_regs: 18 u64 (rax..r15, rip, rflags). */
-export const X86_REGS = { size: 144, rip: 128, rflags: 136 } as const;
+export const X86_REGS = { size: 144, rsp: 48, rip: 128, rflags: 136 } as const;
 
 /** struct kvm_sregs: 8 kvm_segment (24 bytes each), gdt/idt, control registers. */
 export const X86_SREGS = {
@@ -14,6 +14,8 @@ export const X86_SREGS = {
   fs: 72,
   gs: 96,
   ss: 120,
+  gdt: 192,
+  idt: 208,
   cr0: 224,
   cr4: 248,
   efer: 264,

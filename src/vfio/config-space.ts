@@ -4,6 +4,9 @@
  * loop-safe because config space is device-controlled data.
  */
 import type { BarRegister, MsixDescription, PciConfigSummary } from './description.js';
+import { VFIO_PCI_REGION } from '../uapi/vfio.js';
+import { hex } from '../errors.js';
+import { VfioError } from './errors.js';
 
 const PCI = {
   VENDOR_ID: 0x00,
@@ -69,7 +72,21 @@ function decodeBar(config: Buffer, index: number): BarRegister {
   return { index, kind, is64Bit, prefetchable, address };
 }
 
-/** The MSI-X capability, if the device has one. */
+/**
+ * BIR 6 and 7 are reserved: such a device has no MSI-X table a VMM could find, and a description claiming
+ * one could not be planned (descriptionFromJSON refuses it too), so describe() fails with the same verdict.
+ */
+function checkBir(what: string, bir: number, capOffset: number): void {
+  if (bir > 5) {
+    const message = `MSI-X capability at config ${hex(capOffset)}: ${what} BIR ${bir} is reserved (not a BAR 0-5)`;
+    throw new VfioError(message, { code: 'MSIX_BAD_BIR', region: VFIO_PCI_REGION.CONFIG });
+  }
+}
+
+/**
+ * The MSI-X capability, if the device has one.
+ * @throws VfioError `MSIX_BAD_BIR` when the table or PBA BIR is 6 or 7 (reserved).
+ */
 export function decodeMsix(config: Buffer, capabilities: readonly { id: number; offset: number }[]): MsixDescription | undefined {
   const cap = capabilities.find((c) => c.id === PCI.CAP_ID_MSIX);
   if (!cap || cap.offset + 12 > config.length) return undefined;
@@ -77,6 +94,8 @@ export function decodeMsix(config: Buffer, capabilities: readonly { id: number; 
   const tableReg = config.readUInt32LE(cap.offset + 4);
   const pbaReg = config.readUInt32LE(cap.offset + 8);
   const vectors = (control & 0x7ff) + 1;
+  checkBir('table', tableReg & 7, cap.offset);
+  checkBir('PBA', pbaReg & 7, cap.offset);
   return {
     capOffset: cap.offset,
     vectors,

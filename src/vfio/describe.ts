@@ -68,6 +68,7 @@ export function describeDevice(sys: Syscalls, deviceFd: number, bdf: string): De
   };
 }
 
+/** A count the kernel reports bounds a loop of ioctls: an absurd one (a buggy or hostile driver) is refused. */
 /** EINVAL for one index (VGA on a non-VGA device, say) means "no such region": skip it, keep the rest. */
 function optional<T>(fn: () => T): T | undefined {
   try {
@@ -89,11 +90,11 @@ function withDevice(error: unknown, bdf: string): unknown {
 function checkCounts(numRegions: number, numIrqs: number, bdf: string): void {
   if (numRegions > MAX_DEVICE_REGIONS) {
     const message = `${bdf}: kernel reports ${numRegions} regions (more than ${MAX_DEVICE_REGIONS}): refusing to walk them`;
-    throw new VfioError(message, { code: 'TOO_MANY_REGIONS', bdf });
+    throw new VfioError(message, { code: 'TOO_MANY_REGIONS', bdf, ioctl: 'VFIO_DEVICE_GET_INFO' });
   }
   if (numIrqs > MAX_DEVICE_IRQS) {
     const message = `${bdf}: kernel reports ${numIrqs} irq indices (more than ${MAX_DEVICE_IRQS}): refusing to walk them`;
-    throw new VfioError(message, { code: 'TOO_MANY_IRQS', bdf });
+    throw new VfioError(message, { code: 'TOO_MANY_IRQS', bdf, ioctl: 'VFIO_DEVICE_GET_INFO' });
   }
 }
 

@@ -9,15 +9,18 @@ import type { DeviceDescription } from './description.js';
 /** An IOMMU address space the device's DMA goes through (type1 container or iommufd IOAS). */
 export interface DmaMapper {
   readonly kind: 'type1' | 'type1v2' | 'iommufd';
+  /**
+   * Set when this address space cannot DMA-map BAR (MMIO) mmaps, only RAM: under iommufd a type1-style map
+   * of a BAR mmap fails with EFAULT (the VMA is VM_PFNMAP), and peer-to-peer DMA needs the BAR exported as
+   * a dma-buf (`VFIO_DEVICE_FEATURE_DMA_BUF`, Linux 6.19+). A mapper asked to DMA-map BARs logs `message`
+   * once and maps them without DMA. `code` is `'IOMMUFD_NO_DMABUF_EXPORT'` (the kernel has no export) or
+   * `'IOMMUFD_DMABUF_NOT_USED'` (it has, but this library does not map dma-bufs yet).
+   */
+  readonly mmioDmaUnsupported?: { readonly code: string; readonly message: string };
   /** Map `size` bytes of host memory at `vaddr` to IO virtual address `iova`. */
   mapDma(iova: bigint, vaddr: bigint, size: bigint, prot: 'read' | 'read-write'): void;
   /** Undo exactly one earlier `mapDma(iova, ..., size)`. */
   unmapDma(iova: bigint, size: bigint): void;
-  /**
-   * Set when this IOMMU cannot DMA-map a BAR's mmap (iommufd before Linux 6.19 refuses PFNMAP memory):
-   * the mapper then maps BARs without DMA and logs this once, instead of failing.
-   */
-  readonly mmioDmaUnsupported?: { readonly code: string; readonly message: string };
 }
 
 export interface VfioDeviceHandle {

@@ -16,7 +16,8 @@ import { UndoStack } from './cleanup.js';
 import { cdevOf, groupNodeOf, iommuGroupOf, type SysfsOptions } from './sysfs.js';
 import { describeDevice } from './describe.js';
 import {
-  IommuContext, checkGroupKind, contextInternals, openPrivateContext, pickSysfs, type ContextInternals, type IommuMode, type IommuRequest,
+  IommuContext, checkGroupKind, contextInternals, isIommuRequest, openPrivateContext, pickSysfs,
+  type ContextInternals, type IommuMode, type IommuRequest,
 } from './iommu-context.js';
 import { isKvmVfioFileRegistry, type KvmVfioFileRegistry } from './kvm-file-registry.js';
 
@@ -127,11 +128,18 @@ export class VfioDevice implements VfioDeviceHandle, Disposable {
 
 function checkOpenOptions(options: VfioOpenOptions): void {
   if (typeof options !== 'object' || options === null) throw new VfioError('options must be an object', { code: 'BAD_ARGUMENT' });
+  if (options.iommu !== undefined && !isIommuRequest(options.iommu)) {
+    const message = `options.iommu must be 'auto', 'type1', 'noiommu' or 'iommufd', got ${String(options.iommu)}`;
+    throw new VfioError(message, { code: 'BAD_ARGUMENT' });
+  }
   if (options.context !== undefined && !(options.context instanceof IommuContext)) {
     throw new VfioError('options.context must be an IommuContext', { code: 'BAD_ARGUMENT' });
   }
   if (options.kvm !== undefined && !isKvmVfioFileRegistry(options.kvm)) {
     throw new VfioError('options.kvm must be a KvmVfioDevice (addFile/removeFile)', { code: 'BAD_ARGUMENT' });
+  }
+  if (options.context && options.syscalls !== undefined && options.syscalls !== options.context.syscalls) {
+    throw new VfioError('options.syscalls differs from the context\'s: a device uses its context\'s kernel', { code: 'BAD_ARGUMENT' });
   }
   if (options.context && options.iommu !== undefined && options.iommu !== contextInternals(options.context).request) {
     const message = `options.iommu ${options.iommu} conflicts with the context's ${contextInternals(options.context).request}`;

@@ -4,6 +4,7 @@ import {
 } from '../uapi/index.js';
 import type { Syscalls } from '../sys/syscalls.js';
 import type { DmaMapper } from './device-handle.js';
+import type { MmioDmaUnsupported } from './mmio-dma-support.js';
 
 export class Type1DmaMapper implements DmaMapper {
   constructor(
@@ -22,14 +23,33 @@ export class Type1DmaMapper implements DmaMapper {
   }
 }
 
+/**
+ * An iommufd IOAS. Maps RAM; BAR mmaps cannot be mapped (EFAULT) without dma-buf export, which
+ * `mmioDmaUnsupported` reports (set from `probeIommufdMmioDma` as each device binds) so a mapper can skip
+ * them with one warning.
+ */
 export class IommufdDmaMapper implements DmaMapper {
   readonly kind = 'iommufd';
+  #mmioDma: MmioDmaUnsupported | undefined;
 
   constructor(
     private readonly sys: Syscalls,
     private readonly iommuFd: number,
     private readonly ioasId: number,
   ) {}
+
+  /** Why BARs cannot be DMA-mapped here; undefined until a device has bound to this IOAS. */
+  get mmioDmaUnsupported(): MmioDmaUnsupported | undefined {
+    return this.#mmioDma;
+  }
+
+  /**
+   * Records a bound device's probe result. The IOAS is shared by the context's devices; "no export at all"
+   * outranks "export present but unused", so the answer never gets more optimistic as devices join.
+   */
+  noteMmioDma(probe: MmioDmaUnsupported): void {
+    if (this.#mmioDma === undefined || probe.code === 'IOMMUFD_NO_DMABUF_EXPORT') this.#mmioDma = probe;
+  }
 
   mapDma(iova: bigint, vaddr: bigint, size: bigint, prot: 'read' | 'read-write'): void {
     const flags = IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA | IOMMU_IOAS_MAP_FLAGS.READABLE | (prot === 'read-write' ? IOMMU_IOAS_MAP_FLAGS.WRITEABLE : 0);

@@ -2,6 +2,7 @@ export type * from './description.js';
 export { regionByIndex } from './description.js';
 export type { VfioDeviceHandle, DmaMapper } from './device-handle.js';
 export { VfioDevice, type VfioOpenOptions, type IommuMode } from './device.js';
+export type { MmioDmaUnsupported } from './mmio-dma-support.js';
 export { IommuContext, type IommuContextOptions, type IommuRequest } from './iommu-context.js';
 export type { GuestDmaMapping, DmaProtection } from './guest-dma.js';
 export type { KvmVfioFileRegistry } from './kvm-file-registry.js';

@@ -22,12 +22,15 @@ import type { DmaMapper } from './device-handle.js';
 import { VfioError } from './errors.js';
 import { UndoStack } from './cleanup.js';
 import { IommufdDmaMapper, Type1DmaMapper } from './dma.js';
+import { probeIommufdMmioDma } from './mmio-dma-support.js';
 import { checkGuestMapping, checkRange, findOverlap, type DmaProtection, type GuestDmaMapping } from './guest-dma.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { SysfsOptions } from './sysfs.js';
 
+/** The IOMMU path in force for a device or context (after `'auto'` was resolved). */
 export type IommuMode = 'type1' | 'type1v2' | 'iommufd' | 'noiommu';
+const REQUESTS: readonly string[] = ['auto', 'type1', 'noiommu', 'iommufd'];
 /** What a caller asks for. `'auto'`: iommufd when the kernel has it (Linux 6.6+ cdev), else a legacy container. */
 export type IommuRequest = 'auto' | 'type1' | 'noiommu' | 'iommufd';
 
@@ -116,7 +119,7 @@ export class IommuContext implements Disposable {
    */
   static open(options: IommuContextOptions = {}): IommuContext {
     const request = options.iommu ?? 'auto';
-    if (!['auto', 'type1', 'noiommu', 'iommufd'].includes(request)) {
+    if (!isIommuRequest(request)) {
       throw new VfioError(`iommu must be 'auto', 'type1', 'noiommu' or 'iommufd', got ${String(request)}`, { code: 'BAD_ARGUMENT' });
     }
     return IommuContext.#openWith(undefined, request, options);
@@ -330,6 +333,8 @@ export class IommuContext implements Disposable {
     const attach = encodeAttachIommufdPt(this.#ioasId);
     this.syscalls.ioctl(deviceFd, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', attach);
     decodeAttachIommufdPt(attach);
+    // BAR DMA under iommufd needs dma-buf export (6.19+): the bound device can say whether its kernel has it.
+    (this.#dma as IommufdDmaMapper).noteMmioDma(probeIommufdMmioDma(this.syscalls, deviceFd));
   }
 
   #kernelMap(mapping: GuestDmaMapping): void {
@@ -444,6 +449,11 @@ function chooseIommuType(sys: Syscalls, containerFd: number, noiommu: boolean, b
     if (sys.ioctl(containerFd, 'VFIO_CHECK_EXTENSION', candidate.type) > 0) return candidate;
   }
   throw new VfioError(`${bdf}: the VFIO container supports no usable IOMMU type`, { code: 'NO_IOMMU_TYPE', bdf });
+}
+
+/** True for the four values `options.iommu` accepts. */
+export function isIommuRequest(value: unknown): value is IommuRequest {
+  return typeof value === 'string' && REQUESTS.includes(value);
 }
 
 /** The group's kind against what the caller asked for: a typed error before anything is opened. */

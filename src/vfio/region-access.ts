@@ -66,6 +66,36 @@ export class RegionAccess {
     if (done !== buffer.length) throw this.#short('write', index, offset, buffer.length, done);
   }
 
+  /**
+   * pread at an absolute device-fd offset the caller has already bounds-checked against region `index`
+   * (the MMIO dispatcher checks once, when it compiles a BAR). Short reads and errors throw like `readInto`.
+   */
+  readChecked(index: number, fdOffset: bigint, buffer: Buffer): void {
+    let done: number;
+    try {
+      done = this.#handle.syscalls.pread(this.#handle.fd, buffer, fdOffset);
+    } catch (error) {
+      throw this.#wrap(error, 'pread', index, fdOffset);
+    }
+    if (done !== buffer.length) throw this.#short('read', index, fdOffset, buffer.length, done);
+  }
+
+  /** pwrite counterpart of {@link RegionAccess.readChecked}. */
+  writeChecked(index: number, fdOffset: bigint, buffer: Buffer): void {
+    let done: number;
+    try {
+      done = this.#handle.syscalls.pwrite(this.#handle.fd, buffer, fdOffset);
+    } catch (error) {
+      throw this.#wrap(error, 'pwrite', index, fdOffset);
+    }
+    if (done !== buffer.length) throw this.#short('write', index, fdOffset, buffer.length, done);
+  }
+
+  /** Offset of region `index` in the device fd, or undefined when the device has no such region. */
+  regionOffset(index: number): bigint | undefined {
+    return this.#regions.get(index)?.offset;
+  }
+
   /** Size of region `index`, or undefined when the device has no such region. */
   regionSize(index: number): bigint | undefined {
     return this.#regions.get(index)?.size;
@@ -89,9 +119,13 @@ export class RegionAccess {
     try {
       return call();
     } catch (error) {
-      if (!(error instanceof SystemError)) throw error;
-      throw VfioError.fromSystem(error, `${this.#handle.bdf}: ${name} region ${index} at ${hex(offset)}`, { bdf: this.#handle.bdf, region: index });
+      throw this.#wrap(error, name, index, offset);
     }
+  }
+
+  #wrap(error: unknown, name: 'pread' | 'pwrite', index: number, offset: bigint): unknown {
+    if (!(error instanceof SystemError)) return error;
+    return VfioError.fromSystem(error, `${this.#handle.bdf}: ${name} region ${index} at ${hex(offset)}`, { bdf: this.#handle.bdf, region: index });
   }
 
   #short(what: 'read' | 'write', index: number, offset: bigint, wanted: number, done: number): VfioError {

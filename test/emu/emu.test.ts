@@ -2,10 +2,11 @@
  * The real-kernel proof: QEMU's NVMe (16 KiB BAR0, MSI-X inside) behind real vfio-pci on emulated arm64
  * hosts with 64, 16 and 4 KiB pages, mapped by the library into a nested KVM guest.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootScenario, buildInitrd, disposeInitrd, prepare, type Artefacts, type GuestResult, type Scenario } from './run-guest.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { bootScenario, buildInitrd, prepare, type Artefacts, type GuestResult, type Scenario } from './run-guest.js';
 import { loadProfile } from '../helpers/profiles.js';
 import { descriptionToJSON } from '../../src/vfio/index.js';
+import { LINUX_612_CDEV_ANSWERS } from '../fake/iommufd-rules.js';
 
 /** The built-in CLI profiles are captures: the real kernel must still describe the devices that way. */
 function expectProfile(captured: unknown, profile: string): void {
@@ -24,10 +25,6 @@ beforeAll(() => {
   artefacts = prepare();
   initrd = buildInitrd(artefacts);
 }, 1_800_000);
-
-afterAll(() => {
-  if (initrd) disposeInitrd(initrd);
-});
 
 async function boot(s: Scenario): Promise<GuestResult> {
   const run = await bootScenario(artefacts, initrd, s);
@@ -148,5 +145,42 @@ describe('emulated aarch64 host, real vfio-pci + nested KVM', () => {
   it('seed, 4 KiB pages, SMMUv3', async () => {
     const r = await boot({ name: 'seed-4k-smmu', pages: '4K', iommu: 'smmu' });
     expectSeedMapped(r, 0x1000, 'type1v2');
+  });
+});
+
+describe('emulated aarch64 host on Linux 6.12: iommufd + VFIO cdev', () => {
+  const EXPECTED_NODE_FLOOR = 'v20.19.0'; // package.json engines ">=20.19"
+
+  /** What 6.12 teaches about BAR DMA under iommufd: EFAULT for a BAR mmap, and the library says why once. */
+  function expectNoMmioDma(r: GuestResult): void {
+    expect(r.kernel).toMatch(/^6\.12\./);
+    expect(r.steps.find((s) => s.name === 'iommufd-bar-dma')?.error?.code).toBe('EFAULT');
+    expect(r.mmioDma?.code).toBe('IOMMUFD_NO_DMABUF_EXPORT');
+    expect(r.mmioDma?.message).toContain('VFIO_DEVICE_FEATURE_DMA_BUF probe: ENOTTY');
+    // The bind protocol's edge cases answer as the fake kernel answers them (test/vfio/iommufd-cdev.test.ts).
+    expect(r.cdevProbe).toEqual(LINUX_612_CDEV_ANSWERS);
+    // Asked to DMA-map, the mapper maps BAR0 without DMA and says why, once.
+    expect(r.dmaMap).toBe(true);
+    expect(r.mapperWarnings).toEqual([expect.stringContaining('BARs mapped without DMA (IOMMUFD_NO_DMABUF_EXPORT)')]);
+  }
+
+  it("seed, 64 KiB pages, SMMUv3, iommu: 'iommufd' (on the engines floor Node): BAR0 mapped through the cdev, read by a vCPU", async () => {
+    const r = await boot({ name: 'seed-64k-612-iommufd', pages: '64K', iommu: 'smmu', kernel: '6.12', iommuMode: 'iommufd', node: 'floor' });
+    expect(r.node).toBe(EXPECTED_NODE_FLOOR);
+    expectSeedMapped(r, 0x1_0000, 'iommufd');
+    expect(r.iommuReason).toBe('iommufd (requested)');
+    expectNoMmioDma(r);
+    expectProfile(r.description, 'qemu-nvme');
+  });
+
+  it("seed, 64 KiB pages, SMMUv3, iommu: 'auto' picks iommufd over the type1 container the same kernel also has", async () => {
+    const r = await boot({ name: 'seed-64k-612-auto', pages: '64K', iommu: 'smmu', kernel: '6.12', iommuMode: 'auto' });
+    expect(r.node).toMatch(/^v22\./);
+    expectSeedMapped(r, 0x1_0000, 'iommufd');
+    expect(r.iommuReason).toBe('iommufd (auto: VFIO cdev and /dev/iommu present)');
+    expectNoMmioDma(r);
+    const cli = r.cli as { inspect: { exit: number; output: string } };
+    expect(cli.inspect.exit).toBe(0);
+    expect(cli.inspect.output).toContain('IOMMU: iommufd (auto: VFIO cdev and /dev/iommu present)');
   });
 });

@@ -4,9 +4,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { EmuTimeoutError, keepLog, runQemu } from './harness.js';
+import { runConsole, type ConsoleOutcome } from './console-runner.js';
+import { parseGuestResult, type GuestOutcome, type GuestSuccess } from './guest-contract.js';
+import { KEEP_LOGS, KEEP_OVERLAYS, keepNewest } from './retention.js';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
 
@@ -18,6 +19,10 @@ export interface Artefacts {
   SHIM_ARM64: string;
   KOFFI_ARM64: string;
   CACHE: string;
+  /** Linux 6.12 host kernel with iommufd + VFIO cdev (build-kernel-6.12.sh), 64 KiB pages. */
+  KERNEL_612_64K?: string;
+  /** newc archive with /usr/bin/node-floor: the Node version package.json's engines names as the floor. */
+  NODE_FLOOR_CPIO?: string;
 }
 
 /** Runs prepare.sh (cached) and parses its KEY=VALUE output. */
@@ -30,9 +35,15 @@ export function prepare(): Artefacts {
   return values as unknown as Artefacts;
 }
 
-/** base initramfs + an appended newc archive holding /test (the kernel unpacks concatenated archives in order). */
+/**
+ * base initramfs + an appended newc archive holding /test (the kernel unpacks concatenated archives in order).
+ * Staged under the cache's overlays/, of which only the newest few are kept.
+ */
 export function buildInitrd(a: Artefacts): string {
-  const stage = mkdtempSync(path.join(tmpdir(), 'vfio-bars-overlay-'));
+  const overlays = path.join(a.CACHE, 'overlays');
+  mkdirSync(overlays, { recursive: true });
+  keepNewest(overlays, /^overlay-/, KEEP_OVERLAYS - 1);
+  const stage = mkdtempSync(path.join(overlays, 'overlay-'));
   const lib = path.join(stage, 'test', 'lib');
   mkdirSync(path.join(lib, 'build', 'Release'), { recursive: true });
   cpSync(path.join(REPO, 'dist'), path.join(lib, 'dist'), { recursive: true, filter: (f) => !f.endsWith('.map') && !f.endsWith('.d.ts') });
@@ -41,18 +52,13 @@ export function buildInitrd(a: Artefacts): string {
   cpSync(a.SHIM_ARM64, path.join(lib, 'build', 'Release', 'vfio_bars.node'));
   for (const dep of runtimeDependencies()) cpSync(path.join(REPO, 'node_modules', dep), path.join(lib, 'node_modules', dep), { recursive: true });
   cpSync(a.KOFFI_ARM64, path.join(lib, 'node_modules', '@koromix', 'koffi-linux-arm64'), { recursive: true });
-  for (const file of ['guest-test.mjs', 'run.sh']) cpSync(path.join(import.meta.dirname, 'guest', file), path.join(stage, 'test', file));
+  for (const file of ['guest-test.mjs', 'cdev-probe.mjs', 'run.sh']) cpSync(path.join(import.meta.dirname, 'guest', file), path.join(stage, 'test', file));
   const overlay = path.join(stage, 'overlay.cpio');
   execFileSync('sh', ['-c', 'find test | sort | cpio -o -H newc --quiet -R 0:0 > overlay.cpio'], { cwd: stage });
   const initrd = path.join(stage, 'initrd.cpio');
   writeFileSync(initrd, Buffer.concat([readFileSync(a.BASE_INITRAMFS), readFileSync(overlay)]));
   rmSync(path.join(stage, 'test'), { recursive: true });
   return initrd;
-}
-
-/** Removes the staging folder of an initramfs made by {@link buildInitrd} (they would pile up in /tmp). */
-export function disposeInitrd(initrd: string): void {
-  rmSync(path.dirname(initrd), { recursive: true, force: true });
 }
 
 /** The production dependency tree (as npm resolved it), minus koffi's x64 binary package. */
@@ -66,6 +72,12 @@ export interface Scenario {
   name: string;
   pages: '4K' | '16K' | '64K';
   iommu: 'smmu' | 'noiommu';
+  /** Host kernel: Debian's 6.1 (default) or 6.12 with iommufd + VFIO cdev (64 KiB pages only). */
+  kernel?: '6.1' | '6.12';
+  /** The `iommu` option the guest passes to VfioDevice.open (default 'auto'). */
+  iommuMode?: 'auto' | 'iommufd' | 'type1' | 'noiommu';
+  /** Run the guest test on the engines floor Node (NODE_FLOOR_CPIO) instead of the base initramfs's Node 22. */
+  node?: 'floor';
   /**
    * Add a virtio-net NIC (QEMU's default NIC model, without its option ROM, which Debian ships in a
    * separate package): its 16 KiB BAR shifts the NVMe BAR0 off a 64 KiB boundary.
@@ -77,31 +89,52 @@ export interface Scenario {
 }
 
 export interface GuestRun {
-  result: GuestResult;
+  result: GuestOutcome;
   log: string;
   logPath: string;
   seconds: number;
 }
 
-export type GuestResult = Record<string, unknown> & {
-  ok: boolean;
-  pageSize: number;
-  iommu: string;
-  bar0: { size: string; flags: number; caps: string[] };
-  steps: { name: string; error?: { code: string }; isKvmError?: boolean; registered?: string; skipped?: string }[];
-  plan: { guestSize: string; mappings: { size: string; gpa: string; reason: string }[]; trapped: { offset: string; size: string; kind: string; fileOffset?: string; cause: string; reason: string }[]; msix?: { table?: string; pba?: string; relocated: boolean }; warnings: { bar: number; code: string; message: string }[] };
-  host: { cap: string; vs: string };
-  guest: { cap: { value?: string; mmio?: string }; vs: { value?: string; mmio?: string }; msixTable?: { value?: string; mmio?: string } };
-  move: { state: string; cap: { value?: string; mmio?: string }; old: { value?: string; mmio?: string } };
-  afterUnmap: { slots: number; mappedBars: number; deviceMappings: number; read: { value?: string; mmio?: string } };
-  error?: { message: string; stack?: string };
-};
+/** A guest run that succeeded, as the host↔guest contract (guest-contract.ts) types it. */
+export type GuestResult = GuestSuccess;
+
+/** Fails a guest run that went silent or ran too long; the log is kept at `logPath`. */
+export class GuestTimeoutError extends Error {
+  constructor(readonly scenario: string, detail: string, readonly logPath: string) {
+    super(`${scenario}: guest ${detail}; log kept at ${logPath}`);
+    this.name = 'GuestTimeoutError';
+  }
+}
+
+function kernelFor(a: Artefacts, s: Scenario): string {
+  if (s.kernel !== '6.12') return { '4K': a.KERNEL_4K, '16K': a.KERNEL_16K, '64K': a.KERNEL_64K }[s.pages];
+  if (s.pages !== '64K' || !a.KERNEL_612_64K) throw new Error(`${s.name}: no 6.12 kernel for ${s.pages} pages (prepare.sh builds 64K)`);
+  return a.KERNEL_612_64K;
+}
+
+/** The scenario's initrd: `initrd`, plus the engines-floor Node archive appended when the scenario asks for it. */
+function initrdFor(a: Artefacts, initrd: string, s: Scenario): string {
+  if (s.node !== 'floor') return initrd;
+  if (!a.NODE_FLOOR_CPIO) throw new Error(`${s.name}: prepare.sh produced no NODE_FLOOR_CPIO`);
+  const floor = initrd.replace(/\.cpio$/, '-node-floor.cpio');
+  if (!existsSync(floor)) writeFileSync(floor, Buffer.concat([readFileSync(initrd), readFileSync(a.NODE_FLOOR_CPIO)]));
+  return floor;
+}
+
+function guestCmdlineFlags(s: Scenario): string[] {
+  return [...(s.iommuMode ? [`vfiobars.iommu=${s.iommuMode}`] : []), ...(s.node === 'floor' ? ['vfiobars.node=floor'] : [])];
+}
+
+/** Silence longer than this fails the run: boot prints within seconds, and the guest test logs each step. */
+const SILENCE_MS = 120_000;
 
 export async function bootScenario(a: Artefacts, initrd: string, s: Scenario, timeoutMs = 240_000): Promise<GuestRun> {
-  const kernel = { '4K': a.KERNEL_4K, '16K': a.KERNEL_16K, '64K': a.KERNEL_64K }[s.pages];
-  const disk = path.join(a.CACHE, 'nvme-disk.img');
+  const kernel = kernelFor(a, s);
+  initrd = initrdFor(a, initrd, s);
+  // One disk per overlay (per test run): QEMU write-locks its image, and runs may overlap on a shared cache.
+  const disk = path.join(path.dirname(initrd), 'nvme-disk.img');
   if (!existsSync(disk)) writeFileSync(disk, Buffer.alloc(1 << 20));
-  const append = ['console=ttyAMA0', 'panic=-1', `vfiobars.scenario=${s.name}`, ...(s.iommu === 'noiommu' ? ['vfio.enable_unsafe_noiommu_mode=1'] : [])].join(' ');
+  const append = ['console=ttyAMA0', 'panic=-1', `vfiobars.scenario=${s.name}`, ...(s.iommu === 'noiommu' ? ['vfio.enable_unsafe_noiommu_mode=1'] : []), ...guestCmdlineFlags(s)].join(' ');
   const args = [
     '-M', `virt,virtualization=on,gic-version=3${s.iommu === 'smmu' ? ',iommu=smmuv3' : ''}`,
     '-cpu', 'max,pauth-impdef=on', '-accel', 'tcg,thread=multi', '-smp', '2', '-m', '2G',
@@ -111,12 +144,27 @@ export async function bootScenario(a: Artefacts, initrd: string, s: Scenario, ti
     ...(s.e1000e ? ['-device', 'e1000e,romfile='] : []),
   ];
   const started = Date.now();
-  const { log, timedOut } = await runQemu(args, timeoutMs);
+  const outcome = await runConsole('qemu-system-aarch64', args, { totalMs: timeoutMs, silenceMs: Math.min(SILENCE_MS, timeoutMs) });
   const seconds = (Date.now() - started) / 1000;
-  const logPath = keepLog(a.CACHE, s.name, `qemu-system-aarch64 ${args.join(' ')}\n\n${log}`);
-  const tail = log.split('\n').slice(-40).join('\n');
-  if (timedOut) throw new EmuTimeoutError(timeoutMs / 1000, logPath, tail);
-  const line = log.split('\n').find((l) => l.startsWith('VFIOBARS-RESULT '));
-  if (!line) throw new Error(`guest printed no result (log kept at ${logPath}):\n${tail}`);
-  return { result: JSON.parse(line.slice('VFIOBARS-RESULT '.length).trim()) as GuestResult, log, logPath, seconds };
+  const { result, logPath } = recordRun(path.join(a.CACHE, 'logs'), s.name, `qemu-system-aarch64 ${args.join(' ')}`, outcome);
+  return { result, log: outcome.console, logPath, seconds };
+}
+
+/**
+ * Keeps the run's console as `<logs>/<name>-<time>.log` (the newest KEEP_LOGS logs stay), then fails a
+ * timed-out run with GuestTimeoutError or parses the result line against the host↔guest contract.
+ * @throws GuestTimeoutError, or an Error naming the log when the result line breaks the contract.
+ */
+export function recordRun(logs: string, name: string, header: string, outcome: ConsoleOutcome): { result: GuestOutcome; logPath: string } {
+  const log = outcome.console;
+  const logPath = path.join(logs, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
+  mkdirSync(logs, { recursive: true });
+  writeFileSync(logPath, `${header}\n\n${log}`);
+  keepNewest(logs, /\.log$/, KEEP_LOGS);
+  if (outcome.kind === 'timed-out') throw new GuestTimeoutError(name, outcome.message, logPath);
+  try {
+    return { result: parseGuestResult(log), logPath };
+  } catch (error) {
+    throw new Error(`${name}: ${(error as Error).message} (log kept at ${logPath}):\n${log.split('\n').slice(-40).join('\n')}`, { cause: error });
+  }
 }

@@ -13,6 +13,8 @@ export interface HostileReplies {
   capOffset?: number;
   /** vfio_irq_info.count of every irq reply. */
   irqCount?: number;
+  /** nr_areas of a SPARSE_MMAP capability when it comes first in a region's chain. */
+  nrAreas?: number;
 }
 
 const CAPS = 8;
@@ -22,7 +24,12 @@ export function hostileDeviceInfo(buffer: Buffer, hostile: HostileReplies | unde
   if (hostile?.numIrqs !== undefined) buffer.writeUInt32LE(hostile.numIrqs, 12);
 }
 
+const SPARSE_MMAP = 1;
+
 export function hostileRegionInfo(buffer: Buffer, hostile: HostileReplies | undefined): void {
+  const capOffset = buffer.readUInt32LE(12);
+  const sparseFirst = capOffset !== 0 && capOffset + 12 <= buffer.length && buffer.readUInt16LE(capOffset) === SPARSE_MMAP;
+  if (hostile?.nrAreas !== undefined && sparseFirst) buffer.writeUInt32LE(hostile.nrAreas, capOffset + 8);
   if (hostile?.regionArgsz === undefined && hostile?.capOffset === undefined) return;
   buffer.writeUInt32LE(buffer.readUInt32LE(4) | CAPS, 4);
   if (hostile.regionArgsz !== undefined) buffer.writeUInt32LE(hostile.regionArgsz, 0);

@@ -12,6 +12,7 @@ import {
   writeRegionInfo, type IoctlName, type KvmUserspaceMemoryRegion,
 } from '../../src/uapi/index.js';
 import type { DeviceDescription, RegionCapability, RegionDescription } from '../../src/vfio/description.js';
+import { EBADFD, bindArgumentsInvalid, cdevNotBound, deviceFeature, touchesPfnmap } from './iommufd-rules.js';
 import {
   GroupOpens, deviceOfGroup, detachGroup, setContainer, setIommu, topologyNodes, type ContainerFile, type FakeGroup, type GroupFile,
 } from './fake-vfio-groups.js';
@@ -28,7 +29,7 @@ type FdKind =
   | { kind: 'vcpu' }
   | ContainerFile
   | GroupFile
-  | { kind: 'device'; bound?: boolean; bdf?: string; kvmAtBind?: boolean }
+  | { kind: 'device'; bound?: boolean; bdf?: string; kvmAtBind?: boolean; cdev?: boolean }
   | KvmDeviceFile
   | { kind: 'iommufd'; ioas: Map<number, Map<bigint, bigint>> }
   | { kind: 'memfd'; size: bigint }
@@ -45,6 +46,8 @@ export interface FakeKernelOptions {
   nrMemslots?: number;
   /** Prefix of the device nodes (matches VfioOpenOptions.devRoot). Default `/dev`. */
   devRoot?: string;
+  /** The kernel can export BARs as dma-buf (VFIO_DEVICE_FEATURE_DMA_BUF, Linux 6.19+). Default false (6.12). */
+  dmaBufExport?: boolean;
   /** IOMMU groups and their devices (fake-vfio-groups.ts); default: `group` holding `device` (cdev vfio0). */
   groups?: readonly FakeGroup[];
   /** KVM built with its VFIO pseudo-device (default true). */
@@ -70,7 +73,8 @@ export class FakeKernel implements Syscalls {
   readonly #config: Buffer;
   readonly #files: Map<string, () => FdKind>;
   readonly #fds = new Map<number, FdKind>();
-  readonly #mappings = new Map<bigint, { length: bigint; view: ArrayBuffer }>();
+  readonly #mappings = new Map<bigint, { length: bigint; view: ArrayBuffer; pfnmap: boolean }>();
+  readonly #dmaBufExport: boolean;
   readonly #nrMemslots: number;
   readonly #groups: Map<string, FakeGroup>;
   readonly #groupOpens = new GroupOpens();
@@ -86,6 +90,7 @@ export class FakeKernel implements Syscalls {
     this.#device = options.device;
     this.#config = options.config ?? Buffer.alloc(4096);
     this.#nrMemslots = options.nrMemslots ?? 509;
+    this.#dmaBufExport = options.dmaBufExport ?? false;
     this.irq = new FakeIrq(options.device?.irqs);
     this.regions = new FakeRegions(options.device, this.#config);
     const group = options.group ?? '7';
@@ -100,7 +105,7 @@ export class FakeKernel implements Syscalls {
       [`${dev}/vfio/vfio`, () => ({ kind: 'container', dma: new Map() })],
       ...[...topology.groups.keys()].map((node): [string, () => FdKind] => [node, () => ({ kind: 'group', node })]),
       // The cdev path (Linux 6.6+): the device nodes themselves, and iommufd.
-      ...[...topology.cdevs].map(([node, bdf]): [string, () => FdKind] => [node, () => ({ kind: 'device', bdf })]),
+      ...[...topology.cdevs].map(([node, bdf]): [string, () => FdKind] => [node, () => ({ kind: 'device', bdf, cdev: true })]),
       [`${dev}/iommu`, () => ({ kind: 'iommufd', ioas: new Map() })],
     ]);
   }
@@ -185,6 +190,7 @@ export class FakeKernel implements Syscalls {
     const fail = (errno: number): never => this.#fail(errno, { syscall: 'ioctl', ioctl: request, fd });
     const buffer = typeof arg === 'number' ? Buffer.alloc(0) : arg;
     const value = typeof arg === 'number' ? arg : 0;
+    if (file.kind === 'device' && cdevNotBound(file, request)) return fail(E.EINVAL);
     switch (`${file.kind}:${request}`) {
       case 'kvm:KVM_GET_API_VERSION': return KVM_API_VERSION;
       case 'kvm:KVM_CREATE_VM': return this.#newFd({ kind: 'vm', slots: new Map() });
@@ -219,8 +225,10 @@ export class FakeKernel implements Syscalls {
         return file.kind === 'kvm-device' ? setKvmVfioAttr(file, buffer, this.#kvmVfioHost(), fail) : fail(E.EINVAL);
       case 'device:VFIO_DEVICE_BIND_IOMMUFD': {
         const target = this.#fds.get(buffer.readInt32LE(8));
-        if (file.kind !== 'device' || file.bound) return fail(E.EINVAL); // a second bind is EINVAL
-        if (target?.kind !== 'iommufd') return fail(E.EBADF);
+        if (bindArgumentsInvalid(buffer)) return fail(E.EINVAL);
+        if (file.kind !== 'device' || !file.cdev || file.bound) return fail(E.EINVAL); // group fds and a second bind: EINVAL
+        if (target === undefined) return fail(E.EBADF);
+        if (target.kind !== 'iommufd') return fail(EBADFD); // iommufd_ctx_from_fd: an fd, but not an iommufd
         file.bound = true;
         file.kvmAtBind = this.#kvmHeld.has(file); // KVM must know the device before the bind (drivers read kvm at open)
         buffer.writeUInt32LE(1, 12); // out_devid
@@ -240,6 +248,10 @@ export class FakeKernel implements Syscalls {
       case 'iommufd:IOMMU_IOAS_MAP':
       case 'iommufd:IOMMU_IOAS_UNMAP':
         return this.#ioas(file, request, buffer, fail);
+      case 'device:VFIO_DEVICE_FEATURE': {
+        const errno = deviceFeature(buffer, this.#dmaBufExport);
+        return errno === 0 ? 0 : fail(errno);
+      }
       case 'device:VFIO_DEVICE_GET_INFO':
         this.#deviceInfo(buffer, fail);
         hostileDeviceInfo(buffer, this.#hostile);
@@ -265,6 +277,7 @@ export class FakeKernel implements Syscalls {
     this.#enter('pread', `${fd}@${offset.toString(16)}`, { syscall: 'pread', fd });
     const file = this.#fds.get(fd);
     if (file?.kind !== 'device') return this.#fail(E.EBADF, { syscall: 'pread', fd });
+    if (cdevNotBound(file, 'pread')) return this.#fail(E.EINVAL, { syscall: 'pread', fd });
     return this.regions.read(buffer, offset, (errno) => this.#fail(errno, { syscall: 'pread', fd }));
   }
 
@@ -282,6 +295,7 @@ export class FakeKernel implements Syscalls {
     const file = this.#fds.get(fd);
     if (!file) return fail(E.EBADF);
     if (length === 0n || offset % this.#pageSize !== 0n) return fail(E.EINVAL);
+    if (file.kind === 'device' && cdevNotBound(file, 'mmap')) return fail(E.EINVAL);
     if (file.kind === 'device') this.#checkDeviceMmap(offset, length, prot, options, fail);
     else if (file.kind === 'memfd' && offset + length > file.size) return fail(E.EINVAL);
     else if (file.kind !== 'memfd' && file.kind !== 'vcpu') return fail(E.ENODEV);
@@ -290,7 +304,7 @@ export class FakeKernel implements Syscalls {
     const address = roundUp(this.#nextAddress - alignOffset, align) + alignOffset;
     this.#nextAddress = address + roundUp(length, this.#pageSize) + this.#pageSize; // guard page between mappings
     const view = new ArrayBuffer(Number(length < 1n << 24n ? length : 0n));
-    this.#mappings.set(address, { length, view });
+    this.#mappings.set(address, { length, view, pfnmap: file.kind === 'device' });
     return { address, length, view };
   }
 
@@ -462,6 +476,7 @@ export class FakeKernel implements Syscalls {
       const map = decodeIoasMap(buffer);
       const maps = file.ioas.get(map.ioasId);
       if (!maps) return fail(E.ENOENT);
+      if (touchesPfnmap(this.#mappings, map.userVa, map.length)) return fail(E.EFAULT);
       for (const [iova, size] of maps) if (map.iova < iova + size && iova < map.iova + map.length) return fail(E.EEXIST);
       maps.set(map.iova, map.length);
       return 0;

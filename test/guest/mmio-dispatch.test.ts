@@ -61,6 +61,9 @@ describe('MmioDispatcher', () => {
     // The directly mapped half only exits when KVM has no slot (decode just re-enabled, a move racing): device bytes.
     expect(read(dispatcher, GPA + 0x8n, 4)).toEqual({ ours: true, bytes: [8, 9, 10, 11].map(pattern) });
     expect(read(dispatcher, GPA + 0x2_0000n, 4).ours).toBe(false);
+    expect(() => dispatcher.handleMmio(GPA, new Uint8Array(0), false)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
+    expect(() => dispatcher.handleMmio(GPA, new Uint8Array(16), false)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
+    expect(() => dispatcher.handleMmio(Number(GPA) as unknown as bigint, new Uint8Array(4), false)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
     expect(read(dispatcher, GPA - 1n, 1).ours).toBe(false);
 
     host.move(0, 0x90_0000_0000n);
@@ -84,6 +87,11 @@ describe('MmioDispatcher', () => {
     // An 8-byte read straddling the table's end: 4 bytes from the table, 4 from the device.
     expect(read(dispatcher, GPA + 0x240cn, 8).bytes).toEqual([0xaa, 0xaa, 0xaa, 0xaa, ...[0x2410, 0x2411, 0x2412, 0x2413].map(pattern)]);
     expect(msix.calls).toEqual(['table-read 400+8', 'table-read 40c+4']);
+    // A failing or short device access is a typed error naming the device and region.
+    kernel.failWhen((c) => c.name === 'pread', 5 /* EIO */, true);
+    expect(() => read(dispatcher, GPA + 0x2410n, 4)).toThrow(expect.objectContaining({ code: 'EIO', region: 0, bdf: qemuNvme.bdf }));
+    kernel.failWhen((c) => c.name === 'pwrite', 19 /* ENODEV */, true);
+    expect(() => dispatcher.handleMmio(GPA + 0x2410n, new Uint8Array(4), true)).toThrow(expect.objectContaining({ code: 'ENODEV', region: 0 }));
   });
 
   it('a BAR at an unaligned address (mappings suspended) is device memory at the mappings\' file offsets', () => {
@@ -105,7 +113,7 @@ describe('dispatch over random devices', () => {
         fc.property(deviceArb, fc.constantFrom('relocate' as const, 'hole' as const), fc.boolean(), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 8, maxLength: 8 }), (device, msix, unaligned, samples) => {
           const addresses: Record<number, bigint> = {};
           const relative = planBarMappings(device, { pageSize, msix });
-          relative.bars.forEach((b, i) => { addresses[b.index] = (BigInt(i + 1) << 36n) + (unaligned ? 0x800n : 0n); });
+          relative.bars.forEach((b, i) => { addresses[b.index] = (BigInt(i + 1) << 28n) + (unaligned ? 0x800n : 0n); }); // below 4 GiB for 32-bit BARs
           const plan = planBarMappings(device, { pageSize, msix, barAddresses: addresses });
           const { dispatcher, msix: recorder, kernel } = setup(device, plan);
           for (const bar of plan.bars) {

@@ -137,6 +137,9 @@ describe('MSI-X through VFIO_DEVICE_SET_IRQS, GSI routes and irqfds (fake kernel
     device.close();
     expect(kernel.irq.live()).toMatchObject({ eventfds: 0, irqfds: 0, msixEnabled: 0 });
     expect(kernel.irq.msixOf(handle.fd)).toBeUndefined();
+    expect(() => guest.control(true, false)).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+    expect(() => device.handleMmio(TABLE, new Uint8Array(4), false)).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+    device.close(); // idempotent
   });
 
   it('arm64 ITS: routes carry the requester id as devid (KVM_MSI_VALID_DEVID)', () => {
@@ -186,8 +189,12 @@ describe('MSI-X through VFIO_DEVICE_SET_IRQS, GSI routes and irqfds (fake kernel
     kernel.ioctl(vm.fd, 'KVM_CREATE_IRQCHIP');
     router.setRoute(100, { gsi: 100, type: 'msi', addressLo: MSI_ADDRESS, addressHi: 0, data: 1 });
     expect(() => router.setRoute(99, undefined)).toThrow(expect.objectContaining({ code: 'GSI_NOT_ALLOCATED' }));
+    router.setVmmRoutes([{ gsi: 5, type: 'irqchip', irqchip: 2, pin: 5 }]); // the VMM's own routes change at run time
+    expect(kernel.irq.routesOf(vm.fd).map((r) => r.gsi)).toEqual([5, 100]);
+    expect(() => router.setVmmRoutes([{ gsi: 105, type: 'irqchip', irqchip: 2, pin: 5 }])).toThrow(expect.objectContaining({ code: 'BAD_GSI_RANGE' }));
     router.release(a);
-    expect(kernel.irq.routesOf(vm.fd)).toEqual([]);
+    expect(kernel.irq.routesOf(vm.fd).map((r) => r.gsi)).toEqual([5]);
+    router.setVmmRoutes([]);
     expect(router.allocate(3).first).toBe(100);
   });
 });

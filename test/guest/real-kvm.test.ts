@@ -10,6 +10,7 @@ import { setupX86 } from '../../src/kvm/probe-x86.js';
 import { BarMapper } from '../../src/map/index.js';
 import { planBarMappings } from '../../src/plan/index.js';
 import { PROT, type HostMapping } from '../../src/sys/syscalls.js';
+import { X86_REGS, X86_SREGS } from '../../src/uapi/index.js';
 import type { MsixStrategy } from '../../src/plan/types.js';
 import { describeKvm } from '../helpers/kvm-required.js';
 import { MemfdMsixDevice } from './memfd-msix-device.js';
@@ -17,9 +18,9 @@ import { MemfdMsixDevice } from './memfd-msix-device.js';
 const BAR = 0x4000_0000n;
 const CODE = 0x7ff0_0000n;
 
-/** What BarMapper offers today, as the guest view needs it (branch mapper adds plannedBar/setDecode). */
+/** BarMapper is the GuestBarHost (plannedBar, move, setDecode): the type check is the point. */
 function hostOf(mapper: BarMapper): GuestBarHost {
-  return { plannedBar: (i) => mapper.bars.get(i)?.planned, move: (i, gpa) => mapper.move(i, gpa), setDecode: () => undefined };
+  return mapper;
 }
 
 /** x86 32-bit code builders. */
@@ -174,4 +175,76 @@ describeKvm('PassthroughDevice on the real /dev/kvm', () => {
     guestView.close();
     mapper.unmapAll();
   });
+
+  it('the MSI arrives in the guest: device eventfd → KVM irqfd → MSI route → LAPIC → the vCPU runs its handler', () => {
+    using device = new MemfdMsixDevice();
+    using guest = guestVm(device, (vm) => vm.syscalls.ioctl(vm.fd, 'KVM_CREATE_IRQCHIP'));
+    const mapper = new BarMapper(device, guest.vm);
+    mapper.map(planBarMappings(device.describe(), { pageSize: 0x1000, barAddresses: { 0: BAR } }));
+    const router = new GsiRouter(guest.vm, { grant: { first: 64, count: 128 }, vmmRoutes: x86DefaultIrqchipRoutes() });
+    using guestView = new PassthroughDevice(device, hostOf(mapper), guest.vm, { interrupts: { mode: 'irqfd', router } });
+    const VECTOR = 0x41;
+    // The driver's side, as a guest kernel would do it: program entry 3, unmask, enable MSI-X.
+    const entry = Buffer.alloc(16);
+    entry.writeUInt32LE(0xfee0_0000, 0); // LAPIC, destination APIC id 0, physical
+    entry.writeUInt32LE(VECTOR, 8); // fixed delivery, edge
+    for (let at = 0; at < 16; at += 4) guestView.handleMmio(BAR + 0x4000n + 3n * 16n + BigInt(at), entry.subarray(at, at + 4), true);
+    guestView.configWrite(0x42, 2, 0x8000);
+
+    interruptProgram(guest, VECTOR);
+    const first = guest.vcpu.run();
+    expect(first).toMatchObject({ kind: 'io', port: 0x12 }); // APIC enabled, about to sti
+    device.raise(3); // what vfio-pci's interrupt handler does: eventfd_signal
+    const second = guest.vcpu.run();
+    expect(second).toMatchObject({ kind: 'io', port: 0x11 }); // the handler for vector 0x41 ran (0x14 would be a timeout)
+    guestView.close();
+    mapper.unmapAll();
+  });
 });
+
+/**
+ * 32-bit guest: enable the LAPIC (SVR), report "ready" on port 0x12, sti and spin (port 0x14 on timeout).
+ * The IDT gate for `vector` runs a handler that reports on port 0x11, EOIs and returns.
+ */
+function interruptProgram(guest: Guest, vector: number): void {
+  const LAPIC_SVR = 0xfee0_00f0n;
+  const LAPIC_EOI = 0xfee0_00b0n;
+  const HANDLER = 0x100;
+  const IDT = 0x400;
+  const STACK_TOP = 0x700n;
+  const GDT = 0x700;
+  const outAl = (port: number): number[] => [0xe6, port];
+  const main = [
+    ...x86.store(LAPIC_SVR, 0x1ff), ...outAl(0x12), 0xfb, // sti
+    0xb9, ...u32(0x10_0000), 0x49, 0x75, 0xfd, // mov ecx, N; dec ecx; jnz (a bounded wait: an MSI already in the IRR is taken right after sti)
+    ...outAl(0x14), 0xf4,
+  ];
+  const handler = [...outAl(0x11), ...x86.store(LAPIC_EOI, 0), 0xcf]; // iretd
+  const code = guest.code;
+  code.fill(0);
+  code.set(main, 0);
+  code.set(handler, HANDLER);
+  const view = Buffer.from(code.buffer, code.byteOffset, code.byteLength);
+  view.writeBigUInt64LE(0x00cf_9b00_0000_ffffn, GDT + 8); // 0x08: flat 32-bit code
+  view.writeBigUInt64LE(0x00cf_9300_0000_ffffn, GDT + 16); // 0x10: flat data
+  const gate = IDT + vector * 8;
+  const target = Number(CODE) + HANDLER;
+  view.writeUInt16LE(target & 0xffff, gate);
+  view.writeUInt16LE(0x08, gate + 2);
+  view.writeUInt8(0x8e, gate + 5); // present, 32-bit interrupt gate
+  view.writeUInt16LE(target >>> 16, gate + 6);
+
+  const sys = guest.vm.syscalls;
+  setupX86(sys, guest.vcpu.fd, CODE);
+  const sregs = Buffer.alloc(X86_SREGS.size);
+  sys.ioctl(guest.vcpu.fd, 'KVM_GET_SREGS', sregs);
+  sregs.writeBigUInt64LE(CODE + BigInt(GDT), X86_SREGS.gdt);
+  sregs.writeUInt16LE(3 * 8 - 1, X86_SREGS.gdt + 8);
+  sregs.writeBigUInt64LE(CODE + BigInt(IDT), X86_SREGS.idt);
+  sregs.writeUInt16LE(vector * 8 + 7, X86_SREGS.idt + 8);
+  sys.ioctl(guest.vcpu.fd, 'KVM_SET_SREGS', sregs);
+  const regs = Buffer.alloc(X86_REGS.size);
+  sys.ioctl(guest.vcpu.fd, 'KVM_GET_REGS', regs);
+  regs.writeBigUInt64LE(CODE + STACK_TOP, X86_REGS.rsp);
+  sys.ioctl(guest.vcpu.fd, 'KVM_SET_REGS', regs);
+}

@@ -127,6 +127,49 @@ describe('KvmVm.adopt with a grant overlapping the VMM slots (fake kernel)', () 
   });
 });
 
+describe('KvmVm.adopt: the grant probe under fault injection (fake kernel)', () => {
+  /** adopt, add two slots (probing both ids), move one, close: the VMM's slot 0 is the only thing left. */
+  const handles: KvmVm[] = [];
+  const lifecycle = (kernel: FakeKernel, vmFd: number, hva: bigint): void => {
+    const vm = KvmVm.adopt(vmFd, { syscalls: kernel, slots: { first: 1, count: 2 } });
+    handles.push(vm);
+    try {
+      const a = vm.addSlot({ guestPhysAddr: BAR_GPA, memorySize: 0x1000n, userspaceAddr: hva });
+      vm.addSlot({ guestPhysAddr: 2n * BAR_GPA, memorySize: 0x1000n, userspaceAddr: hva });
+      vm.moveSlot(a, 3n * BAR_GPA);
+    } finally {
+      vm.close();
+    }
+  };
+  const setup = () => {
+    const kernel = new FakeKernel();
+    const v = vmm(kernel);
+    return { kernel, v, baseline: kernel.live() };
+  };
+
+  it('every syscall failing in turn: a typed error, the VMM slot intact, nothing of ours left', () => {
+    const reference = setup();
+    const first = reference.kernel.calls.length;
+    lifecycle(reference.kernel, reference.v.vmFd, reference.v.ram.address);
+    const calls = reference.kernel.calls.slice(first);
+    expect(calls.map((c) => c.name)).toContain('memfd_create');
+    // close(2) releases the fd on Linux even when it reports an error (the library never retries it),
+    // while the fake keeps a failed fd open: close faults say nothing about leaks here.
+    for (const call of calls.filter((c) => c.name !== 'close')) {
+      const { kernel, v, baseline } = setup();
+      kernel.failAt(call.index, 4 /* EINTR */);
+      const error = captureError(() => lifecycle(kernel, v.vmFd, v.ram.address));
+      expect(error, `call ${call.index} ${call.name}`).toMatchObject({ code: 'EINTR' });
+      // A refused delete keeps the handle open with the slot recorded: closing again gives it back.
+      kernel.clearFaults();
+      for (const vm of handles.splice(0)) vm.close();
+      expect(kernel.live(), `call ${call.index} ${call.name}`).toEqual(baseline);
+      expect(v.ramSlotIntact()).toBe(true);
+      v.close();
+    }
+  });
+});
+
 describeKvm('KvmVm.adopt with a grant overlapping the VMM slots (real /dev/kvm)', () => {
   it('what KVM does on an id in use: another host address or size is EINVAL and changes nothing; the same ones MOVE it', () => {
     const sys = realSyscalls();

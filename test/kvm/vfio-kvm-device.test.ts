@@ -42,7 +42,7 @@ describe('KvmVfioDevice with VfioDevice.open (fake kernel)', () => {
     const from = kernel.calls.length;
     const device = VfioDevice.open(FN0, { ...options, context, kvm });
     const names = kernel.calls.slice(from).map((c) => c.name);
-    expect(names).toEqual(['open', 'KVM_SET_DEVICE_ATTR', 'VFIO_DEVICE_BIND_IOMMUFD', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT']);
+    expect(names).toEqual(['open', 'KVM_SET_DEVICE_ATTR', 'VFIO_DEVICE_BIND_IOMMUFD', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', 'VFIO_DEVICE_FEATURE']);
     expect(kernel.sawKvmAtBind(device.fd)).toBe(true);
     expect(kernel.live().kvmFiles).toBe(1);
     device.close();

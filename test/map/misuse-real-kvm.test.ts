@@ -4,7 +4,7 @@
  * VM whose grant overlaps the VMM's RAM slot. A memfd stands in for the BAR.
  */
 import { readFileSync } from 'node:fs';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BarMapper, MapError } from '../../src/map/index.js';
 import { GuestMemoryProbe, KvmVm } from '../../src/kvm/index.js';
 import { planBarMappings } from '../../src/plan/index.js';
@@ -21,7 +21,7 @@ const BAR_GPA = 0x4000_0000n;
 const MOVED_GPA = 0x5000_0000n;
 const countMaps = (): number => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('vfio-bars-bar0')).length;
 
-describeKvm('realSyscalls: a mapping ends once', () => {
+describe('realSyscalls: a mapping ends once (no KVM needed)', () => {
   it('a second munmap throws EINVAL and leaves the mapping that now lives at that address alone', () => {
     const fd = sys.memfdCreate('vfio-bars-lifetime', 0);
     try {

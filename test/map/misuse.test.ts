@@ -120,6 +120,7 @@ describe('BarMapper misuse: typed errors, nothing acquired', () => {
       [{ ...w.plan, bars: [{ ...bar0, mappings: [{ ...m0, gpa: (1n << 64n) - 0x1000n }] }] }, 'BAD_PLAN'],
       [{ ...w.plan, bars: [{ ...bar0, mappings: [{ ...m0, gpa: -0x1000n }] }] }, 'BAD_ARGUMENT'],
       [{ ...w.plan, bars: [{ ...bar0, mappings: [{ ...m0, size: 0n }] }] }, 'BAD_PLAN'],
+      [{ ...w.plan, bars: [{ ...bar0, reasons: [() => 0] }] }, 'BAD_PLAN'],
     ];
     for (const [plan, code] of cases) expect(mapperError(() => w.mapper.map(plan as MappingPlan)).code, JSON.stringify(String(plan))).toBe(code);
     expect(w.kernel.live().mmaps).toBe(0);
@@ -142,6 +143,18 @@ describe('BarMapper misuse: typed errors, nothing acquired', () => {
     expect(w.mapper.plannedBar(0)!.guestAddress).toBe(ADDRESSES[0]);
     closeAll(w);
     expect(w.kernel.live()).toEqual(NOTHING);
+  });
+
+  it('the constructor checks device, VM and options: BAD_ARGUMENT, never a raw TypeError', () => {
+    const w = world();
+    const bad: [unknown, unknown, unknown][] = [
+      [undefined, w.vm, {}], [{ fd: 1.5, syscalls: w.kernel }, w.vm, {}], [w.device, undefined, {}], [w.device, { fd: 3 }, {}],
+      [w.device, w.vm, null], [w.device, w.vm, { dmaMap: 'yes' }], [w.device, w.vm, { hugePfnAlign: 1 }], [w.device, w.vm, { logger: { info: () => {} } }],
+    ];
+    for (const [device, vm, options] of bad) {
+      expect(mapperError(() => new BarMapper(device as VfioDevice, vm as KvmVm, options as never)).code).toBe('BAD_ARGUMENT');
+    }
+    closeAll(w);
   });
 
   it('move or setDecode of a BAR that is not mapped is NOT_MAPPED; a double unmap is a no-op', () => {
@@ -356,6 +369,11 @@ describe('BarMapper asks for huge-PFN placement', () => {
     const odd = bar0!.regions.filter((r) => r.mapping.fileOffset % 0x20_0000n !== 0n && r.mapping.size >= 0x20_0000n);
     expect(odd.length).toBeGreaterThan(0);
     for (const r of bar0!.regions.filter((x) => x.mapping.size >= 0x20_0000n)) expect(r.host.address % 0x20_0000n).toBe(r.mapping.fileOffset % 0x20_0000n);
+    expect(mapper.warnings).toEqual([]); // a naturally aligned BAR: GPA, host address and offset all agree
+    mapper.move(0, 0x4010_0000n); // 1 MiB-aligned only: stage 2 cannot use 2 MiB blocks any more
+    const huge = mapper.warnings.filter((w) => w.code === 'HUGE_PFN_GPA_MISMATCH');
+    expect(huge).toHaveLength(2); // both direct mappings of BAR0
+    expect(huge[0]).toMatchObject({ bar: 0 });
   });
 });
 
@@ -379,7 +397,7 @@ describe('BarMapper: random operation sequences (fast-check) leave nothing behin
   );
 
   it('map/move/setDecode/unmap/dispose with injected faults: only typed errors, slots match decode, zero leaks', () => {
-    fc.assert(fc.property(fc.array(opArb, { maxLength: 25 }), fc.constantFrom(0x1000, 0x1_0000), (ops, pageSize) => {
+    fc.assert(fc.property(fc.array(opArb, { maxLength: 25 }), fc.constantFrom(0x1000, 0x4000, 0x1_0000), (ops, pageSize) => {
       const w = world({ pageSize });
       const expectedSlots = (): number => [...w.mapper.bars.values()]
         .reduce((n, b) => n + (b.decode ? b.planned.mappings.length : 0), 0);

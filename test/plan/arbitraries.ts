@@ -65,20 +65,33 @@ function msixLayout(regions: readonly RegionDescription[], c: MsixChoice): MsixD
     const after = tableOffset + tableSize;
     pbaOffset = after + pbaSize <= pbaRegion ? place(after, pbaRegion, pbaSize, c.pbaPos) : place(0n, tableOffset, pbaSize, c.pbaPos);
   }
-  return { capOffset: 0x40, vectors, table: { bir: c.tableBir, offset: tableOffset, size: tableSize }, pba: { bir: c.pbaBir, offset: pbaOffset, size: pbaSize } };
+  const [tableBir, pbaBir] = [regions[c.tableBir]!.index, regions[c.pbaBir]!.index];
+  return { capOffset: 0x40, vectors, table: { bir: tableBir, offset: tableOffset, size: tableSize }, pba: { bir: pbaBir, offset: pbaOffset, size: pbaSize } };
 }
 
+/**
+ * Three memory BARs, each 32- or 64-bit, laid out as real registers: a 64-bit BAR takes two register
+ * slots (its upper half follows it), so BAR indices run 0-2 (all 32-bit) up to 0, 2, 4 (all 64-bit).
+ */
 export const deviceArb: fc.Arbitrary<DeviceDescription> = fc
   .record({
     regions: fc.tuple(regionArb(0), regionArb(1), regionArb(2)),
     is64: fc.tuple(fc.boolean(), fc.boolean(), fc.boolean()),
     msix: fc.option(msixChoiceArb, { nil: undefined }),
   })
-  .map(({ regions, is64, msix }) => ({
-    bdf: '0000:00:01.0', flags: 3, numRegions: 9, numIrqs: 0, regions, irqs: [],
-    bars: regions.map((r) => ({ index: r.index, kind: 'memory' as const, is64Bit: is64[r.index]!, prefetchable: false, address: 0n })),
-    ...(msix && { msix: msixLayout(regions, msix) }),
-  }));
+  .map(({ regions: generated, is64, msix }) => {
+    const bars: DeviceDescription['bars'][number][] = [];
+    const regions = generated.map((region, i) => {
+      const index = bars.length;
+      bars.push({ index, kind: 'memory', is64Bit: is64[i]!, prefetchable: false, address: 0n });
+      if (is64[i]) bars.push({ index: index + 1, kind: 'upper-half', is64Bit: true, prefetchable: false, address: 0n });
+      return { ...region, index, offset: BigInt(index) << 40n };
+    });
+    return {
+      bdf: '0000:00:01.0', flags: 3, numRegions: 9, numIrqs: 0, regions, irqs: [], bars,
+      ...(msix && { msix: msixLayout(regions, msix) }),
+    };
+  });
 
 /** How the BARs get their guest addresses in a scenario. */
 export type Placement = 'unplaced' | 'placed' | 'suspended' | 'moved';

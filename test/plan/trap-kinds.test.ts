@@ -14,8 +14,11 @@ import { deviceArb, PAGE_SIZES, PLACEMENTS, type Placement } from './arbitraries
 
 type Strategy = 'relocate' | 'hole';
 
-/** Naturally aligned addresses, one 2^36 window per BAR (every guest BAR here is far smaller). */
-const aligned = (index: number): bigint => BigInt(index + 1) << 36n;
+/**
+ * Naturally aligned addresses, one 64 MiB window per BAR (every guest BAR here is at most 8 MiB, plus a
+ * skew below 16 MiB), all below 4 GiB so that 32-bit BARs are legal there too.
+ */
+const aligned = (index: number): bigint => BigInt(index + 1) << 26n;
 
 function planFor(device: DeviceDescription, pageSize: bigint, msix: Strategy, placement: Placement, skew: bigint): MappingPlan {
   if (placement === 'unplaced') return planBarMappings(device, { pageSize, msix });

@@ -56,6 +56,8 @@
   V(KVM_GET_VCPU_MMAP_SIZE, KVM_GET_VCPU_MMAP_SIZE) V(KVM_CREATE_VCPU, KVM_CREATE_VCPU) V(KVM_SET_USER_MEMORY_REGION, KVM_SET_USER_MEMORY_REGION) \
   V(KVM_RUN, KVM_RUN) V(KVM_GET_ONE_REG, KVM_GET_ONE_REG) V(KVM_SET_ONE_REG, KVM_SET_ONE_REG) \
   V(KVM_CREATE_DEVICE, KVM_CREATE_DEVICE) V(KVM_SET_DEVICE_ATTR, KVM_SET_DEVICE_ATTR) \
+  SZ(V, vfio_device_feature) V(VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE) V(VFIO_DEVICE_FEATURE_MASK, VFIO_DEVICE_FEATURE_MASK) \
+  V(VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_GET) V(VFIO_DEVICE_FEATURE_SET, VFIO_DEVICE_FEATURE_SET) V(VFIO_DEVICE_FEATURE_PROBE, VFIO_DEVICE_FEATURE_PROBE) \
   SZ(V, kvm_create_device) OFF(V, kvm_create_device, fd) OFF(V, kvm_create_device, flags) \
   SZ(V, kvm_device_attr) OFF(V, kvm_device_attr, group) OFF(V, kvm_device_attr, attr) OFF(V, kvm_device_attr, addr) \
   V(KVM_DEV_TYPE_VFIO, KVM_DEV_TYPE_VFIO) V(KVM_CREATE_DEVICE_TEST, KVM_CREATE_DEVICE_TEST) \
@@ -87,8 +89,8 @@
 
 #if defined(__x86_64__)
 #define ARCH(V) \
-  SZ(V, kvm_regs) OFF(V, kvm_regs, rip) OFF(V, kvm_regs, rflags) SZ(V, kvm_sregs) OFF(V, kvm_sregs, cs) OFF(V, kvm_sregs, ds) OFF(V, kvm_sregs, ss) \
-  OFF(V, kvm_sregs, cr0) OFF(V, kvm_sregs, cr4) OFF(V, kvm_sregs, efer) SZ(V, kvm_segment) OFF(V, kvm_segment, limit) OFF(V, kvm_segment, selector) \
+  SZ(V, kvm_regs) OFF(V, kvm_regs, rsp) OFF(V, kvm_regs, rip) OFF(V, kvm_regs, rflags) SZ(V, kvm_sregs) OFF(V, kvm_sregs, cs) OFF(V, kvm_sregs, ds) OFF(V, kvm_sregs, ss) \
+  OFF(V, kvm_sregs, gdt) OFF(V, kvm_sregs, idt) OFF(V, kvm_sregs, cr0) OFF(V, kvm_sregs, cr4) OFF(V, kvm_sregs, efer) SZ(V, kvm_segment) OFF(V, kvm_segment, limit) OFF(V, kvm_segment, selector) \
   OFF(V, kvm_segment, type) OFF(V, kvm_segment, db) OFF(V, kvm_segment, g) \
   V(KVM_GET_REGS, KVM_GET_REGS) V(KVM_SET_REGS, KVM_SET_REGS) V(KVM_GET_SREGS, KVM_GET_SREGS) V(KVM_SET_SREGS, KVM_SET_SREGS)
 #elif defined(__aarch64__)

@@ -12,7 +12,7 @@ import {
   ARM64_CORE_REG, ARM64_PSTATE, IOCTL, KVM_ARM_IRQ, KVM_ARM_VCPU_FEATURE, KVM_DEV_ARM_VGIC, KVM_DEV_TYPE_ARM, KVM_SYSTEM_EVENT,
   KVM_API_VERSION, KVM_CAP, KVM_CREATE_DEVICE_TEST, KVM_DEV_TYPE, KVM_DEV_VFIO, KVM_EXIT, KVM_MEM_FLAGS, KVM_SIZEOF, SIZEOF, VFIO_DMA_MAP_FLAGS, VFIO_EXTENSION,
   KVM_IRQ_CAP, KVM_IRQ_ROUTING_TYPE, KVM_IRQ_SIZEOF, KVM_IRQFD_FLAGS, KVM_MSI_VALID_DEVID, VFIO_IRQ_FLAGS, VFIO_IRQ_SET, VFIO_IRQ_SET_SIZEOF,
-  VFIO_GROUP_FLAGS, VFIO_PCI_IRQ, VFIO_PCI_NUM_REGIONS, VFIO_PCI_REGION, VFIO_REGION_CAP, VFIO_REGION_FLAGS, X86_REGS, X86_SEGMENT, X86_SREGS,
+  SIZEOF_VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_FLAGS, VFIO_GROUP_FLAGS, VFIO_PCI_IRQ, VFIO_PCI_NUM_REGIONS, VFIO_PCI_REGION, VFIO_REGION_CAP, VFIO_REGION_FLAGS, X86_REGS, X86_SEGMENT, X86_SREGS,
 } from '../../src/uapi/index.js';
 
 const PROBE = path.join(import.meta.dirname, 'abi-probe.c');
@@ -132,6 +132,12 @@ const COMMON: Record<string, number | bigint> = {
   KVM_DEV_VFIO_GROUP: KVM_DEV_VFIO.FILE,
   KVM_DEV_VFIO_GROUP_ADD: KVM_DEV_VFIO.FILE_ADD,
   KVM_DEV_VFIO_GROUP_DEL: KVM_DEV_VFIO.FILE_DEL,
+  sizeof_vfio_device_feature: SIZEOF_VFIO_DEVICE_FEATURE,
+  VFIO_DEVICE_FEATURE: IOCTL.VFIO_DEVICE_FEATURE,
+  VFIO_DEVICE_FEATURE_MASK: VFIO_DEVICE_FEATURE_FLAGS.MASK,
+  VFIO_DEVICE_FEATURE_GET: VFIO_DEVICE_FEATURE_FLAGS.GET,
+  VFIO_DEVICE_FEATURE_SET: VFIO_DEVICE_FEATURE_FLAGS.SET,
+  VFIO_DEVICE_FEATURE_PROBE: VFIO_DEVICE_FEATURE_FLAGS.PROBE,
 };
 
 /** The interrupt ABI (src/uapi/vfio-irq.ts, src/uapi/kvm-irq.ts). */
@@ -194,12 +200,15 @@ const X86_64: Record<string, number | bigint> = {
   ...COMMON,
   ...IRQ,
   sizeof_kvm_regs: X86_REGS.size,
+  offsetof_kvm_regs_rsp: X86_REGS.rsp,
   offsetof_kvm_regs_rip: X86_REGS.rip,
   offsetof_kvm_regs_rflags: X86_REGS.rflags,
   sizeof_kvm_sregs: X86_SREGS.size,
   offsetof_kvm_sregs_cs: X86_SREGS.cs,
   offsetof_kvm_sregs_ds: X86_SREGS.ds,
   offsetof_kvm_sregs_ss: X86_SREGS.ss,
+  offsetof_kvm_sregs_gdt: X86_SREGS.gdt,
+  offsetof_kvm_sregs_idt: X86_SREGS.idt,
   offsetof_kvm_sregs_cr0: X86_SREGS.cr0,
   offsetof_kvm_sregs_cr4: X86_SREGS.cr4,
   offsetof_kvm_sregs_efer: X86_SREGS.efer,

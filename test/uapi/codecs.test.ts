@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import {
   IOCTL, decodeDmaMap, decodeRegionInfo, decodeUserspaceMemoryRegion, encodeDmaMap, encodeDmaUnmap, encodeIoasMap, encodeOneReg,
   encodeRegionInfo, encodeUserspaceMemoryRegion, ioc, parseU64, vfioPciRegionOffset, writeRegionInfo,
+  KVM_DEV_TYPE, decodeCreateDevice, decodeDeviceAttr, encodeCreateDevice, encodeDeviceAttr,
 } from '../../src/uapi/index.js';
 
 const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
@@ -79,5 +80,22 @@ describe('interrupt codecs (SET_IRQS, GSI routing, irqfd, MSI)', () => {
     expect(() => u.encodeIrqRouting([{ gsi: 1, type: 'msi', addressLo: 2 ** 32, addressHi: 0, data: 0 }])).toThrow(RangeError);
     expect(u.decodeIrqfd(u.encodeIrqfd({ fd: 12, gsi: 40, flags: u.KVM_IRQFD_FLAGS.DEASSIGN }))).toEqual({ fd: 12, gsi: 40, flags: 1, resamplefd: 0 });
     expect(u.decodeMsi(u.encodeMsi({ addressLo: 0xfee0_0000, addressHi: 0, data: 0x41 }))).toEqual({ addressLo: 0xfee0_0000, addressHi: 0, data: 0x41, flags: 0, devid: 0 });
+  });
+});
+
+describe('KVM device codecs (the VFIO pseudo-device)', () => {
+  it('kvm_device_attr round-trips every u64 attr and addr; kvm_create_device keeps type and flags', () => {
+    fc.assert(fc.property(fc.nat({ max: 0xffff_ffff }), u64, u64, (group, attr, addr) => {
+      const a = { flags: 0, group, attr, addr };
+      expect(decodeDeviceAttr(encodeDeviceAttr(a))).toEqual(a);
+    }));
+    expect(decodeCreateDevice(encodeCreateDevice(KVM_DEV_TYPE.VFIO, 1))).toEqual({ type: 4, fd: 0, flags: 1 });
+  });
+  it('rejects values a u32/u64 field cannot hold instead of wrapping them', () => {
+    expect(() => encodeDeviceAttr({ flags: 0, group: 1, attr: 1n, addr: 1n << 64n })).toThrow(RangeError);
+    expect(() => encodeDeviceAttr({ flags: 0, group: 1, attr: -1n, addr: 0n })).toThrow(RangeError);
+    expect(() => encodeDeviceAttr({ flags: 0, group: 2 ** 32, attr: 1n, addr: 0n })).toThrow(RangeError);
+    expect(() => encodeCreateDevice(-1)).toThrow(RangeError);
+    expect(() => decodeDeviceAttr(Buffer.alloc(23))).toThrow(RangeError);
   });
 });

@@ -50,7 +50,7 @@ describe('VfioDevice', () => {
     using device = VfioDevice.open(BDF, options);
     expect(device.iommuMode).toBe('iommufd');
     // The (private) IOMMU context first: /dev/iommu and its IOAS; then the cdev, bound and attached to that IOAS.
-    expect(kernel.calls.map((c) => c.name)).toEqual(['open', 'IOMMU_IOAS_ALLOC', 'open', 'VFIO_DEVICE_BIND_IOMMUFD', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT']);
+    expect(kernel.calls.map((c) => c.name)).toEqual(['open', 'IOMMU_IOAS_ALLOC', 'open', 'VFIO_DEVICE_BIND_IOMMUFD', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', 'VFIO_DEVICE_FEATURE']);
     expect(device.describe().msix?.vectors).toBe(65);
     device.dma!.mapDma(0x1_0000n, 0x7f00_0000_0000n, 0x1_0000n, 'read-write');
     expect(kernel.live().dmaMaps).toBe(1);
@@ -59,7 +59,7 @@ describe('VfioDevice', () => {
   });
 
   it('every syscall of the iommufd open failing in turn: a typed error and no fd left open', () => {
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 6; i++) {
       const { kernel, options } = setup(false, true);
       kernel.failAt(i, constants.errno.EIO);
       expect(() => VfioDevice.open(BDF, options)).toThrow(expect.objectContaining({ code: 'EIO' }) as Error);

@@ -16,9 +16,19 @@ import { multiSetup } from './multi-fixtures.js';
 
 const BDF = '0000:00:01.0';
 
+/** QEMU's NVMe, but BAR0 reports two sparse mmap areas (around its MSI-X table) as a variant driver would. */
+const sparseNvme = {
+  ...qemuNvme,
+  regions: qemuNvme.regions.map((r) => (r.index !== 0 ? r : {
+    ...r,
+    capabilities: [{ kind: 'sparse-mmap' as const, id: 1 as const, version: 1, areas: [{ offset: 0n, size: 0x2000n }, { offset: 0x3000n, size: 0x1000n }] }],
+  })),
+};
+
 function hostileSetup(hostile: HostileReplies) {
   const roots = fakeSysfs(BDF, '7');
-  const kernel = new FakeKernel({ pageSize: 0x1000, device: qemuNvme, config: qemuNvmeConfigSpace(), devRoot: roots.devRoot, hostile });
+  const device = hostile.nrAreas === undefined ? qemuNvme : sparseNvme;
+  const kernel = new FakeKernel({ pageSize: 0x1000, device, config: qemuNvmeConfigSpace(), devRoot: roots.devRoot, hostile });
   return { kernel, options: { ...roots, syscalls: kernel } };
 }
 
@@ -31,6 +41,7 @@ describe('a kernel answering absurd counts and sizes', () => {
     ['region argsz 0xffffffff', { regionArgsz: 0xffff_ffff }, 'ARGSZ_TOO_LARGE'],
     ['region cap_offset far beyond argsz', { capOffset: 0xffff_fff0 }, 'CAP_OUT_OF_BOUNDS'],
     ['region cap_offset inside the fixed struct', { capOffset: 8 }, 'CAP_OUT_OF_BOUNDS'],
+    ['sparse mmap nr_areas 0xffffffff', { nrAreas: 0xffff_ffff }, 'SPARSE_TOO_MANY_AREAS'],
   ];
   it.each(cases)('%s: a typed error after a bounded number of calls, in bounded time, no fd left', (_name, hostile, code) => {
     const { kernel, options } = hostileSetup(hostile);

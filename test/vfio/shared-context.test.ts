@@ -130,6 +130,9 @@ describe('IommuContext, legacy container', () => {
     expect(captureError(() => VfioDevice.open(FN0, { ...options, context: {} as IommuContext }))).toMatchObject({ code: 'BAD_ARGUMENT' });
     expect(captureError(() => VfioDevice.open(FN0, { ...options, kvm: { addFile: 1 } as never }))).toMatchObject({ code: 'BAD_ARGUMENT' });
     expect(captureError(() => IommuContext.open({ ...options, iommu: 'vfio' as never }))).toMatchObject({ code: 'BAD_ARGUMENT' });
+    expect(captureError(() => VfioDevice.open(FN0, { ...options, iommu: 'vfio' as never }))).toMatchObject({ code: 'BAD_ARGUMENT' });
+    const otherKernel = multiSetup().kernel;
+    expect(captureError(() => VfioDevice.open(FN0, { ...options, context, syscalls: otherKernel }))).toMatchObject({ code: 'BAD_ARGUMENT' });
     expect(kernel.live().fds).toBe(before);
   });
 });

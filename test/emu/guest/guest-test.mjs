@@ -3,8 +3,10 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import {
-  BarMapper, GuestMemoryProbe, KvmError, KvmVm, PROT, VfioDevice, descriptionToJSON, planBarMappings, realSyscalls,
+  BarMapper, GuestMemoryProbe, KvmError, KvmVm, PROT, VfioDevice, cdevOf, descriptionToJSON, planBarMappings, realSyscalls,
 } from './lib/dist/index.js';
+import * as uapi from './lib/dist/uapi/index.js';
+import { probeCdev } from './cdev-probe.mjs';
 
 const hex = (v) => (v === undefined ? undefined : `0x${BigInt(v).toString(16)}`);
 const BAR_GPA = 0x40_0000_0000n;
@@ -34,9 +36,30 @@ function showNaiveRegistration(device, region, sys) {
   }
 }
 
-/** VMAs of the device fd in this process: a mapped BAR shows up as `anon_inode:[vfio-device]` in /proc/self/maps. */
+/** The kernel fact behind mmioDmaUnsupported: IOMMU_IOAS_MAP of a BAR mmap (VM_PFNMAP), raw. */
+function tryBarDmaMap(device, region, sys) {
+  if ((region.flags & 4) === 0) return { skipped: 'region has no MMAP flag' };
+  const page = BigInt(sys.pageSize());
+  const length = (region.size + page - 1n) / page * page;
+  const mapping = sys.mmap(device.fd, region.offset, length, PROT.READ | PROT.WRITE);
+  try {
+    device.dma.mapDma(BAR_GPA, mapping.address, length, 'read-write');
+    device.dma.unmapDma(BAR_GPA, length);
+    return { mapped: hex(length) };
+  } catch (error) {
+    return { error: errorInfo(error) };
+  } finally {
+    sys.munmap(mapping);
+  }
+}
+
+/**
+ * VMAs of the device fd in this process, from /proc/self/maps: a BAR mapped through a group's device fd
+ * shows up as `anon_inode:[vfio-device]`, one mapped through the cdev as `/dev/vfio/devices/vfioN` (6.12).
+ */
 function deviceMappings() {
-  return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.endsWith('anon_inode:[vfio-device]')).length;
+  const isDevice = (l) => l.endsWith('anon_inode:[vfio-device]') || /\/dev\/vfio\/devices\/vfio[0-9]+$/.test(l);
+  return readFileSync('/proc/self/maps', 'utf8').split('\n').filter(isDevice).length;
 }
 
 function preadU64(device, region, offset) {
@@ -51,10 +74,18 @@ function main() {
   result.scenario = /vfiobars\.scenario=(\S+)/.exec(cmdline)?.[1];
   result.pageSize = sys.pageSize();
   result.iommuExpected = cmdline.includes('enable_unsafe_noiommu_mode=1') ? 'noiommu' : 'type1';
+  result.node = process.version;
+  result.kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+  // vfiobars.iommu=auto|iommufd|type1|noiommu: the VfioDevice.open mode under test (default 'auto').
+  const iommu = /vfiobars\.iommu=(\S+)/.exec(cmdline)?.[1] ?? 'auto';
+  result.iommuRequested = iommu;
   const bdf = process.env.BDF;
   if (!bdf) throw new Error('no NVMe device found');
 
-  const device = VfioDevice.open(bdf);
+  // Where the kernel has a VFIO cdev (6.6+), record how it answers the bind protocol's edge cases first.
+  const cdev = cdevOf(bdf);
+  if (cdev) result.cdevProbe = probeCdev(sys, uapi, { cdev, iommu: '/dev/iommu' });
+  const device = VfioDevice.open(bdf, { iommu });
   try {
     runWith(device, sys);
   } finally {
@@ -64,6 +95,8 @@ function main() {
 
 function runWith(device, sys) {
   result.iommu = device.iommuMode;
+  result.iommuReason = device.iommuReason;
+  result.mmioDma = device.dma?.mmioDmaUnsupported;
   const description = device.describe();
   result.description = descriptionToJSON(description);
   const region = description.regions.find((r) => r.index === 0);
@@ -71,6 +104,7 @@ function runWith(device, sys) {
   result.msix = description.msix && { vectors: description.msix.vectors, table: hex(description.msix.table.offset), pba: hex(description.msix.pba.offset), bir: description.msix.table.bir };
 
   step('naive', showNaiveRegistration(device, region, sys));
+  if (device.iommuMode === 'iommufd') step('iommufd-bar-dma', tryBarDmaMap(device, region, sys));
 
   const plan = planBarMappings(description, { pageSize: result.pageSize, barAddresses: { 0: BAR_GPA } });
   const bar = plan.bars.find((b) => b.index === 0);
@@ -94,8 +128,15 @@ function runWith(device, sys) {
 }
 
 function mapAndProbe(device, vm, probe, plan, bar, region) {
-  const mapper = new BarMapper(device, vm, { dmaMap: device.dma !== undefined });
+  // Ask for DMA maps wherever there is an IOMMU: where BARs cannot be DMA-mapped (iommufd without dma-buf
+  // export), the mapper must say so in one warning and map them without DMA.
+  const dmaMap = device.dma !== undefined;
+  const warnings = [];
+  const logger = { debug() {}, info() {}, warn: (m) => warnings.push(m) };
+  const mapper = new BarMapper(device, vm, { dmaMap, logger });
   mapper.map(plan);
+  result.dmaMap = dmaMap;
+  result.mapperWarnings = warnings;
   result.slotsAfterMap = vm.slotCount - 1; // minus the probe's code page
   result.deviceMappingsAfterMap = deviceMappings();
 
@@ -122,13 +163,15 @@ function e1000eFlow(bdf, sys) {
     const description = device.describe();
     const pageSize = sys.pageSize();
     const relative = planBarMappings(description, { pageSize });
-    // Naturally aligned guest addresses, largest BAR first, as a guest's BAR allocator would place them.
+    // Naturally aligned guest addresses, largest BAR first, as a guest's BAR allocator would place them:
+    // 64-bit BARs high, 32-bit BARs (all of e1000e's) below 4 GiB, where the planner requires them.
     const addresses = new Map();
-    let next = 0x60_0000_0000n;
+    const next = { high: 0x60_0000_0000n, low: 0x8000_0000n };
     for (const bar of [...relative.bars].sort((a, b) => (a.guestSize > b.guestSize ? -1 : 1))) {
-      next = ((next + bar.guestSize - 1n) / bar.guestSize) * bar.guestSize;
-      addresses.set(bar.index, next);
-      next += bar.guestSize;
+      const window = bar.is64Bit ? 'high' : 'low';
+      const at = ((next[window] + bar.guestSize - 1n) / bar.guestSize) * bar.guestSize;
+      addresses.set(bar.index, at);
+      next[window] = at + bar.guestSize;
     }
     const plan = planBarMappings(description, { pageSize, barAddresses: addresses });
     const out = {

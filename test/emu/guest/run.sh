@@ -16,4 +16,7 @@ for d in /sys/bus/pci/devices/*; do
 done
 echo "VFIOBARS-LOG nvme at ${BDF:-none}, e1000e at ${E1000E_BDF:-none}; /dev/vfio: $(ls /dev/vfio | tr '\n' ' ')"
 grep -i -E "${BDF:-none}|${E1000E_BDF:-none}" /proc/iomem | sed 's/^/VFIOBARS-LOG iomem /'
-cd /test && BDF=$BDF E1000E_BDF=$E1000E_BDF node /test/guest-test.mjs
+# vfiobars.node=floor runs the guest test on the engines floor (/usr/bin/node-floor, from an appended archive).
+NODE=node
+grep -q 'vfiobars.node=floor' /proc/cmdline && NODE=/usr/bin/node-floor
+cd /test && BDF=$BDF E1000E_BDF=$E1000E_BDF $NODE /test/guest-test.mjs
