@@ -24,12 +24,14 @@ for (const line of readFileSync(file, 'latin1').split('\n')) {
     count(Number(exit[1]) === KVM_EXIT_MMIO ? 'mmioExits' : 'otherExits');
     continue;
   }
-  if (/vfio_region_read/.test(line)) count('trappedReads');
-  else if (/vfio_region_write/.test(line)) count('trappedWrites');
+  // A BAR access QEMU serves itself: through the BAR's mmap when KVM has no slot for it (ram_device) or by
+  // pread/pwrite on the region (vfio_region).
+  if (/memory_region_ram_device_read|vfio_region_read/.test(line)) count('trappedReads');
+  else if (/memory_region_ram_device_write|vfio_region_write/.test(line)) count('trappedWrites');
   else if (/pl011_(read|write)/.test(line)) {
     count('consoleExits');
     const tx = /pl011_write addr 0x0+ value 0x([0-9a-f]+)/.exec(line);
-    if (tx) {
+    if (tx && parseInt(tx[1], 16) !== 0x0d) {
       console = (console + String.fromCharCode(parseInt(tx[1], 16) & 0xff)).slice(-64);
       if (state === 'before' && console.endsWith('BENCH-WINDOW-BEGIN\n')) state = 'inside';
       else if (state === 'inside' && console.endsWith('BENCH-WINDOW-END\n')) state = 'after';

@@ -19,14 +19,14 @@ run_qemu() {
   name=$1; opts=$2
   echo "BENCH-RUN $name start uptime=$(up)"
   # Traced: every KVM exit (kvm_run_exit), the console (pl011_*: it finds the guest's markers) and every
-  # BAR access QEMU forwards to the device (vfio_region_*: the trapped ones).
+  # BAR access QEMU serves itself (memory_region_ram_device_*, vfio_region_*: the trapped ones).
   timeout -s KILL "$BENCH_TIMEOUT" qemu-system-aarch64 -M virt,gic-version=3 -accel kvm -cpu host -smp 1 -m 256M \
     -display none -nodefaults -no-user-config -serial stdio \
     -kernel /test/guest/Image -initrd /test/guest/initrd.cpio -append "$APPEND" \
     -device "vfio-pci,host=$BDF$opts" \
-    -trace kvm_run_exit -trace 'pl011_*' -trace vfio_region_read -trace vfio_region_write -D /tmp/trace-$name.log </dev/null
+    -trace kvm_run_exit -trace 'pl011_*' -trace 'memory_region_ram_device_*' -trace vfio_region_read -trace vfio_region_write -D /tmp/trace-$name.log </dev/null
   echo "BENCH-RUN $name exit rc=$? uptime=$(up)"
-  grep -v -E 'kvm_run_exit|pl011_|vfio_region_(read|write)' /tmp/trace-$name.log | head -n 20 | sed "s/^/BENCH-QEMU-LOG $name /"
+  grep -v -E 'kvm_run_exit|pl011_|memory_region_ram_device|vfio_region_(read|write)' /tmp/trace-$name.log | head -n 20 | sed "s/^/BENCH-QEMU-LOG $name /"
   echo "BENCH-RESULT $(node /test/lib/bench/emu/count-trace.js "$name" /tmp/trace-$name.log)"
   rm -f /tmp/trace-$name.log
 }
