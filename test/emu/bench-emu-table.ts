@@ -19,9 +19,11 @@ export interface BenchRun {
   windowSeen: boolean;
   window: BenchCounts;
   whole: BenchCounts;
-  /** `dd bs=1M count=16 iflag=direct` and `dd bs=4k count=4096 iflag=direct`, seconds as dd measured them in the guest. */
-  dd1mSeconds: number | undefined;
-  dd4kSeconds: number | undefined;
+  /** Rounds of the two reads inside the window (the counts in `window` cover all of them). */
+  rounds: number;
+  /** `dd bs=1M count=16 iflag=direct` and `dd bs=4k count=4096 iflag=direct`: the guest's clock, one value per round. */
+  dd1m: number[];
+  dd4k: number[];
   /** Wall seconds of the nested run inside the emulated host (its uptime at start and exit). */
   runSeconds: number | undefined;
 }
@@ -59,20 +61,31 @@ export function parseBenchLog(log: string): BenchRun[] {
       windowSeen: parsed.windowSeen,
       window: parsed.window,
       whole: parsed.whole,
-      dd1mSeconds: ddSeconds(body, 'BENCH-DD-1M'),
-      dd4kSeconds: ddSeconds(body, 'BENCH-DD-4K'),
+      rounds: rounds(body),
+      dd1m: ddSeconds(body, 'BENCH-DD-1M'),
+      dd4k: ddSeconds(body, 'BENCH-DD-4K'),
       runSeconds: uptime(lines[end]) !== undefined ? uptime(lines[end])! - uptime(lines[start])! : undefined,
     });
   }
   return runs;
 }
 
-/** The guest timed dd itself (`seconds=0.150404`); a dd that reports its time says `copied, 0.150404 seconds`. */
-function ddSeconds(body: string[], marker: string): number | undefined {
+/** The guest timed dd itself: `BENCH-DD-4K rounds=3 seconds=5.24,5.10,5.31 …`. */
+function ddSeconds(body: string[], marker: string): number[] {
   const line = body.find((l) => l.startsWith(`${marker} `));
-  const m = line === undefined ? null : /seconds=([\d.]+)|copied, ([\d.]+) seconds/.exec(line);
-  if (m) return Number(m[1] ?? m[2]);
-  return undefined;
+  const m = line === undefined ? null : /seconds=([\d.,]+)/.exec(line);
+  return m ? m[1]!.split(',').filter((v) => v !== '').map(Number) : [];
+}
+
+function rounds(body: string[]): number {
+  const m = /BENCH-DD-1M rounds=(\d+)/.exec(body.join('\n'));
+  return m ? Number(m[1]) : 1;
+}
+
+/** The middle value (the lower middle of an even count); undefined for none. */
+export function median(values: number[]): number | undefined {
+  const sorted = [...values].sort((x, y) => x - y);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
 function uptime(line: string | undefined): number | undefined {
@@ -86,8 +99,12 @@ export function ratio(a: number | undefined, b: number | undefined): string {
   return `${(a / b).toFixed(2)}×`;
 }
 
-function seconds(s: number | undefined): string {
-  return s === undefined ? '–' : `${s.toFixed(3)} s`;
+/** `median s (min–max)`. */
+function seconds(values: number[]): string {
+  if (values.length === 0) return '–';
+  const m = median(values)!;
+  if (values.length === 1) return `${m.toFixed(2)} s`;
+  return `${m.toFixed(2)} s (${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)})`;
 }
 
 /** Thousands separators: the table is read by people. */
@@ -96,21 +113,24 @@ function n(value: number): string {
 }
 
 /**
- * The side-by-side table. Counts are between the guest's markers, so they cover exactly the two dd runs;
- * console exits (the END marker's bytes) are left out of "MMIO exits". Ratios are against QEMU with its
+ * The side-by-side table. Counts are between the guest's markers, so they cover exactly the dd runs, and are
+ * given per round (one `bs=1M` and one `bs=4k` read); console exits (the END marker's bytes) are left out of
+ * "MMIO exits". Times are the median round (min–max). Ratios are against QEMU with its
  * default options in the same outer boot (the example VMM's window can have no exit at all: no base for a ratio).
  */
 export function benchTable(runs: BenchRun[]): string {
   const base = runs.find((r) => r.name === 'qemu-default');
-  const exits = (r: BenchRun): number => r.window.mmioExits - r.window.consoleExits;
+  const perRound = (value: number, r: BenchRun): number => Math.round(value / r.rounds);
+  const exits = (r: BenchRun): number => perRound(r.window.mmioExits - r.window.consoleExits, r);
   const rows = [
     '| VMM | trapped BAR accesses | MMIO exits to the VMM | `dd bs=1M` | `dd bs=4k iflag=direct` | exits vs QEMU default | `bs=4k` time vs QEMU default |',
     '|---|---|---|---|---|---|---|',
   ];
   for (const r of runs) {
-    const trapped = `${n(r.window.trappedAccesses)} (${n(r.window.trappedReads)} reads, ${n(r.window.trappedWrites)} writes)`;
-    rows.push(`| ${r.label} | ${trapped} | ${n(exits(r))} | ${seconds(r.dd1mSeconds)} | ${seconds(r.dd4kSeconds)} `
-      + `| ${base ? ratio(exits(r), exits(base)) : '–'} | ${base ? ratio(r.dd4kSeconds, base.dd4kSeconds) : '–'} |`);
+    const w = r.window;
+    const trapped = `${n(perRound(w.trappedAccesses, r))} (${n(perRound(w.trappedReads, r))} reads, ${n(perRound(w.trappedWrites, r))} writes)`;
+    rows.push(`| ${r.label} | ${trapped} | ${n(exits(r))} | ${seconds(r.dd1m)} | ${seconds(r.dd4k)} `
+      + `| ${base ? ratio(exits(r), exits(base)) : '–'} | ${base ? ratio(median(r.dd4k), median(base.dd4k)) : '–'} |`);
   }
   return rows.join('\n');
 }
