@@ -10,7 +10,7 @@ CACHE=${VFIO_BARS_CACHE:-$HOME/.cache/vfio-bars}
 APT="$CACHE/bench/apt"
 mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial"
 A=(-oAPT::Architecture=arm64 -oAPT::Architectures=arm64 -oDir::State::Lists="$APT/lists"
-   -oDir::Cache="$APT/cache" -oDir::State::status=/dev/null -oDebug::NoLocking=1)
+   -oDir::Cache="$APT/cache" -oDir::State::status=/dev/null -oDebug::NoLocking=1 -oAPT::Sandbox::User=root)
 log() { echo "[bench-qemu] $*" >&2; }
 command -v aarch64-linux-gnu-readelf >/dev/null || { log "aarch64-linux-gnu-readelf missing: run test/emu/prepare.sh first"; exit 1; }
 
