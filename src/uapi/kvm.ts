@@ -30,6 +30,11 @@ export const KVM_DEVICE_ATTR = defineStruct({
   },
 });
 
+/** struct kvm_irq_level: u32 irq (arch-encoded, see `encodeArm64SpiLine`), u32 level (0 or 1). */
+export const KVM_IRQ_LEVEL = defineStruct({
+  name: 'kvm_irq_level', size: 8, headers: 'common', fields: { irq: { offset: 0, type: 'u32' }, level: { offset: 4, type: 'u32' } },
+});
+
 export const KVM_SIZEOF = {
   kvm_userspace_memory_region: KVM_USERSPACE_MEMORY_REGION.size,
   kvm_vcpu_init: KVM_VCPU_INIT.size,
@@ -38,6 +43,7 @@ export const KVM_SIZEOF = {
   kvm_sregs_x86: KVM_SREGS.size,
   kvm_create_device: KVM_CREATE_DEVICE.size,
   kvm_device_attr: KVM_DEVICE_ATTR.size,
+  kvm_irq_level: KVM_IRQ_LEVEL.size,
 } as const;
 
 export const KVM_IOCTL = {
@@ -58,6 +64,9 @@ export const KVM_IOCTL = {
   KVM_ARM_PREFERRED_TARGET: ior(KVMIO, 0xaf, KVM_SIZEOF.kvm_vcpu_init),
   KVM_CREATE_DEVICE: iowr(KVMIO, 0xe0, KVM_SIZEOF.kvm_create_device),
   KVM_SET_DEVICE_ATTR: iow(KVMIO, 0xe1, KVM_SIZEOF.kvm_device_attr),
+  KVM_GET_DEVICE_ATTR: iow(KVMIO, 0xe2, KVM_SIZEOF.kvm_device_attr),
+  KVM_HAS_DEVICE_ATTR: iow(KVMIO, 0xe3, KVM_SIZEOF.kvm_device_attr),
+  KVM_IRQ_LINE: iow(KVMIO, 0x61, KVM_SIZEOF.kvm_irq_level),
 } as const;
 
 export const KVM_CAP = {
@@ -85,6 +94,9 @@ export const KVM_EXIT = {
   INTERNAL_ERROR: 17,
   SYSTEM_EVENT: 24,
 } as const;
+
+/** `kvm_run.system_event.type` (KVM_EXIT_SYSTEM_EVENT): on arm64, PSCI SYSTEM_OFF / SYSTEM_RESET from the guest. */
+export const KVM_SYSTEM_EVENT = { SHUTDOWN: 1, RESET: 2, CRASH: 3 } as const;
 
 /** struct kvm_userspace_memory_region. `memorySize` 0 deletes the slot. */
 export interface KvmUserspaceMemoryRegion {
@@ -131,4 +143,11 @@ export function encodeDeviceAttr(a: KvmDeviceAttr): Buffer {
 }
 export function decodeDeviceAttr(b: Buffer): KvmDeviceAttr {
   return decodeStruct(KVM_DEVICE_ATTR, b);
+}
+
+// ---- Interrupt lines (KVM_IRQ_LINE) ----------------------------------------------------------
+
+/** Encodes struct kvm_irq_level (irq arch-encoded, see `encodeArm64SpiLine`; level 0 or 1). @throws RangeError when irq is not u32. */
+export function encodeIrqLevel(irq: number, level: boolean): Buffer {
+  return encodeStruct(KVM_IRQ_LEVEL, { irq, level: level ? 1 : 0 });
 }
