@@ -16,6 +16,7 @@
 import { constants } from 'node:os';
 import { EFD_FLAGS, type Syscalls } from '../sys/syscalls.js';
 import { SystemError } from '../sys/system-error.js';
+import { ErrorCollector } from '../util/error-collector.js';
 import { KVM_IRQFD_FLAGS, VFIO_PCI_IRQ, encodeIrqSetDisable, encodeIrqSetEventfds, encodeIrqfd, type KvmRoutingEntry } from '../uapi/index.js';
 import { UndoStack } from '../util/undo-stack.js';
 import type { RegionAccess } from '../vfio/region-access.js';
@@ -188,25 +189,18 @@ export class MsixInterrupts implements MsixAccess {
    * going past errors; a route table or SET_IRQS that failed stays recorded for the next attempt.
    */
   #releaseAll(): void {
-    const errors: unknown[] = [];
-    const attempt = (fn: () => void): void => {
-      try {
-        fn();
-      } catch (error) {
-        errors.push(error);
-      }
-    };
-    for (let v = 0; v < this.#count; v++) if (this.#attached[v]) attempt(() => this.#detach(v));
+    const steps = new ErrorCollector();
+    for (let v = 0; v < this.#count; v++) if (this.#attached[v]) steps.attempt(() => this.#detach(v));
     const delivery = this.#o.delivery;
     const block = this.#gsis;
     if (delivery.mode === 'irqfd' && block) {
-      attempt(() => {
+      steps.attempt(() => {
         delivery.router.release(block);
         this.#gsis = undefined;
       });
     }
     if (this.#vfioEnabled) {
-      attempt(() => {
+      steps.attempt(() => {
         this.#setIrqs(encodeIrqSetDisable(VFIO_PCI_IRQ.MSIX), 'disabling MSI-X triggers');
         this.#vfioEnabled = false;
       });
@@ -217,7 +211,7 @@ export class MsixInterrupts implements MsixAccess {
     this.#count = 0;
     this.shadow.enabled = false;
     for (let v = 0; v < this.shadow.vectors; v++) this.shadow.setPending(v, false);
-    if (errors.length > 0) throw GuestError.wrap(errors[0], `${this.#o.bdf}: releasing MSI-X`, { bdf: this.#o.bdf, rollbackErrors: errors.slice(1) });
+    if (steps.errors.length > 0) throw GuestError.wrap(steps.errors[0], `${this.#o.bdf}: releasing MSI-X`, { bdf: this.#o.bdf, rollbackErrors: steps.errors.slice(1) });
   }
 
   /** Enables vectors [0, count) in VFIO with one eventfd each (NORESIZE: disable, then re-enable all). */

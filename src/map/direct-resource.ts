@@ -9,6 +9,7 @@ import type { KvmVm } from '../kvm/vm.js';
 import type { DmaMapper } from '../vfio/device-handle.js';
 import type { DirectMapping, PlannedBar } from '../plan/types.js';
 import { UndoStack } from '../util/undo-stack.js';
+import { ErrorCollector } from '../util/error-collector.js';
 import type { MapStep } from './errors.js';
 import { hugePfnPlacement } from './huge-pfn.js';
 
@@ -151,18 +152,11 @@ export class DirectResource {
    * failed stays recorded so a later call retries exactly that. A closed VM took its slots with it.
    */
   release(): unknown[] {
-    const errors: unknown[] = [];
-    const attempt = (fn: () => void): void => {
-      try {
-        fn();
-      } catch (error) {
-        errors.push(error);
-      }
-    };
-    attempt(() => this.#unmapDma());
-    attempt(() => this.#removeSlot());
-    if (this.#iova === undefined && this.#slot === undefined) attempt(() => this.#munmap());
-    return errors;
+    const steps = new ErrorCollector();
+    steps.attempt(() => this.#unmapDma());
+    steps.attempt(() => this.#removeSlot());
+    if (this.#iova === undefined && this.#slot === undefined) steps.attempt(() => this.#munmap());
+    return steps.errors;
   }
 
   #mapDma(iova: bigint): void {

@@ -1,3 +1,5 @@
+import { ErrorCollector } from './error-collector.js';
+
 /**
  * A stack of undo actions for multi-step acquisition: on failure, everything acquired so far is released
  * in reverse order, and an error during that release never hides the error that caused it.
@@ -11,15 +13,9 @@ export class UndoStack {
 
   /** Runs every undo action, newest first; returns the errors they threw (if any). */
   unwind(): unknown[] {
-    const errors: unknown[] = [];
-    while (this.#undo.length > 0) {
-      try {
-        this.#undo.pop()!();
-      } catch (error) {
-        errors.push(error);
-      }
-    }
-    return errors;
+    const steps = new ErrorCollector();
+    while (this.#undo.length > 0) steps.attempt(this.#undo.pop()!);
+    return steps.errors;
   }
 
   /** Forget the actions: ownership passed to the object that was being built. */
