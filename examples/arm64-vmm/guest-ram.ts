@@ -81,7 +81,9 @@ export interface BootLayout {
  * just below it.
  */
 export function planBootLayout(ram: { base: bigint; size: bigint }, image: Buffer, initrdSize: number | undefined): BootLayout {
-  if (image.length < 64 || image.readUInt32LE(56) !== ARM64_IMAGE_MAGIC) throw new Error('kernel is not an arm64 Image (no ARM\\x64 magic)');
+  if (image.length < 64 || image.readUInt32LE(56) !== ARM64_IMAGE_MAGIC) throw new Error(
+    'kernel is not an arm64 Image (no ARM\\x64 magic)'
+  );
   const textOffset = image.readBigUInt64LE(8);
   const imageSize = image.readBigUInt64LE(16);
   const kernel = ram.base + textOffset;
@@ -91,7 +93,9 @@ export function planBootLayout(ram: { base: bigint; size: bigint }, image: Buffe
   if (initrdSize !== undefined) {
     const start = (deviceTree - BigInt(initrdSize)) & ~0xfffn;
     initrd = { start, end: start + BigInt(initrdSize) };
-    if (start < kernelEnd) throw new RangeError(`RAM too small: initramfs at ${hex(start)} would overlap the kernel (ends ${hex(kernelEnd)})`);
+    if (start < kernelEnd) throw new RangeError(
+      `RAM too small: initramfs at ${hex(start)} would overlap the kernel (ends ${hex(kernelEnd)})`
+    );
   }
   return { kernel, kernelEnd, deviceTree, ...(initrd ? { initrd } : {}) };
 }

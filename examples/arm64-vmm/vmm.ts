@@ -57,7 +57,13 @@ export function runVmm(o: VmmOptions): VmmReport {
   ram.write(layout.kernel, o.kernel);
   if (o.initrd && layout.initrd) ram.write(layout.initrd.start, o.initrd);
   const pci = (o.pci ?? false) || o.vfio !== undefined;
-  const dtb = buildDeviceTree({ ramSize: o.ramSize, vcpus: 1, bootargs: o.bootargs, ...(layout.initrd ? { initrd: layout.initrd } : {}), pci });
+  const dtb = buildDeviceTree({
+    ramSize: o.ramSize,
+    vcpus: 1,
+    bootargs: o.bootargs,
+    ...(layout.initrd ? { initrd: layout.initrd } : {}),
+    pci,
+  });
   ram.write(layout.deviceTree, dtb);
 
   using vcpu = KvmVcpu.create(vm, 0);
@@ -79,7 +85,11 @@ export function runVmm(o: VmmOptions): VmmReport {
   const ecam = new EcamHostBridge();
   if (pci) bus.add('pci-ecam', MACHINE.pcieEcam.base, MACHINE.pcieEcam.size, ecam);
   // After the vGIC: the device's MSI-X routes go to its ITS.
-  using device = o.vfio === undefined ? undefined : Passthrough.open(vm, o.vfio, { base: ram.base, size: ram.size, hostAddress: ram.hostAddress });
+  using device = o.vfio === undefined ? undefined : Passthrough.open(
+    vm,
+    o.vfio,
+    { base: ram.base, size: ram.size, hostAddress: ram.hostAddress },
+  );
   if (device) {
     ecam.attach(PASSTHROUGH_SLOT.device, PASSTHROUGH_SLOT.function, device);
     bus.add('pci-mmio64', MACHINE.pcieMmio64.base, MACHINE.pcieMmio64.size, device.window(MACHINE.pcieMmio64.base));
@@ -121,7 +131,9 @@ function runLoop(vcpu: KvmVcpu, bus: MmioBus, exits: Record<string, number>): Sy
       case 'system-event':
         return exit.event;
       default:
-        throw new Error(`unexpected vCPU exit ${JSON.stringify(exit, (_k, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))}`);
+        throw new Error(
+          `unexpected vCPU exit ${JSON.stringify(exit, (_k, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))}`
+        );
     }
   }
 }

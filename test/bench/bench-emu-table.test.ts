@@ -41,7 +41,9 @@ describe('bench:emu table', () => {
   it('tabulates exits without the console, and ratios against the default QEMU run', () => {
     const table = benchTable(parseBenchLog(LOG));
     expect(table).toContain('| QEMU 7.2, `vfio-pci` default | 8,300 (0 reads, 8,300 writes) | 9,183 | 0.25 s | 3.00 s | 1.00× | 1.00× |');
-    expect(table).toContain('| example VMM (vfio-bars) | 0 (0 reads, 0 writes) | 900 | 0.10 s (0.10–0.30) | 1.50 s (1.50–1.70) | 0.10× | 0.50× |');
+    expect(table).toContain(
+      '| example VMM (vfio-bars) | 0 (0 reads, 0 writes) | 900 | 0.10 s (0.10–0.30) | 1.50 s (1.50–1.70) | 0.10× | 0.50× |'
+    );
     expect(wholeRunTable(parseBenchLog(LOG))).toContain('| QEMU 7.2, `vfio-pci` default | 8,500 | 20,000 | 5,000 | 30.5 s |');
   });
 

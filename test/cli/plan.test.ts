@@ -31,7 +31,13 @@ describe('vfio-bars plan', () => {
     expect(plan.bars[0]!.mappings).toMatchObject([{ gpa: '0x8000000000', size: '0x10000' }]);
     expect(plan.bars[0]!.msix.table.offset).toBe('0x10000');
     const trapped = (plan as unknown as { bars: { trapped: unknown[] }[] }).bars[0]!.trapped;
-    expect(trapped[0]).toMatchObject({ barOffset: '0x10000', size: '0x410', kind: 'msix-table', fileOffset: '0x2000', cause: 'msix-relocated' });
+    expect(trapped[0]).toMatchObject({
+      barOffset: '0x10000',
+      size: '0x410',
+      kind: 'msix-table',
+      fileOffset: '0x2000',
+      cause: 'msix-relocated',
+    });
   });
 
   it('plan --description FILE replays a captured description; --msix hole says there is no direct mapping', () => {

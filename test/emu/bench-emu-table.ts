@@ -123,12 +123,15 @@ export function benchTable(runs: BenchRun[]): string {
   const perRound = (value: number, r: BenchRun): number => Math.round(value / r.rounds);
   const exits = (r: BenchRun): number => perRound(r.window.mmioExits - r.window.consoleExits, r);
   const rows = [
-    '| VMM | trapped BAR accesses | MMIO exits to the VMM | `dd bs=1M` | `dd bs=4k iflag=direct` | exits vs QEMU default | `bs=4k` time vs QEMU default |',
+    '| VMM | trapped BAR accesses | MMIO exits to the VMM | `dd bs=1M` | `dd bs=4k iflag=direct` '
+      + '| exits vs QEMU default | `bs=4k` time vs QEMU default |',
     '|---|---|---|---|---|---|---|',
   ];
   for (const r of runs) {
     const w = r.window;
-    const trapped = `${n(perRound(w.trappedAccesses, r))} (${n(perRound(w.trappedReads, r))} reads, ${n(perRound(w.trappedWrites, r))} writes)`;
+    const reads = n(perRound(w.trappedReads, r));
+    const writes = n(perRound(w.trappedWrites, r));
+    const trapped = `${n(perRound(w.trappedAccesses, r))} (${reads} reads, ${writes} writes)`;
     rows.push(`| ${r.label} | ${trapped} | ${n(exits(r))} | ${seconds(r.dd1m)} | ${seconds(r.dd4k)} `
       + `| ${base ? ratio(exits(r), exits(base)) : '–'} | ${base ? ratio(median(r.dd4k), median(base.dd4k)) : '–'} |`);
   }

@@ -101,7 +101,10 @@ function report(runs: BenchRun[], qemuVersion: string, log: string, outerSeconds
   const whole = wholeRunTable(runs);
   console.log(`\n${table}\n\nWhole nested runs:\n${whole}\n`);
   const date = new Date().toISOString();
-  writeFileSync(path.join(REPO, 'bench', 'emu-results.json'), `${JSON.stringify({ date, nestedQemu: host, outerSeconds, runs }, null, 2)}\n`);
+  writeFileSync(
+    path.join(REPO, 'bench', 'emu-results.json'),
+    `${JSON.stringify({ date, nestedQemu: host, outerSeconds, runs }, null, 2)}\n`,
+  );
   const section = [
     '### Inside the emulated host: QEMU side by side with the example VMM (`npm run bench:emu`)',
     '',

@@ -74,7 +74,11 @@ describe('emulated aarch64 host, real vfio-pci + nested KVM', () => {
     expect(r.plan.guestSize).toBe('0x20000');
     expect(r.plan.mappings[0]!.reason).toContain('expanded 0x4000 -> 0x10000');
     // The operator commands on the same device: inspect explains, map --verify reads through with a vCPU.
-    const cli = r.cli as { inspect: { exit: number; output: string }; map: { exit: number; json?: { verify: { checks: { guest: string; device: string; ok: boolean }[] } } } };
+    type VerifyCheck = { guest: string; device: string; ok: boolean };
+    const cli = r.cli as {
+      inspect: { exit: number; output: string };
+      map: { exit: number; json?: { verify: { checks: VerifyCheck[] } } };
+    };
     expect(cli.inspect.exit).toBe(0);
     expect(cli.inspect.output).toContain('MSI-X: 65 vectors, table BAR0 0x2000');
     expect(cli.inspect.output).toContain('expanded 0x4000 -> 0x10000');
@@ -106,7 +110,11 @@ describe('emulated aarch64 host, real vfio-pci + nested KVM', () => {
     // BAR3 (16 KiB, MSI-X only) on 64 KiB pages: expanded and relocated, or trapped if the host put it off a page boundary.
     const bar3 = byIndex.get(3)!;
     expect(bar3.msix?.table).toBeDefined();
-    if (bar3.mappings.length > 0) expect(bar3).toMatchObject({ guestSize: '0x20000', mappings: ['0x10000'], msix: { relocated: true, table: '0x10000' } });
+    if (bar3.mappings.length > 0) expect(bar3).toMatchObject({
+      guestSize: '0x20000',
+      mappings: ['0x10000'],
+      msix: { relocated: true, table: '0x10000' },
+    });
     // A vCPU reads the e1000e STATUS register and the flash BAR through their slots: same as pread.
     expect(e.reads.bar0Status.guest).toBe(e.reads.bar0Status.device);
     expect(e.reads.bar1Flash.guest).toBe(e.reads.bar1Flash.device);
@@ -166,7 +174,14 @@ describe('emulated aarch64 host on Linux 6.12: iommufd + VFIO cdev', () => {
   }
 
   it("seed, 64 KiB pages, SMMUv3, iommu: 'iommufd' (on the engines floor Node): BAR0 mapped through the cdev, read by a vCPU", async () => {
-    const r = await boot({ name: 'seed-64k-612-iommufd', pages: '64K', iommu: 'smmu', kernel: '6.12', iommuMode: 'iommufd', node: 'floor' });
+    const r = await boot({
+      name: 'seed-64k-612-iommufd',
+      pages: '64K',
+      iommu: 'smmu',
+      kernel: '6.12',
+      iommuMode: 'iommufd',
+      node: 'floor',
+    });
     expect(r.node).toBe(EXPECTED_NODE_FLOOR);
     expectSeedMapped(r, 0x1_0000, 'iommufd');
     expect(r.iommuReason).toBe('iommufd (requested)');

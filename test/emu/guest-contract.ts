@@ -37,7 +37,11 @@ export function exactly<const T extends boolean>(value: T): Schema<T> {
   return primitive<T>(String(value), (v) => v === value);
 }
 export function optional<T>(inner: Schema<T>): Schema<T | undefined> & { optional: true } {
-  return { describe: `${inner.describe} or absent`, optional: true, check: (v, path) => (v === undefined ? undefined : inner.check(v, path)) };
+  return {
+    describe: `${inner.describe} or absent`,
+    optional: true,
+    check: (v, path) => (v === undefined ? undefined : inner.check(v, path)),
+  };
 }
 export function array<T>(item: Schema<T>): Schema<T[]> {
   return {

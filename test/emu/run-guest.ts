@@ -27,8 +27,13 @@ export interface Artefacts {
 
 /** Runs prepare.sh (cached) and parses its KEY=VALUE output. */
 export function prepare(): Artefacts {
-  const out = execFileSync('bash', [path.join(import.meta.dirname, 'prepare.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 << 20 });
-  const values = Object.fromEntries(out.split('\n').filter((l) => /^[A-Z0-9_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const out = execFileSync(
+    'bash',
+    [path.join(import.meta.dirname, 'prepare.sh')],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 << 20 },
+  );
+  const keyValue = (l: string): [string, string] => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)];
+  const values = Object.fromEntries(out.split('\n').filter((l) => /^[A-Z0-9_]+=/.test(l)).map(keyValue));
   for (const key of ['KERNEL_4K', 'KERNEL_16K', 'KERNEL_64K', 'BASE_INITRAMFS', 'SHIM_ARM64', 'KOFFI_ARM64', 'CACHE']) {
     if (!values[key] || !existsSync(values[key])) throw new Error(`prepare.sh did not produce ${key}`);
   }
@@ -50,9 +55,16 @@ export function buildInitrd(a: Artefacts): string {
   cpSync(path.join(REPO, 'package.json'), path.join(lib, 'package.json'));
   for (const dir of ['bin', 'profiles']) cpSync(path.join(REPO, dir), path.join(lib, dir), { recursive: true });
   cpSync(a.SHIM_ARM64, path.join(lib, 'build', 'Release', 'vfio_bars.node'));
-  for (const dep of runtimeDependencies()) cpSync(path.join(REPO, 'node_modules', dep), path.join(lib, 'node_modules', dep), { recursive: true });
+  for (const dep of runtimeDependencies()) cpSync(
+    path.join(REPO, 'node_modules', dep),
+    path.join(lib, 'node_modules', dep),
+    { recursive: true },
+  );
   cpSync(a.KOFFI_ARM64, path.join(lib, 'node_modules', '@koromix', 'koffi-linux-arm64'), { recursive: true });
-  for (const file of ['guest-test.mjs', 'cdev-probe.mjs', 'run.sh']) cpSync(path.join(import.meta.dirname, 'guest', file), path.join(stage, 'test', file));
+  for (const file of ['guest-test.mjs', 'cdev-probe.mjs', 'run.sh']) cpSync(
+    path.join(import.meta.dirname, 'guest', file),
+    path.join(stage, 'test', file),
+  );
   const overlay = path.join(stage, 'overlay.cpio');
   execFileSync('sh', ['-c', 'find test | sort | cpio -o -H newc --quiet -R 0:0 > overlay.cpio'], { cwd: stage });
   const initrd = path.join(stage, 'initrd.cpio');
@@ -134,7 +146,13 @@ export async function bootScenario(a: Artefacts, initrd: string, s: Scenario, ti
   // One disk per overlay (per test run): QEMU write-locks its image, and runs may overlap on a shared cache.
   const disk = path.join(path.dirname(initrd), 'nvme-disk.img');
   if (!existsSync(disk)) writeFileSync(disk, Buffer.alloc(1 << 20));
-  const append = ['console=ttyAMA0', 'panic=-1', `vfiobars.scenario=${s.name}`, ...(s.iommu === 'noiommu' ? ['vfio.enable_unsafe_noiommu_mode=1'] : []), ...guestCmdlineFlags(s)].join(' ');
+  const append = [
+    'console=ttyAMA0',
+    'panic=-1',
+    `vfiobars.scenario=${s.name}`,
+    ...(s.iommu === 'noiommu' ? ['vfio.enable_unsafe_noiommu_mode=1'] : []),
+    ...guestCmdlineFlags(s)
+  ].join(' ');
   const args = [
     '-M', `virt,virtualization=on,gic-version=3${s.iommu === 'smmu' ? ',iommu=smmuv3' : ''}`,
     '-cpu', 'max,pauth-impdef=on', '-accel', 'tcg,thread=multi', '-smp', '2', '-m', '2G',
@@ -165,6 +183,9 @@ export function recordRun(logs: string, name: string, header: string, outcome: C
   try {
     return { result: parseGuestResult(log), logPath };
   } catch (error) {
-    throw new Error(`${name}: ${(error as Error).message} (log kept at ${logPath}):\n${log.split('\n').slice(-40).join('\n')}`, { cause: error });
+    throw new Error(
+      `${name}: ${(error as Error).message} (log kept at ${logPath}):\n${log.split('\n').slice(-40).join('\n')}`,
+      { cause: error },
+    );
   }
 }

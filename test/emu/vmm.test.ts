@@ -26,7 +26,8 @@ async function run(s: VmmScenario): Promise<VmmRun> {
   const { initrd, dispose } = buildVmmInitrd(artefacts, s);
   staged.push(dispose);
   const r = await bootVmm(artefacts, initrd, s);
-  console.log(`${s.name}: outer run ${r.seconds.toFixed(1)} s, VMM ${r.report.seconds.toFixed(2)} s, exits ${JSON.stringify(r.report.exits)}, `
+  console.log(`${s.name}: outer run ${r.seconds.toFixed(1)} s, VMM ${r.report.seconds.toFixed(2)} s, `
+    + `exits ${JSON.stringify(r.report.exits)}, `
     + `mmio ${JSON.stringify(r.report.mmio)}, console ${r.report.consoleBytes} B, log ${r.logPath}`);
   return r;
 }
@@ -72,13 +73,17 @@ describe('example arm64 VMM inside the emulated aarch64 hosts', () => {
     { pages: '4K', guestSize: '0x8000' },
   ] as const;
   for (const host of hosts) {
-    it(`${host.pages} host, SMMUv3: QEMU's NVMe passed through; the guest's nvme driver probes, reads the host's pattern, writes one back, MSI-X counts`, async () => {
+    const title = `${host.pages} host, SMMUv3: QEMU's NVMe passed through; `
+      + "the guest's nvme driver probes, reads the host's pattern, writes one back, MSI-X counts";
+    it(title, async () => {
       const name = `vmm-nvme-${host.pages.toLowerCase()}-smmu`;
       const disk = path.join(artefacts.CACHE, 'vmm-nvme-disk.img');
       const md5 = patternDisk(disk);
       const { report: r, guest } = await run({ name, pages: host.pages, iommu: 'smmu', nvmeDisk: disk });
       const device = (r as { passthrough?: PassthroughReport }).passthrough!;
-      console.log(`${name}: BARs ${JSON.stringify(device.bars)}, trapped accesses ${device.trappedAccesses}, config accesses ${device.configAccesses}`);
+      console.log(
+        `${name}: BARs ${JSON.stringify(device.bars)}, trapped accesses ${device.trappedAccesses}, config accesses ${device.configAccesses}`
+      );
       expect(r.event).toBe('shutdown');
       expect(guest.get('VMM-GUEST-PCI')).toEqual(['0000:00:01.0 ']);
       expect(guest.get('VMM-GUEST-NVME')?.[0]).toBe('model=QEMUNVMeCtrl sectors=8192');
@@ -102,10 +107,15 @@ describe('example arm64 VMM inside the emulated aarch64 hosts', () => {
     });
   }
 
-  it('64K host, SMMUv3: QEMU\'s e1000e passed through (MSI-X in its own BAR3); the guest\'s e1000e driver probes and reads its MAC', async () => {
+  const e1000eTitle = '64K host, SMMUv3: QEMU\'s e1000e passed through (MSI-X in its own BAR3); '
+    + 'the guest\'s e1000e driver probes and reads its MAC';
+  it(e1000eTitle, async () => {
     const { report: r, guest } = await run({ name: 'vmm-e1000e-64k-smmu', pages: '64K', iommu: 'smmu', e1000e: true });
     const device = (r as { passthrough?: PassthroughReport }).passthrough!;
-    console.log(`vmm-e1000e-64k-smmu: BARs ${JSON.stringify(device.bars)}, trapped accesses ${device.trappedAccesses}, config accesses ${device.configAccesses}`);
+    console.log(
+      `vmm-e1000e-64k-smmu: BARs ${JSON.stringify(device.bars)}, `
+        + `trapped accesses ${device.trappedAccesses}, config accesses ${device.configAccesses}`,
+    );
     expect(r.event).toBe('shutdown');
     // QEMU gives its first NIC the MAC 52:54:00:12:34:56; the driver reads it from the NVM through BAR0.
     expect(guest.get('VMM-GUEST-NET')).toEqual(['driver=e1000e mac=52:54:00:12:34:56']);

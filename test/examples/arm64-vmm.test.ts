@@ -91,7 +91,15 @@ describe('FdtWriter', () => {
 });
 
 describe('the machine device tree', () => {
-  const tree = readFdt(buildDeviceTree({ ramSize: 0x1000_0000n, vcpus: 1, bootargs: 'console=ttyAMA0 quiet', initrd: { start: 0x4fc0_0000n, end: 0x4fd0_0000n }, pci: true }));
+  const tree = readFdt(
+    buildDeviceTree({
+      ramSize: 0x1000_0000n,
+      vcpus: 1,
+      bootargs: 'console=ttyAMA0 quiet',
+      initrd: { start: 0x4fc0_0000n, end: 0x4fd0_0000n },
+      pci: true,
+    })
+  );
 
   it('describes RAM, the initramfs, the console and PSCI over HVC', () => {
     expect(u32s(child(tree, 'memory@40000000').props.get('reg')!)).toEqual([0, 0x4000_0000, 0, 0x1000_0000]);

@@ -7,7 +7,13 @@
 import { constants } from 'node:os';
 import { SystemError } from '../../src/sys/system-error.js';
 import type { HostMapping, MmapOptions, Syscalls } from '../../src/sys/syscalls.js';
-import { KVM_DEV_ARM_VGIC, KVM_DEV_TYPE_ARM, decodeDeviceAttr, type IoctlName, type KvmUserspaceMemoryRegion } from '../../src/uapi/index.js';
+import {
+  KVM_DEV_ARM_VGIC,
+  KVM_DEV_TYPE_ARM,
+  decodeDeviceAttr,
+  type IoctlName,
+  type KvmUserspaceMemoryRegion,
+} from '../../src/uapi/index.js';
 import { FakeKernel } from './fake-kernel.js';
 
 const E = constants.errno;

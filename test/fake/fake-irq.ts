@@ -7,7 +7,8 @@
  */
 import { constants } from 'node:os';
 import {
-  KVM_IRQ_CAP, KVM_IRQ_ROUTING_TYPE, KVM_IRQFD_FLAGS, KVM_MSI_VALID_DEVID, VFIO_IRQ_FLAGS, VFIO_IRQ_SET, VFIO_PCI_IRQ, decodeIrqRouting, decodeIrqSet,
+  KVM_IRQ_CAP, KVM_IRQ_ROUTING_TYPE, KVM_IRQFD_FLAGS, KVM_MSI_VALID_DEVID, VFIO_IRQ_FLAGS, VFIO_IRQ_SET, VFIO_PCI_IRQ, decodeIrqRouting,
+  decodeIrqSet,
   decodeIrqfd, type IoctlName,
 } from '../../src/uapi/index.js';
 import type { IrqDescription } from '../../src/vfio/description.js';
@@ -23,7 +24,10 @@ interface VmIrq { irqchip: boolean; routes: Route[]; irqfds: Map<number, number>
 interface DeviceMsix { count: number; triggers: Map<number, number> }
 
 /** An MSI that KVM delivered to the guest (through an irqfd and an MSI route). */
-export interface DeliveredMsi { readonly vmFd: number; readonly gsi: number; readonly addressLo: number; readonly addressHi: number; readonly data: number; readonly devid?: number }
+export interface DeliveredMsi {
+  readonly vmFd: number; readonly gsi: number;
+  readonly addressLo: number; readonly addressHi: number; readonly data: number; readonly devid?: number,
+}
 
 export type Fail = (errno: number) => never;
 
@@ -120,7 +124,14 @@ export class FakeIrq {
   }
 
   /** Interrupt ioctls; undefined when `request` is not one of them. */
-  ioctl(kind: string, fd: number, request: IoctlName, buffer: Buffer, fail: Fail, isOpen: (fd: number) => boolean = () => false): number | undefined {
+  ioctl(
+    kind: string,
+    fd: number,
+    request: IoctlName,
+    buffer: Buffer,
+    fail: Fail,
+    isOpen: (fd: number) => boolean = () => false,
+  ): number | undefined {
     switch (`${kind}:${request}`) {
       case 'vm:KVM_CREATE_IRQCHIP': return this.#createIrqchip(fd, fail);
       case 'vm:KVM_SET_GSI_ROUTING': return this.#setRouting(fd, buffer, fail);
@@ -161,7 +172,9 @@ export class FakeIrq {
       }
       const same = byGsi.get(e.gsi) ?? [];
       // One GSI: several irqchip pins on different chips, or exactly one non-irqchip route.
-      if (same.some((o) => o.type !== KVM_IRQ_ROUTING_TYPE.IRQCHIP || e.type !== KVM_IRQ_ROUTING_TYPE.IRQCHIP || o.u[0] === e.u[0])) return fail(E.EINVAL);
+      if (same.some(
+        (o) => o.type !== KVM_IRQ_ROUTING_TYPE.IRQCHIP || e.type !== KVM_IRQ_ROUTING_TYPE.IRQCHIP || o.u[0] === e.u[0]
+      )) return fail(E.EINVAL);
       byGsi.set(e.gsi, [...same, e]);
     }
     vm.routes = table.entries;
@@ -215,8 +228,11 @@ export class FakeIrq {
   #setIrqs(fd: number, buffer: Buffer, fail: Fail): number {
     const set = decodeIrqSet(buffer);
     const info = this.#irqs.find((i) => i.index === set.index);
-    const known = VFIO_IRQ_SET.DATA_NONE | VFIO_IRQ_SET.DATA_BOOL | VFIO_IRQ_SET.DATA_EVENTFD | VFIO_IRQ_SET.ACTION_MASK | VFIO_IRQ_SET.ACTION_UNMASK | VFIO_IRQ_SET.ACTION_TRIGGER;
-    if ((set.flags & ~known) !== 0 || !info || set.start + set.count > info.count || (set.count > 0 && set.start >= info.count)) return fail(E.EINVAL);
+    const knownData = VFIO_IRQ_SET.DATA_NONE | VFIO_IRQ_SET.DATA_BOOL | VFIO_IRQ_SET.DATA_EVENTFD;
+    const knownAction = VFIO_IRQ_SET.ACTION_MASK | VFIO_IRQ_SET.ACTION_UNMASK | VFIO_IRQ_SET.ACTION_TRIGGER;
+    const known = knownData | knownAction;
+    const outOfRange = !info || set.start + set.count > info.count || (set.count > 0 && set.start >= info.count);
+    if ((set.flags & ~known) !== 0 || outOfRange) return fail(E.EINVAL);
     if (set.index !== VFIO_PCI_IRQ.MSIX || (set.flags & VFIO_IRQ_SET.ACTION_TRIGGER) === 0) return fail(E.ENOTTY);
     const current = this.#devices.get(fd);
     if ((set.flags & VFIO_IRQ_SET.DATA_NONE) !== 0 && set.count === 0) {

@@ -8,7 +8,8 @@ import { constants } from 'node:os';
 import { SystemError } from '../../src/sys/system-error.js';
 import type { HostMapping, MmapOptions, Syscalls } from '../../src/sys/syscalls.js';
 import {
-  KVM_API_VERSION, KVM_CAP, VFIO_EXTENSION, VFIO_GROUP_FLAGS, VFIO_REGION_FLAGS, decodeDmaMap, decodeDmaUnmap, decodeIoasMap, decodeIoasUnmap, decodeRegionInfo,
+  KVM_API_VERSION, KVM_CAP, VFIO_EXTENSION, VFIO_GROUP_FLAGS, VFIO_REGION_FLAGS, decodeDmaMap, decodeDmaUnmap, decodeIoasMap,
+  decodeIoasUnmap, decodeRegionInfo,
   writeRegionInfo, type IoctlName, type KvmUserspaceMemoryRegion,
 } from '../../src/uapi/index.js';
 import type { DeviceDescription, RegionCapability, RegionDescription } from '../../src/vfio/description.js';
@@ -97,7 +98,11 @@ export class FakeKernel implements Syscalls {
     const dev = options.devRoot ?? '/dev';
     this.#kvmVfio = options.kvmVfio ?? true;
     this.#hostile = options.hostile;
-    const single: FakeGroup = { id: group, noiommu: options.noiommu ?? false, devices: [{ bdf: options.device?.bdf ?? '', cdev: 'vfio0' }] };
+    const single: FakeGroup = {
+      id: group,
+      noiommu: options.noiommu ?? false,
+      devices: [{ bdf: options.device?.bdf ?? '', cdev: 'vfio0' }],
+    };
     const topology = topologyNodes(options.groups ?? [single], dev);
     this.#groups = topology.groups;
     this.#files = new Map<string, () => FdKind>([
@@ -206,7 +211,10 @@ export class FakeKernel implements Syscalls {
       case 'container:VFIO_IOMMU_MAP_DMA': return this.#mapDma(file, buffer, fail);
       case 'container:VFIO_IOMMU_UNMAP_DMA': return this.#unmapDma(file, buffer, fail);
       case 'group:VFIO_GROUP_GET_STATUS':
-        buffer.writeUInt32LE(VFIO_GROUP_FLAGS.VIABLE | (file.kind === 'group' && file.container !== undefined ? VFIO_GROUP_FLAGS.CONTAINER_SET : 0), 4);
+        buffer.writeUInt32LE(
+          VFIO_GROUP_FLAGS.VIABLE | (file.kind === 'group' && file.container !== undefined ? VFIO_GROUP_FLAGS.CONTAINER_SET : 0),
+          4,
+        );
         return 0;
       case 'group:VFIO_GROUP_SET_CONTAINER': {
         const containerFd = buffer.readInt32LE(0);
@@ -318,7 +326,11 @@ export class FakeKernel implements Syscalls {
   }
 
   setUserMemoryRegion(vmFd: number, region: KvmUserspaceMemoryRegion): void {
-    this.#enter('KVM_SET_USER_MEMORY_REGION', `slot ${region.slot} gpa ${region.guestPhysAddr.toString(16)} size ${region.memorySize.toString(16)}`, { syscall: 'ioctl', ioctl: 'KVM_SET_USER_MEMORY_REGION', fd: vmFd });
+    this.#enter(
+      'KVM_SET_USER_MEMORY_REGION',
+      `slot ${region.slot} gpa ${region.guestPhysAddr.toString(16)} size ${region.memorySize.toString(16)}`,
+      { syscall: 'ioctl', ioctl: 'KVM_SET_USER_MEMORY_REGION', fd: vmFd },
+    );
     const fail = (errno: number): never => this.#fail(errno, { syscall: 'ioctl', ioctl: 'KVM_SET_USER_MEMORY_REGION', fd: vmFd });
     const vm = this.#fds.get(vmFd);
     if (vm?.kind !== 'vm') return fail(E.ENOTTY);
@@ -456,7 +468,17 @@ export class FakeKernel implements Syscalls {
       writeRegionInfo(buffer, { argsz: full, flags, index: region.index, capOffset: 0, size: region.size, offset: region.offset });
       return 0;
     }
-    writeRegionInfo(buffer, { argsz: caps.length > 0 ? full : request.argsz, flags, index: region.index, capOffset: caps.length > 0 ? 32 : 0, size: region.size, offset: region.offset });
+    writeRegionInfo(
+      buffer,
+      {
+        argsz: caps.length > 0 ? full : request.argsz,
+        flags,
+        index: region.index,
+        capOffset: caps.length > 0 ? 32 : 0,
+        size: region.size,
+        offset: region.offset,
+      },
+    );
     caps.copy(buffer, 32);
     return 0;
   }
@@ -464,7 +486,8 @@ export class FakeKernel implements Syscalls {
   #mapDma(file: FdKind, buffer: Buffer, fail: (errno: number) => never): number {
     if (file.kind !== 'container' || file.iommuType === undefined || file.iommuType === VFIO_EXTENSION.NOIOMMU_IOMMU) return fail(E.EINVAL);
     const map = decodeDmaMap(buffer);
-    if (map.size === 0n || map.iova % this.#pageSize !== 0n || map.size % this.#pageSize !== 0n || map.vaddr % this.#pageSize !== 0n) return fail(E.EINVAL);
+    const unaligned = map.iova % this.#pageSize !== 0n || map.size % this.#pageSize !== 0n || map.vaddr % this.#pageSize !== 0n;
+    if (map.size === 0n || unaligned) return fail(E.EINVAL);
     for (const [iova, size] of file.dma) if (map.iova < iova + size && iova < map.iova + map.size) return fail(E.EEXIST);
     file.dma.set(map.iova, map.size);
     return 0;
@@ -502,7 +525,13 @@ export class FakeKernel implements Syscalls {
 }
 
 /** KVM_SET_USER_MEMORY_REGION semantics of virt/kvm/kvm_main.c for the cases the library can produce. */
-function kvmSetRegion(slots: Map<number, KvmUserspaceMemoryRegion>, r: KvmUserspaceMemoryRegion, page: bigint, nrMemslots: number, fail: (errno: number) => never): void {
+function kvmSetRegion(
+  slots: Map<number, KvmUserspaceMemoryRegion>,
+  r: KvmUserspaceMemoryRegion,
+  page: bigint,
+  nrMemslots: number,
+  fail: (errno: number) => never,
+): void {
   if ((r.flags & ~3) !== 0) fail(E.EINVAL);
   if (r.memorySize % page !== 0n || r.guestPhysAddr % page !== 0n || r.userspaceAddr % page !== 0n) fail(E.EINVAL);
   if (r.slot >= nrMemslots) fail(E.EINVAL);

@@ -46,7 +46,12 @@ export class FakeRegions {
     return count;
   }
 
-  #access(buffer: Buffer, offset: bigint, need: number, fail: (errno: number) => never): { backing: Buffer; within: number; count: number } {
+  #access(
+    buffer: Buffer,
+    offset: bigint,
+    need: number,
+    fail: (errno: number) => never,
+  ): { backing: Buffer; within: number; count: number } {
     const index = Number(offset >> SHIFT);
     const region = this.#device?.regions.find((r) => r.index === index);
     if (!region || (region.flags & need) === 0) return fail(E.EINVAL);

@@ -49,7 +49,8 @@ export function bindArgumentsInvalid(buffer: Buffer): boolean {
 export function deviceFeature(buffer: Buffer, dmaBufExport: boolean): number {
   if (buffer.length < 8) return E.EFAULT;
   const { argsz, flags, feature } = decodeDeviceFeature(buffer);
-  const known = VFIO_DEVICE_FEATURE_FLAGS.MASK | VFIO_DEVICE_FEATURE_FLAGS.GET | VFIO_DEVICE_FEATURE_FLAGS.SET | VFIO_DEVICE_FEATURE_FLAGS.PROBE;
+  const { MASK, GET, SET, PROBE } = VFIO_DEVICE_FEATURE_FLAGS;
+  const known = MASK | GET | SET | PROBE;
   if (argsz < 8 || (flags & ~known) !== 0) return E.EINVAL;
   const probe = (flags & VFIO_DEVICE_FEATURE_FLAGS.PROBE) !== 0;
   if (!probe && (flags & VFIO_DEVICE_FEATURE_FLAGS.GET) !== 0 && (flags & VFIO_DEVICE_FEATURE_FLAGS.SET) !== 0) return E.EINVAL;

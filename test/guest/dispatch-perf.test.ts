@@ -72,7 +72,9 @@ it('handleMmio per backing, next to the bare pread (JS and C)', () => {
     'bare Syscalls.pread (koffi)': nsPerCall(() => sys.pread(device.fd, scratch, 0x2800n)),
   };
   const c = cPread(N);
-  console.log(Object.entries({ ...results, ...(c !== undefined && { 'C pread': c }) }).map(([k, v]) => `${k}: ${v.toFixed(0)} ns`).join('\n'));
+  console.log(
+    Object.entries({ ...results, ...(c !== undefined && { 'C pread': c }) }).map(([k, v]) => `${k}: ${v.toFixed(0)} ns`).join('\n')
+  );
   // Dispatch is a scan, a binary search and a copy: far below a syscall on any machine.
   expect(results['MSI-X table read']).toBeLessThan(5_000);
   expect(results['device register read (hole page → pread)']).toBeLessThan(results['bare Syscalls.pread (koffi)'] * 3 + 5_000);

@@ -9,7 +9,12 @@ export interface FakeDevice {
   readonly handle: VfioDeviceHandle & { close(): void };
 }
 
-export function fakeDevice(description: DeviceDescription, config: Buffer, pageSize = 4096, kernel = new FakeKernel({ pageSize, device: description, config })): FakeDevice {
+export function fakeDevice(
+  description: DeviceDescription,
+  config: Buffer,
+  pageSize = 4096,
+  kernel = new FakeKernel({ pageSize, device: description, config }),
+): FakeDevice {
   const fd = kernel.open('/dev/vfio/devices/vfio0', 2);
   // A cdev fd answers nothing but BIND_IOMMUFD until bound (as Linux does); the device keeps the iommufd alive.
   const iommuFd = kernel.open('/dev/iommu', 2);

@@ -9,7 +9,14 @@ import { KVM_IRQ_CAP, KVM_IRQFD_FLAGS, encodeIrqRouting, encodeIrqfd, type KvmRo
 import { FakeKernel } from '../fake/fake-kernel.js';
 import { describeKvm } from '../helpers/kvm-required.js';
 
-const msi = (gsi: number, data = 0x41, devid?: number): KvmRoutingEntry => ({ gsi, type: 'msi', addressLo: 0xfee0_0000, addressHi: 0, data, ...(devid !== undefined && { devid }) });
+const msi = (gsi: number, data = 0x41, devid?: number): KvmRoutingEntry => ({
+  gsi,
+  type: 'msi',
+  addressLo: 0xfee0_0000,
+  addressHi: 0,
+  data,
+  ...(devid !== undefined && { devid })
+});
 
 function scenarios(sys: Syscalls): Record<string, string | number> {
   const kvm = sys.open('/dev/kvm', 2);
@@ -42,7 +49,10 @@ function scenarios(sys: Syscalls): Record<string, string | number> {
   run('route GSI 4096', route([msi(4096)]));
   run('route IOAPIC pin 24', route([{ gsi: 1, type: 'irqchip', irqchip: 2, pin: 24 }]));
   run('route PIC master pin 8', route([{ gsi: 1, type: 'irqchip', irqchip: 0, pin: 8 }]));
-  run('route GSI 3 to PIC and IOAPIC', route([{ gsi: 3, type: 'irqchip', irqchip: 0, pin: 3 }, { gsi: 3, type: 'irqchip', irqchip: 2, pin: 3 }]));
+  run(
+    'route GSI 3 to PIC and IOAPIC',
+    route([{ gsi: 3, type: 'irqchip', irqchip: 0, pin: 3 }, { gsi: 3, type: 'irqchip', irqchip: 2, pin: 3 }]),
+  );
   run('route MSI + default-like irqchip entries', route([{ gsi: 3, type: 'irqchip', irqchip: 2, pin: 3 }, msi(40)]));
   run('irqfd assign', irqfd(efd, 40));
   run('irqfd assign same eventfd again', irqfd(efd, 41));
@@ -72,6 +82,12 @@ describeKvm('fake kernel vs real /dev/kvm: interrupts', () => {
     const real = scenarios(realSyscalls());
     const fake = scenarios(new FakeKernel({ pageSize: 4096 }));
     expect(fake).toEqual(real);
-    expect(real).toMatchObject({ 'routing without irqchip': 'EINVAL', 'route one MSI': 'ok', 'irqfd assign': 'ok', 'read after irqfd consumed it': 'EAGAIN', 'read without irqfd': 1 });
+    expect(real).toMatchObject({
+      'routing without irqchip': 'EINVAL',
+      'route one MSI': 'ok',
+      'irqfd assign': 'ok',
+      'read after irqfd consumed it': 'EAGAIN',
+      'read without irqfd': 1,
+    });
   });
 });

@@ -33,7 +33,9 @@ export class MemfdMsixDevice implements VfioDeviceHandle, Disposable {
       pageSize: () => real.pageSize(),
       open: (path, flags) => real.open(path, flags),
       close: (fd) => real.close(fd),
-      ioctl: (fd: number, request: IoctlName, arg?: Buffer | number) => (fd === this.fd && request === 'VFIO_DEVICE_SET_IRQS' ? this.#setIrqs(arg as Buffer) : real.ioctl(fd, request, arg)),
+      ioctl: (fd: number, request: IoctlName, arg?: Buffer | number) => (
+        fd === this.fd && request === 'VFIO_DEVICE_SET_IRQS' ? this.#setIrqs(arg as Buffer) : real.ioctl(fd, request, arg)
+      ),
       pread: (fd, buffer, offset) => real.pread(fd, buffer, offset),
       pwrite: (fd, buffer, offset) => real.pwrite(fd, buffer, offset),
       mmap: (fd, offset, length, prot, options) => real.mmap(fd, offset, length, prot, options),

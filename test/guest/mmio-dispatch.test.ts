@@ -63,7 +63,9 @@ describe('MmioDispatcher', () => {
     expect(read(dispatcher, GPA + 0x2_0000n, 4).ours).toBe(false);
     expect(() => dispatcher.handleMmio(GPA, new Uint8Array(0), false)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
     expect(() => dispatcher.handleMmio(GPA, new Uint8Array(16), false)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
-    expect(() => dispatcher.handleMmio(Number(GPA) as unknown as bigint, new Uint8Array(4), false)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
+    expect(
+      () => dispatcher.handleMmio(Number(GPA) as unknown as bigint, new Uint8Array(4), false)
+    ).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
     expect(read(dispatcher, GPA - 1n, 1).ours).toBe(false);
 
     host.move(0, 0x90_0000_0000n);
@@ -91,7 +93,9 @@ describe('MmioDispatcher', () => {
     kernel.failWhen((c) => c.name === 'pread', 5 /* EIO */, true);
     expect(() => read(dispatcher, GPA + 0x2410n, 4)).toThrow(expect.objectContaining({ code: 'EIO', region: 0, bdf: qemuNvme.bdf }));
     kernel.failWhen((c) => c.name === 'pwrite', 19 /* ENODEV */, true);
-    expect(() => dispatcher.handleMmio(GPA + 0x2410n, new Uint8Array(4), true)).toThrow(expect.objectContaining({ code: 'ENODEV', region: 0 }));
+    expect(
+      () => dispatcher.handleMmio(GPA + 0x2410n, new Uint8Array(4), true)
+    ).toThrow(expect.objectContaining({ code: 'ENODEV', region: 0 }));
   });
 
   it('a BAR at an unaligned address (mappings suspended) is device memory at the mappings\' file offsets', () => {
@@ -102,18 +106,23 @@ describe('MmioDispatcher', () => {
     // e1000e's MSI-X BAR3 (table at 0, PBA at 0x2000) is relocated into a doubled BAR: PBA at 0x6000.
     expect(plan.bars.find((b) => b.index === 3)!.msix).toMatchObject({ relocated: true, pba: { offset: 0x6000n } });
     expect(read(dispatcher, 0x1004_6000n, 8).bytes).toEqual(Array(8).fill(0x55));
-    expect(read(dispatcher, 0x1004_2000n, 4).bytes).toEqual([0x2000, 0x2001, 0x2002, 0x2003].map(pattern)); // the real PBA, as the device has it
+    // the real PBA, as the device has it
+    expect(read(dispatcher, 0x1004_2000n, 4).bytes).toEqual([0x2000, 0x2001, 0x2002, 0x2003].map(pattern));
   });
 });
 
 describe('dispatch over random devices', () => {
   for (const pageSize of [0x1000, 0x4000, 0x1_0000]) {
-    it(`every byte of every guest BAR has exactly one backing, device bytes translate into the region (${pageSize / 1024} KiB pages)`, () => {
+    const title = 'every byte of every guest BAR has exactly one backing, device bytes translate into the region';
+    it(`${title} (${pageSize / 1024} KiB pages)`, () => {
+      const strategyArb = fc.constantFrom('relocate' as const, 'hole' as const);
+      const samplesArb = fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 8, maxLength: 8 });
       fc.assert(
-        fc.property(deviceArb, fc.constantFrom('relocate' as const, 'hole' as const), fc.boolean(), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 8, maxLength: 8 }), (device, msix, unaligned, samples) => {
+        fc.property(deviceArb, strategyArb, fc.boolean(), samplesArb, (device, msix, unaligned, samples) => {
           const addresses: Record<number, bigint> = {};
           const relative = planBarMappings(device, { pageSize, msix });
-          relative.bars.forEach((b, i) => { addresses[b.index] = (BigInt(i + 1) << 28n) + (unaligned ? 0x800n : 0n); }); // below 4 GiB for 32-bit BARs
+          // below 4 GiB for 32-bit BARs
+          relative.bars.forEach((b, i) => { addresses[b.index] = (BigInt(i + 1) << 28n) + (unaligned ? 0x800n : 0n); });
           const plan = planBarMappings(device, { pageSize, msix, barAddresses: addresses });
           const { dispatcher, msix: recorder, kernel } = setup(device, plan);
           for (const bar of plan.bars) {
@@ -123,13 +132,17 @@ describe('dispatch over random devices', () => {
             for (let p = 0; p < compiled.starts.length; p++) {
               expect(compiled.ends[p]!).toBeGreaterThan(compiled.starts[p]!);
               if (p > 0) expect(compiled.starts[p]).toBe(compiled.ends[p - 1]);
-              if (compiled.kinds[p] === 0) expect(compiled.offsets[p]! + (compiled.ends[p]! - compiled.starts[p]!)).toBeLessThanOrEqual(Number(bar.regionSize));
+              if (compiled.kinds[p] === 0) expect(
+                compiled.offsets[p]! + (compiled.ends[p]! - compiled.starts[p]!)
+              ).toBeLessThanOrEqual(Number(bar.regionSize));
             }
             expect(compiled.ends[compiled.ends.length - 1]).toBe(Number(bar.guestSize));
             // The MSI-X structures as the guest sees them are never directly mapped.
             for (const r of [bar.msix?.table, bar.msix?.pba]) {
               if (!r) continue;
-              for (const piece of barPieces(bar)) if (piece.backing === 'mapped') expect(piece.end <= r.offset || piece.start >= r.offset + r.size).toBe(true);
+              for (const piece of barPieces(bar)) if (piece.backing === 'mapped') expect(
+                piece.end <= r.offset || piece.start >= r.offset + r.size
+              ).toBe(true);
             }
             // Sampled bytes go where the geometry says.
             for (const s of samples) {
@@ -138,9 +151,11 @@ describe('dispatch over random devices', () => {
               const reads = kernel.calls.length;
               const { ours, bytes } = read(dispatcher, bar.guestAddress! + offset, 1);
               expect(ours).toBe(true);
-              const inRange = (r?: { offset: bigint; size: bigint }): boolean => r !== undefined && offset >= r.offset && offset < r.offset + r.size;
-              if (inRange(bar.msix?.table)) expect(recorder.calls).toEqual([`table-read ${(offset - bar.msix!.table!.offset).toString(16)}+1`]);
-              else if (inRange(bar.msix?.pba)) expect(recorder.calls).toEqual([`pba-read ${(offset - bar.msix!.pba!.offset).toString(16)}+1`]);
+              type Window = { offset: bigint; size: bigint };
+              const inRange = (r?: Window): boolean => r !== undefined && offset >= r.offset && offset < r.offset + r.size;
+              const within = (r: Window | undefined): string => (offset - r!.offset).toString(16);
+              if (inRange(bar.msix?.table)) expect(recorder.calls).toEqual([`table-read ${within(bar.msix!.table)}+1`]);
+              else if (inRange(bar.msix?.pba)) expect(recorder.calls).toEqual([`pba-read ${within(bar.msix!.pba)}+1`]);
               else if (offset < bar.regionSize) expect(bytes).toEqual([offset < 1n << 24n ? pattern(Number(offset)) : 0]);
               else expect({ bytes, syscalls: kernel.calls.length - reads }).toEqual({ bytes: [0], syscalls: 0 });
             }

@@ -18,7 +18,10 @@ const GRANT = { first: 64, count: 256 };
 const VMM_ROUTES = x86DefaultIrqchipRoutes();
 const MSI_ADDRESS = 0xfee0_0000;
 
-const withIrqFlags = (flags: number): DeviceDescription => ({ ...qemuNvme, irqs: qemuNvme.irqs.map((i) => (i.index === 2 ? { ...i, flags } : i)) });
+const withIrqFlags = (flags: number): DeviceDescription => ({
+  ...qemuNvme,
+  irqs: qemuNvme.irqs.map((i) => (i.index === 2 ? { ...i, flags } : i)),
+});
 
 function setup(description: DeviceDescription, interrupts: (vm: KvmVm) => InterruptOptions | undefined) {
   const kernel = new FakeKernel({ pageSize: 0x1_0000, device: description, config: qemuNvmeConfigSpace() });
@@ -41,14 +44,20 @@ function setup(description: DeviceDescription, interrupts: (vm: KvmVm) => Interr
       mmio32(TABLE + BigInt(v * 16) + 12n, masked ? 1 : 0);
     },
     mask: (v: number, masked: boolean): void => mmio32(TABLE + BigInt(v * 16) + 12n, masked ? 1 : 0),
-    control: (enable: boolean, functionMask: boolean): void => device.configWrite(0x42, 2, (enable ? 0x8000 : 0) | (functionMask ? 0x4000 : 0)),
+    control: (enable: boolean, functionMask: boolean): void => device.configWrite(
+      0x42,
+      2,
+      (enable ? 0x8000 : 0) | (functionMask ? 0x4000 : 0),
+    ),
     pba: (): number => {
       const data = new Uint8Array(8);
       device.handleMmio(PBA, data, false);
       return new DataView(data.buffer).getUint32(0, true);
     },
   };
-  const deviceRoutes = (): { gsi: number; u: number[] }[] => kernel.irq.routesOf(vm.fd).filter((r) => r.gsi >= GRANT.first && r.gsi < GRANT.first + GRANT.count).map(({ gsi, u }) => ({ gsi, u }));
+  const deviceRoutes = (): { gsi: number; u: number[] }[] => kernel.irq.routesOf(vm.fd).filter(
+    (r) => r.gsi >= GRANT.first && r.gsi < GRANT.first + GRANT.count
+  ).map(({ gsi, u }) => ({ gsi, u }));
   return { kernel, vm, handle, device, guest, deviceRoutes };
 }
 
@@ -177,21 +186,27 @@ describe('MSI-X through VFIO_DEVICE_SET_IRQS, GSI routes and irqfds (fake kernel
     const kernel = new FakeKernel();
     const vm = KvmVm.create({ syscalls: kernel });
     expect(() => new GsiRouter(vm, { grant: { first: 4000, count: 200 } })).toThrow(expect.objectContaining({ code: 'BAD_GSI_RANGE' }));
-    expect(() => new GsiRouter(vm, { grant: { first: 0, count: 32 }, vmmRoutes: VMM_ROUTES })).toThrow(expect.objectContaining({ code: 'BAD_GSI_RANGE' }));
+    expect(
+      () => new GsiRouter(vm, { grant: { first: 0, count: 32 }, vmmRoutes: VMM_ROUTES })
+    ).toThrow(expect.objectContaining({ code: 'BAD_GSI_RANGE' }));
     const router = new GsiRouter(vm, { grant: { first: 100, count: 10 } });
     const a = router.allocate(4);
     const b = router.allocate(6);
     expect([a.first, b.first]).toEqual([100, 104]);
     expect(() => router.allocate(1)).toThrow(expect.objectContaining({ code: 'GSI_EXHAUSTED' }));
     // No irqchip yet: KVM refuses routing (EINVAL) and the router keeps its previous state.
-    expect(() => router.setRoute(100, { gsi: 100, type: 'msi', addressLo: MSI_ADDRESS, addressHi: 0, data: 1 })).toThrow(expect.objectContaining({ code: 'EINVAL', ioctl: 'KVM_SET_GSI_ROUTING' }));
+    expect(
+      () => router.setRoute(100, { gsi: 100, type: 'msi', addressLo: MSI_ADDRESS, addressHi: 0, data: 1 })
+    ).toThrow(expect.objectContaining({ code: 'EINVAL', ioctl: 'KVM_SET_GSI_ROUTING' }));
     expect(router.route(100)).toBeUndefined();
     kernel.ioctl(vm.fd, 'KVM_CREATE_IRQCHIP');
     router.setRoute(100, { gsi: 100, type: 'msi', addressLo: MSI_ADDRESS, addressHi: 0, data: 1 });
     expect(() => router.setRoute(99, undefined)).toThrow(expect.objectContaining({ code: 'GSI_NOT_ALLOCATED' }));
     router.setVmmRoutes([{ gsi: 5, type: 'irqchip', irqchip: 2, pin: 5 }]); // the VMM's own routes change at run time
     expect(kernel.irq.routesOf(vm.fd).map((r) => r.gsi)).toEqual([5, 100]);
-    expect(() => router.setVmmRoutes([{ gsi: 105, type: 'irqchip', irqchip: 2, pin: 5 }])).toThrow(expect.objectContaining({ code: 'BAD_GSI_RANGE' }));
+    expect(
+      () => router.setVmmRoutes([{ gsi: 105, type: 'irqchip', irqchip: 2, pin: 5 }])
+    ).toThrow(expect.objectContaining({ code: 'BAD_GSI_RANGE' }));
     router.release(a);
     expect(kernel.irq.routesOf(vm.fd).map((r) => r.gsi)).toEqual([5]);
     router.setVmmRoutes([]);

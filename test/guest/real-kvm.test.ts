@@ -216,7 +216,8 @@ function interruptProgram(guest: Guest, vector: number): void {
   const outAl = (port: number): number[] => [0xe6, port];
   const main = [
     ...x86.store(LAPIC_SVR, 0x1ff), ...outAl(0x12), 0xfb, // sti
-    0xb9, ...u32(0x10_0000), 0x49, 0x75, 0xfd, // mov ecx, N; dec ecx; jnz (a bounded wait: an MSI already in the IRR is taken right after sti)
+    // mov ecx, N; dec ecx; jnz (a bounded wait: an MSI already in the IRR is taken right after sti)
+    0xb9, ...u32(0x10_0000), 0x49, 0x75, 0xfd,
     ...outAl(0x14), 0xf4,
   ];
   const handler = [...outAl(0x11), ...x86.store(LAPIC_EOI, 0), 0xcf]; // iretd

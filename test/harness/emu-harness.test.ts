@@ -32,14 +32,21 @@ function seedResult(): GuestSuccess {
     mmioDma: { code: 'IOMMUFD_NO_DMABUF_EXPORT', message: 'no dma-buf' }, dmaMap: false, mapperWarnings: [],
     bar0: { size: '0x4000', flags: 15, caps: ['msix-mappable'] }, msix: { vectors: 65, table: '0x2000', pba: '0x3000', bir: 0 },
     description: {}, steps: [{ name: 'naive', error: { code: 'EINVAL', message: 'x' }, isKvmError: true }],
-    plan: { guestSize: '0x20000', mappings: [{ size: '0x10000', gpa: '0x4000000000', reason: 'expanded' }], trapped: [{ offset: '0x10000', size: '0x1000', kind: 'msix-table', cause: 'msix-relocated', reason: 'relocated table' }], msix: { relocated: true }, warnings: [{ bar: 0, code: 'expanded', message: 'grown to a page' }] },
+    plan: {
+      guestSize: '0x20000',
+      mappings: [{ size: '0x10000', gpa: '0x4000000000', reason: 'expanded' }],
+      trapped: [{ offset: '0x10000', size: '0x1000', kind: 'msix-table', cause: 'msix-relocated', reason: 'relocated table' }],
+      msix: { relocated: true },
+      warnings: [{ bar: 0, code: 'expanded', message: 'grown to a page' }],
+    },
     slotsAfterMap: 1, deviceMappingsAfterMap: 1, host: { cap: '0x4018200f0107ff', vs: '0x10400' },
     guest: { cap: read('0x4018200f0107ff'), vs: read('0x10400') },
     move: { state: 'direct', cap: read('0x4018200f0107ff'), old: { mmio: '0x4000000000' } },
     afterUnmap: { slots: 0, mappedBars: 0, deviceMappings: 0, read: { mmio: '0x5000000000' } },
   };
 }
-const console = (result: unknown): string => `[    0.1] booting\nVFIOBARS-LOG naive {}\nVFIOBARS-RESULT ${JSON.stringify(result)}\nVFIOBARS-EXIT=0\n`;
+const console = (result: unknown): string =>
+  `[    0.1] booting\nVFIOBARS-LOG naive {}\nVFIOBARS-RESULT ${JSON.stringify(result)}\nVFIOBARS-EXIT=0\n`;
 
 describe('runConsole: deadlines', () => {
   it('a guest that goes silent is killed: "timed out after N s", with the console so far', async () => {
@@ -52,7 +59,10 @@ describe('runConsole: deadlines', () => {
 
   it('a guest that keeps talking past the total limit is killed too', async () => {
     const outcome = await runConsole('sh', ['-c', 'while :; do echo tick; sleep 0.05; done'], { totalMs: 500, silenceMs: 5_000 });
-    expect(outcome).toMatchObject({ kind: 'timed-out', message: expect.stringMatching(/^timed out after \d+ s \(total limit 0\.5 s\)$/) as string });
+    expect(outcome).toMatchObject({
+      kind: 'timed-out',
+      message: expect.stringMatching(/^timed out after \d+ s \(total limit 0\.5 s\)$/) as string,
+    });
   });
 
   it('a run that ends on its own returns its console and exit status', async () => {
@@ -70,7 +80,14 @@ describe('runConsole: deadlines', () => {
 describe('recordRun: logs kept, timeouts and contract breaks named', () => {
   it('a timed-out run throws GuestTimeoutError naming the kept log, which holds the console', () => {
     const logs = tempDir();
-    const error = captureError(() => recordRun(logs, 'seed', 'qemu …', { kind: 'timed-out', console: 'booting\n', message: 'timed out after 120 s (no console output for 120 s)' }));
+    const error = captureError(
+      () => recordRun(
+        logs,
+        'seed',
+        'qemu …',
+        { kind: 'timed-out', console: 'booting\n', message: 'timed out after 120 s (no console output for 120 s)' },
+      )
+    );
     expect(error).toBeInstanceOf(GuestTimeoutError);
     expect((error as Error).message).toMatch(/^seed: guest timed out after 120 s .*; log kept at /);
     const logPath = (error as GuestTimeoutError).logPath;

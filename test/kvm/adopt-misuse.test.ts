@@ -61,7 +61,9 @@ function overlappingGrant(sys: Syscalls, kvmPath?: string): void {
     expect(v.ramSlotIntact()).toBe(true);
     expect(vm.slotCount).toBe(0);
     // Refused every time, never silently: the grant is wrong and the VMM must fix it.
-    expect(captureError(() => vm.addSlot({ guestPhysAddr: BAR_GPA, memorySize: v.page, userspaceAddr: v.ram.address + v.page }))).toMatchObject({ code: 'SLOT_IN_USE' });
+    expect(
+      captureError(() => vm.addSlot({ guestPhysAddr: BAR_GPA, memorySize: v.page, userspaceAddr: v.ram.address + v.page }))
+    ).toMatchObject({ code: 'SLOT_IN_USE' });
     vm.close();
     expect(v.ramSlotIntact()).toBe(true);
   } finally {
@@ -76,7 +78,9 @@ function freeGrantStillWorks(sys: Syscalls, kvmPath?: string): void {
     const a = vm.addSlot({ guestPhysAddr: BAR_GPA, memorySize: v.page, userspaceAddr: v.ram.address });
     expect(a).toBe(100);
     // A free id whose GPA overlaps the VMM's RAM: KVM's own EEXIST, the probe changed nothing.
-    expect(captureError(() => vm.addSlot({ guestPhysAddr: RAM_GPA, memorySize: v.page, userspaceAddr: v.ram.address }))).toMatchObject({ code: 'EEXIST' });
+    expect(
+      captureError(() => vm.addSlot({ guestPhysAddr: RAM_GPA, memorySize: v.page, userspaceAddr: v.ram.address }))
+    ).toMatchObject({ code: 'EEXIST' });
     // Moves and re-adds of a verified id need no probe and work as before.
     vm.moveSlot(a, BAR_GPA + 0x10_0000n);
     vm.removeSlot(a);
@@ -93,7 +97,9 @@ describe('KvmVm.adopt argument checks', () => {
   for (const fd of [1.5, Number.NaN, -1, Infinity, 2 ** 31, '3', 3n, undefined]) {
     it(`rejects vm fd ${String(fd)} with BAD_ARGUMENT before any syscall`, () => {
       const before = kernel.calls.length;
-      expect(captureError(() => KvmVm.adopt(fd as number, { syscalls: kernel, slots: { first: 0, count: 1 } }))).toMatchObject({ name: 'KvmError', code: 'BAD_ARGUMENT' });
+      expect(
+        captureError(() => KvmVm.adopt(fd as number, { syscalls: kernel, slots: { first: 0, count: 1 } }))
+      ).toMatchObject({ name: 'KvmError', code: 'BAD_ARGUMENT' });
       expect(kernel.calls.length).toBe(before);
     });
   }
@@ -175,9 +181,13 @@ describeKvm('KvmVm.adopt with a grant overlapping the VMM slots (real /dev/kvm)'
     const sys = realSyscalls();
     const v = vmm(sys);
     try {
-      const other = captureError(() => sys.setUserMemoryRegion(v.vmFd, { ...v.ramSlot, guestPhysAddr: BAR_GPA, userspaceAddr: v.ram.address + v.page }));
+      const other = captureError(
+        () => sys.setUserMemoryRegion(v.vmFd, { ...v.ramSlot, guestPhysAddr: BAR_GPA, userspaceAddr: v.ram.address + v.page })
+      );
       expect(other).toMatchObject({ code: 'EINVAL' });
-      expect(captureError(() => sys.setUserMemoryRegion(v.vmFd, { ...v.ramSlot, memorySize: 2n * v.page }))).toMatchObject({ code: 'EINVAL' });
+      expect(
+        captureError(() => sys.setUserMemoryRegion(v.vmFd, { ...v.ramSlot, memorySize: 2n * v.page }))
+      ).toMatchObject({ code: 'EINVAL' });
       expect(v.ramSlotIntact()).toBe(true);
       // The hazard the probe avoids: same HVA and size, another GPA, is a silent MOVE of the VMM's RAM.
       sys.setUserMemoryRegion(v.vmFd, { ...v.ramSlot, guestPhysAddr: BAR_GPA });

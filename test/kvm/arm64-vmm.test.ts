@@ -135,8 +135,13 @@ describe('Arm64Gic: vGICv3 + ITS', () => {
     expect(gic.getAttr(KVM_DEV_ARM_VGIC.GRP_ADDR, 2n)).toBe(0x800_0000n);
     expect(gic.hasAttr(KVM_DEV_ARM_VGIC.GRP_ADDR, 2n)).toBe(true);
     expect(gic.hasAttr(99, 0n)).toBe(false);
-    expect(captureError(() => KvmDevice.create(vm, KVM_DEV_TYPE_ARM.VGIC_V3, 'vgic-v3'))).toMatchObject({ code: 'EEXIST', ioctl: 'KVM_CREATE_DEVICE' });
-    expect(captureError(() => KvmDevice.create(vm, 42))).toMatchObject({ code: 'ENODEV', message: expect.stringContaining('device type 42') as unknown });
+    expect(
+      captureError(() => KvmDevice.create(vm, KVM_DEV_TYPE_ARM.VGIC_V3, 'vgic-v3'))
+    ).toMatchObject({ code: 'EEXIST', ioctl: 'KVM_CREATE_DEVICE' });
+    expect(captureError(() => KvmDevice.create(vm, 42))).toMatchObject({
+      code: 'ENODEV',
+      message: expect.stringContaining('device type 42') as unknown,
+    });
     gic.setAttr(KVM_DEV_ARM_VGIC.GRP_CTRL, 0n);
     expect(captureError(() => gic.setAttr(KVM_DEV_ARM_VGIC.GRP_ADDR, 2n, 0n))).toMatchObject({ code: 'EBUSY' });
     gic.close();

@@ -32,7 +32,13 @@ describeKvm('KvmVcpu on the real /dev/kvm: a VMM answers MMIO reads', () => {
         // The x86 program reads 64 bits as two 32-bit loads: each exits, each is answered.
         for (const [word, answer] of answers.entries()) {
           const exit = vcpu.run();
-          expect(exit).toEqual({ kind: 'mmio', address: DEVICE_GPA + BigInt(word * 4), isWrite: false, length: 4, data: expect.any(BigInt) as unknown });
+          expect(exit).toEqual({
+            kind: 'mmio',
+            address: DEVICE_GPA + BigInt(word * 4),
+            isWrite: false,
+            length: 4,
+            data: expect.any(BigInt) as unknown,
+          });
           expect(() => vcpu.answerMmioRead(1n << 32n)).toThrow(RangeError);
           vcpu.answerMmioRead(answer);
           expect(vcpu.run()).toEqual({ kind: 'io', direction: 'out', port: X86_REPORT_PORT, size: 4, data: answer });

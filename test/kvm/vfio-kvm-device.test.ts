@@ -42,7 +42,13 @@ describe('KvmVfioDevice with VfioDevice.open (fake kernel)', () => {
     const from = kernel.calls.length;
     const device = VfioDevice.open(FN0, { ...options, context, kvm });
     const names = kernel.calls.slice(from).map((c) => c.name);
-    expect(names).toEqual(['open', 'KVM_SET_DEVICE_ATTR', 'VFIO_DEVICE_BIND_IOMMUFD', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', 'VFIO_DEVICE_FEATURE']);
+    expect(names).toEqual([
+      'open',
+      'KVM_SET_DEVICE_ATTR',
+      'VFIO_DEVICE_BIND_IOMMUFD',
+      'VFIO_DEVICE_ATTACH_IOMMUFD_PT',
+      'VFIO_DEVICE_FEATURE',
+    ]);
     expect(kernel.sawKvmAtBind(device.fd)).toBe(true);
     expect(kernel.live().kvmFiles).toBe(1);
     device.close();
@@ -74,7 +80,9 @@ describe('KvmVfioDevice with VfioDevice.open (fake kernel)', () => {
     kvm.close();
     expect(kernel.live()).toMatchObject({ kvmFiles: 0, mmaps: 1 }); // only `own`'s scratch page is left
     // Still open: KVM answers the (empty) attribute instead of EBADF.
-    expect(() => kernel.ioctl(own.fd, 'KVM_SET_DEVICE_ATTR', Buffer.alloc(24))).toThrow(expect.objectContaining({ code: 'ENXIO' }) as Error);
+    expect(
+      () => kernel.ioctl(own.fd, 'KVM_SET_DEVICE_ATTR', Buffer.alloc(24))
+    ).toThrow(expect.objectContaining({ code: 'ENXIO' }) as Error);
     own.close();
     expect(captureError(() => KvmVfioDevice.adopt(-1, { syscalls: kernel }))).toMatchObject({ code: 'BAD_ARGUMENT' });
   });

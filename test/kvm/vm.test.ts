@@ -47,20 +47,33 @@ describeKvm('KvmVm on the real /dev/kvm', () => {
   it('answers EINVAL for a 0x800-byte slot, with the slot, GPA and size in the error, and frees the id', () => {
     const error = captureError(() => vm.addSlot({ guestPhysAddr: 0x10_0000n, memorySize: 0x800n, userspaceAddr: memory.address }));
     expect(error).toBeInstanceOf(KvmError);
-    expect(error).toMatchObject({ code: 'EINVAL', errno: 22, ioctl: 'KVM_SET_USER_MEMORY_REGION', slot: 0, guestPhysAddr: 0x10_0000n, memorySize: 0x800n });
+    expect(error).toMatchObject({
+      code: 'EINVAL',
+      errno: 22,
+      ioctl: 'KVM_SET_USER_MEMORY_REGION',
+      slot: 0,
+      guestPhysAddr: 0x10_0000n,
+      memorySize: 0x800n,
+    });
     expect((error as KvmError).message).toContain('size 0x800');
     expect(vm.slotCount).toBe(0);
     expect(vm.addSlot({ guestPhysAddr: 0x10_0000n, memorySize: PAGE, userspaceAddr: memory.address })).toBe(0);
   });
 
   it('answers EINVAL for an unaligned GPA and an unaligned host address', () => {
-    expect(captureError(() => vm.addSlot({ guestPhysAddr: 0x10_0800n, memorySize: PAGE, userspaceAddr: memory.address }))).toMatchObject({ code: 'EINVAL' });
-    expect(captureError(() => vm.addSlot({ guestPhysAddr: 0x10_0000n, memorySize: PAGE, userspaceAddr: memory.address + 0x800n }))).toMatchObject({ code: 'EINVAL' });
+    expect(
+      captureError(() => vm.addSlot({ guestPhysAddr: 0x10_0800n, memorySize: PAGE, userspaceAddr: memory.address }))
+    ).toMatchObject({ code: 'EINVAL' });
+    expect(
+      captureError(() => vm.addSlot({ guestPhysAddr: 0x10_0000n, memorySize: PAGE, userspaceAddr: memory.address + 0x800n }))
+    ).toMatchObject({ code: 'EINVAL' });
   });
 
   it('answers EEXIST for an overlapping slot', () => {
     vm.addSlot({ guestPhysAddr: 0x10_0000n, memorySize: 2n * PAGE, userspaceAddr: memory.address });
-    const error = captureError(() => vm.addSlot({ guestPhysAddr: 0x10_0000n + PAGE, memorySize: 2n * PAGE, userspaceAddr: memory.address }));
+    const error = captureError(
+      () => vm.addSlot({ guestPhysAddr: 0x10_0000n + PAGE, memorySize: 2n * PAGE, userspaceAddr: memory.address })
+    );
     expect(error).toMatchObject({ code: 'EEXIST', slot: 1 });
     expect(vm.slotCount).toBe(1);
   });
@@ -116,7 +129,9 @@ describeKvm('KvmVm on the real /dev/kvm', () => {
   it('close is idempotent and later calls fail clearly', () => {
     vm.close();
     vm.close();
-    expect(captureError(() => vm.addSlot({ guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: memory.address }))).toMatchObject({ code: 'CLOSED' });
+    expect(
+      captureError(() => vm.addSlot({ guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: memory.address }))
+    ).toMatchObject({ code: 'CLOSED' });
   });
 });
 
@@ -132,15 +147,25 @@ describeKvm('KvmVm.adopt: inside a VM the VMM owns', () => {
       expect(vm.slotRange).toEqual({ first: 100, count: 2 });
       const a = vm.addSlot({ guestPhysAddr: 0x10_0000n, memorySize: PAGE, userspaceAddr: memory.address });
       // The VMM's slot is untouched by ours: overlapping it is the kernel's EEXIST.
-      expect(captureError(() => vm.addSlot({ guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: memory.address }))).toMatchObject({ code: 'EEXIST', slot: 101 });
+      expect(
+        captureError(() => vm.addSlot({ guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: memory.address }))
+      ).toMatchObject({ code: 'EEXIST', slot: 101 });
       const b = vm.addSlot({ guestPhysAddr: 0x20_0000n, memorySize: PAGE, userspaceAddr: memory.address });
       expect([a, b]).toEqual([100, 101]);
-      expect(captureError(() => vm.addSlot({ guestPhysAddr: 0x30_0000n, memorySize: PAGE, userspaceAddr: memory.address }))).toMatchObject({ code: 'SLOTS_EXHAUSTED' });
+      expect(
+        captureError(() => vm.addSlot({ guestPhysAddr: 0x30_0000n, memorySize: PAGE, userspaceAddr: memory.address }))
+      ).toMatchObject({ code: 'SLOTS_EXHAUSTED' });
       vm.close();
       // Our slots are gone (their GPAs are free again), the VMM's slot 0 and its VM fd are not.
       sys.setUserMemoryRegion(vmFd, { slot: 5, flags: 0, guestPhysAddr: 0x10_0000n, memorySize: PAGE, userspaceAddr: memory.address });
-      expect(captureError(() => sys.setUserMemoryRegion(vmFd, { slot: 6, flags: 0, guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: memory.address }))).toMatchObject({ code: 'EEXIST' });
-      expect(() => KvmVm.adopt(vmFd, { slots: { first: 32_760, count: 10 } })).toThrow(expect.objectContaining({ code: 'BAD_SLOT_RANGE' }) as Error);
+      expect(
+        captureError(
+          () => sys.setUserMemoryRegion(vmFd, { slot: 6, flags: 0, guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: memory.address })
+        )
+      ).toMatchObject({ code: 'EEXIST' });
+      expect(
+        () => KvmVm.adopt(vmFd, { slots: { first: 32_760, count: 10 } })
+      ).toThrow(expect.objectContaining({ code: 'BAD_SLOT_RANGE' }) as Error);
     } finally {
       sys.close(vmFd);
       sys.close(kvm);

@@ -58,6 +58,13 @@ describeKvm('fake kernel vs real /dev/kvm', () => {
     const fake = scenarios(new FakeKernel({ pageSize: 4096, nrMemslots: 32_764 }));
     expect(fake).toEqual(real);
     // And the real answers are the documented ones.
-    expect(real).toMatchObject({ add: 'ok', 'identical call': 'ok', 'unaligned size': 'EINVAL', overlap: 'EEXIST', move: 'ok', delete: 'ok' });
+    expect(real).toMatchObject({
+      add: 'ok',
+      'identical call': 'ok',
+      'unaligned size': 'EINVAL',
+      overlap: 'EEXIST',
+      move: 'ok',
+      delete: 'ok',
+    });
   });
 });

@@ -119,12 +119,19 @@ describe('BarMapper logging', () => {
     using device = VfioDevice.open(BDF, { ...roots, syscalls: kernel, iommu: 'type1' });
     using vm = KvmVm.create({ syscalls: kernel, kvmPath: `${roots.devRoot}/kvm` });
     const lines: string[] = [];
-    const logger = { debug: (m: string) => lines.push(`debug ${m}`), info: (m: string) => lines.push(`info ${m}`), warn: (m: string) => lines.push(`warn ${m}`) };
+    const logger = {
+      debug: (m: string) => lines.push(`debug ${m}`),
+      info: (m: string) => lines.push(`info ${m}`),
+      warn: (m: string) => lines.push(`warn ${m}`),
+    };
     using mapper = new BarMapper(device, vm, { logger });
     mapper.map(planBarMappings(qemuE1000e, { pageSize: 0x1_0000, barAddresses: ADDRESSES }));
     mapper.move(3, 0x3000_4000n);
     mapper.move(3, 0x3000_0000n);
-    expect(lines).toContain('info BAR3: mapped 0x0+0x10000 at gpa 0x10200000: expanded 0x4000 -> 0x10000: sub-page BAR, page-aligned (kernel reserves the rest of the page)');
+    expect(lines).toContain(
+      'info BAR3: mapped 0x0+0x10000 at gpa 0x10200000: '
+        + 'expanded 0x4000 -> 0x10000: sub-page BAR, page-aligned (kernel reserves the rest of the page)',
+    );
     expect(lines.some((l) => l.startsWith('info BAR3: MSI-X table 0x0+0x50, PBA 0x2000+0x8 relocated'))).toBe(true);
     expect(lines.some((l) => l.startsWith('warn BAR3: moved to 0x30004000, now trapped'))).toBe(true);
     expect(lines).toContain('info BAR3: mapped again at 0x30000000');

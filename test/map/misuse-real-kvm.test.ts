@@ -119,7 +119,11 @@ describeKvm('BarMapper misuse on the real /dev/kvm', () => {
         expect(error).toMatchObject({ code: 'SLOT_IN_USE', step: 'kvm-slot' });
         expect(countMaps()).toBe(1); // the VMM's own RAM mapping only
         // Slot 0 is still the VMM's, at GPA 0: an overlap there is EEXIST, the identical call is KVM's no-op.
-        expect(captureError(() => sys.setUserMemoryRegion(vmFd, { slot: 9, flags: 0, guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: ram.address }))).toMatchObject({ code: 'EEXIST' });
+        expect(
+          captureError(
+            () => sys.setUserMemoryRegion(vmFd, { slot: 9, flags: 0, guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: ram.address })
+          )
+        ).toMatchObject({ code: 'EEXIST' });
         sys.setUserMemoryRegion(vmFd, { slot: 0, flags: 0, guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: ram.address });
         mapper[Symbol.dispose]();
         vm.close();

@@ -122,7 +122,10 @@ describe('BarMapper misuse: typed errors, nothing acquired', () => {
       [{ ...w.plan, bars: [{ ...bar0, mappings: [{ ...m0, size: 0n }] }] }, 'BAD_PLAN'],
       [{ ...w.plan, bars: [{ ...bar0, reasons: [() => 0] }] }, 'BAD_PLAN'],
     ];
-    for (const [plan, code] of cases) expect(mapperError(() => w.mapper.map(plan as MappingPlan)).code, JSON.stringify(String(plan))).toBe(code);
+    for (const [plan, code] of cases) expect(
+      mapperError(() => w.mapper.map(plan as MappingPlan)).code,
+      JSON.stringify(String(plan)),
+    ).toBe(code);
     expect(w.kernel.live().mmaps).toBe(0);
     closeAll(w);
   });
@@ -149,7 +152,8 @@ describe('BarMapper misuse: typed errors, nothing acquired', () => {
     const w = world();
     const bad: [unknown, unknown, unknown][] = [
       [undefined, w.vm, {}], [{ fd: 1.5, syscalls: w.kernel }, w.vm, {}], [w.device, undefined, {}], [w.device, { fd: 3 }, {}],
-      [w.device, w.vm, null], [w.device, w.vm, { dmaMap: 'yes' }], [w.device, w.vm, { hugePfnAlign: 1 }], [w.device, w.vm, { logger: { info: () => {} } }],
+      [w.device, w.vm, null], [w.device, w.vm, { dmaMap: 'yes' }], [w.device, w.vm, { hugePfnAlign: 1 }],
+      [w.device, w.vm, { logger: { info: () => {} } }],
     ];
     for (const [device, vm, options] of bad) {
       expect(mapperError(() => new BarMapper(device as VfioDevice, vm as KvmVm, options as never)).code).toBe('BAD_ARGUMENT');
@@ -364,7 +368,14 @@ describe('BarMapper and IOMMUs that cannot DMA-map a BAR', () => {
       unmapDma: () => { throw new Error('must not be called'); },
       mmioDmaUnsupported: { code: 'IOMMUFD_PFNMAP', message: 'iommufd cannot map PFNMAP memory before Linux 6.19' },
     };
-    const handle: VfioDeviceHandle = { bdf: device.bdf, fd: device.fd, syscalls: kernel, dma, iommuMode: 'iommufd', describe: () => device.describe() };
+    const handle: VfioDeviceHandle = {
+      bdf: device.bdf,
+      fd: device.fd,
+      syscalls: kernel,
+      dma,
+      iommuMode: 'iommufd',
+      describe: () => device.describe(),
+    };
     const vm = KvmVm.create({ syscalls: kernel, kvmPath: `${ROOTS.devRoot}/kvm` });
     const warnings: string[] = [];
     const mapper = new BarMapper(handle, vm, { dmaMap: true, logger: { debug: () => {}, info: () => {}, warn: (m) => warnings.push(m) } });
@@ -384,17 +395,26 @@ describe('BarMapper asks for huge-PFN placement', () => {
   const big: DeviceDescription = {
     ...qemuE1000e,
     regions: [{ ...qemuE1000e.regions[0]!, size: 0x80_0000n }, ...qemuE1000e.regions.slice(1)],
-    msix: { capOffset: 0xa0, vectors: 5, table: { bir: 0, offset: 0x40_0000n, size: 0x50n }, pba: { bir: 0, offset: 0x40_0800n, size: 0x8n } },
+    msix: {
+      capOffset: 0xa0,
+      vectors: 5,
+      table: { bir: 0, offset: 0x40_0000n, size: 0x50n },
+      pba: { bir: 0, offset: 0x40_0800n, size: 0x8n },
+    },
   };
   it('each mapping\'s host address is congruent to its file offset modulo 2 MiB', () => {
     const kernel = new FakeKernel({ device: big, devRoot: ROOTS.devRoot, group: '3' });
     using device = VfioDevice.open(BDF, { ...ROOTS, syscalls: kernel, iommu: 'type1' });
     using vm = KvmVm.create({ syscalls: kernel, kvmPath: `${ROOTS.devRoot}/kvm` });
     using mapper = new BarMapper(device, vm);
-    const [bar0] = mapper.map(planBarMappings(big, { pageSize: 0x1000, msix: 'hole', barAddresses: { 0: 0x4000_0000n, 1: 0x1010_0000n, 3: 0x1020_0000n } }));
+    const [bar0] = mapper.map(
+      planBarMappings(big, { pageSize: 0x1000, msix: 'hole', barAddresses: { 0: 0x4000_0000n, 1: 0x1010_0000n, 3: 0x1020_0000n } })
+    );
     const odd = bar0!.regions.filter((r) => r.mapping.fileOffset % 0x20_0000n !== 0n && r.mapping.size >= 0x20_0000n);
     expect(odd.length).toBeGreaterThan(0);
-    for (const r of bar0!.regions.filter((x) => x.mapping.size >= 0x20_0000n)) expect(r.host.address % 0x20_0000n).toBe(r.mapping.fileOffset % 0x20_0000n);
+    for (const r of bar0!.regions.filter(
+      (x) => x.mapping.size >= 0x20_0000n
+    )) expect(r.host.address % 0x20_0000n).toBe(r.mapping.fileOffset % 0x20_0000n);
     expect(mapper.warnings).toEqual([]); // a naturally aligned BAR: GPA, host address and offset all agree
     mapper.move(0, 0x4010_0000n); // 1 MiB-aligned only: stage 2 cannot use 2 MiB blocks any more
     const huge = mapper.warnings.filter((w) => w.code === 'HUGE_PFN_GPA_MISMATCH');

@@ -49,7 +49,10 @@ describeKvm('BarMapper on the real /dev/kvm (memfd stands in for the BAR)', () =
     using vm = KvmVm.create();
     using probe = GuestMemoryProbe.create(vm);
     const plan = planBarMappings(device.describe(), { pageSize: PAGE, barAddresses: { 0: BAR_GPA } });
-    expect(plan.bars[0]!.mappings).toMatchObject([{ size: PAGE, reason: `expanded 0x800 -> 0x${PAGE.toString(16)}: sub-page BAR, page-aligned (kernel reserves the rest of the page)` }]);
+    expect(plan.bars[0]!.mappings).toMatchObject([{
+      size: PAGE,
+      reason: `expanded 0x800 -> 0x${PAGE.toString(16)}: sub-page BAR, page-aligned (kernel reserves the rest of the page)`,
+    }]);
     using mapper = new BarMapper(device, vm);
     mapper.map(plan);
     expect(vm.slot(1)).toMatchObject({ memorySize: PAGE, guestPhysAddr: BAR_GPA });

@@ -14,7 +14,10 @@ const regionArb = (index: number): fc.Arbitrary<RegionDescription> =>
     mmap: fc.boolean(),
     write: fc.boolean(),
     msixMappable: fc.boolean(),
-    sparse: fc.option(fc.array(fc.record({ start: fc.integer({ min: 0, max: 255 }), length: fc.integer({ min: 1, max: 64 }) }), { maxLength: 4 }), { nil: undefined }),
+    sparse: fc.option(
+      fc.array(fc.record({ start: fc.integer({ min: 0, max: 255 }), length: fc.integer({ min: 1, max: 64 }) }), { maxLength: 4 }),
+      { nil: undefined },
+    ),
   }).map(({ sizeLog2, mmap, write, msixMappable, sparse }) => {
     const size = 1n << BigInt(sizeLog2);
     const capabilities: RegionCapability[] = [];
@@ -22,9 +25,20 @@ const regionArb = (index: number): fc.Arbitrary<RegionDescription> =>
     if (sparse) {
       // Areas in 1/256ths of the region, so they scale with it and sometimes fall below a page.
       const unit = size / 256n;
-      capabilities.push({ kind: 'sparse-mmap', id: 1, version: 1, areas: sparse.map((a) => ({ offset: BigInt(a.start) * unit, size: BigInt(a.length) * unit })) });
+      capabilities.push({
+        kind: 'sparse-mmap',
+        id: 1,
+        version: 1,
+        areas: sparse.map((a) => ({ offset: BigInt(a.start) * unit, size: BigInt(a.length) * unit })),
+      });
     }
-    return { index, flags: 1 | (write ? 2 : 0) | (mmap ? 4 : 0) | (capabilities.length ? 8 : 0), size, offset: BigInt(index) << 40n, capabilities };
+    return {
+      index,
+      flags: 1 | (write ? 2 : 0) | (mmap ? 4 : 0) | (capabilities.length ? 8 : 0),
+      size,
+      offset: BigInt(index) << 40n,
+      capabilities,
+    };
   });
 
 interface MsixChoice {
@@ -66,7 +80,12 @@ function msixLayout(regions: readonly RegionDescription[], c: MsixChoice): MsixD
     pbaOffset = after + pbaSize <= pbaRegion ? place(after, pbaRegion, pbaSize, c.pbaPos) : place(0n, tableOffset, pbaSize, c.pbaPos);
   }
   const [tableBir, pbaBir] = [regions[c.tableBir]!.index, regions[c.pbaBir]!.index];
-  return { capOffset: 0x40, vectors, table: { bir: tableBir, offset: tableOffset, size: tableSize }, pba: { bir: pbaBir, offset: pbaOffset, size: pbaSize } };
+  return {
+    capOffset: 0x40,
+    vectors,
+    table: { bir: tableBir, offset: tableOffset, size: tableSize },
+    pba: { bir: pbaBir, offset: pbaOffset, size: pbaSize },
+  };
 }
 
 /**

@@ -43,7 +43,8 @@ const hostileJson: fc.Arbitrary<unknown> = fc.oneof(
   fc.constantFrom<unknown>(
     null, true, false, 0, -0, -1, 1.5, 5, 2 ** 31, 2 ** 32, 2 ** 53, 1e300, '', 'true', 'false', '0x', '-0x1', '0x1g', '0x0', '0x1000',
     '0xffffffffffffffff', '0x10000000000000000', '18446744073709551616', `0x${'0'.repeat(64)}1`, '__proto__', 'constructor',
-    'relocate', 'hole', 'read', 'read-write', 'memory', 'io', 'upper-half', 'sparse-mmap', 'msix-mappable', [], {}, [[]], { __proto__: null },
+    'relocate', 'hole', 'read', 'read-write', 'memory', 'io', 'upper-half', 'sparse-mmap', 'msix-mappable', [], {}, [[]],
+    { __proto__: null },
   ),
   fc.integer({ min: -10, max: 70 }),
   fc.bigInt({ min: 0n, max: U64_MAX }).map((v) => `0x${v.toString(16)}`),
@@ -100,7 +101,11 @@ function mutate(root: unknown, mutations: readonly Mutation[]): unknown {
         break;
       case 'add-key': if (!Array.isArray(container)) record[m.key] = m.value; break;
       case 'proto-key': // an own `__proto__` key, as JSON.parse makes it
-        if (!Array.isArray(container)) Object.defineProperty(container, '__proto__', { value: m.value, enumerable: true, configurable: true, writable: true });
+        if (!Array.isArray(container)) Object.defineProperty(
+          container,
+          '__proto__',
+          { value: m.value, enumerable: true, configurable: true, writable: true },
+        );
         break;
       case 'wrap': record[key] = [record[key]]; break;
     }
@@ -114,7 +119,8 @@ const pageArb = fc.oneof(
   { arbitrary: fc.constantFrom<number | bigint>(...PAGE_EDGES), weight: 1 },
 );
 const addressEdges = [
-  0n, 0x1000n, 0x8000n, 0xc000_0000n, 0xfebc_0000n, 0xffff_f000n, 0xffff_ffffn, 1n << 32n, 0x80_0000_0000n, 1n << 63n, U64_MAX - 0xffffn, U64_MAX,
+  0n, 0x1000n, 0x8000n, 0xc000_0000n, 0xfebc_0000n, 0xffff_f000n, 0xffff_ffffn, 1n << 32n, 0x80_0000_0000n, 1n << 63n, U64_MAX - 0xffffn,
+  U64_MAX,
 ];
 const legalSlots = fc.constantFrom(0x8000_0000n, 0x9000_0000n, 0xa000_0000n, 0xc000_0000n, 0x10_0000_0000n, 0x20_0000_0000n);
 const addressArb = fc.oneof(
@@ -127,7 +133,11 @@ const addressesArb = fc
   .dictionary(fc.constantFrom('0', '1', '2', '3', '4', '5'), addressArb, { maxKeys: 3 })
   .map((o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [Number(k), v])) as Record<number, bigint>);
 const optionsArb: fc.Arbitrary<PlanOptions> = fc.record(
-  { pageSize: pageArb, msix: fc.constantFrom('relocate' as const, 'hole' as const), barAddresses: fc.option(addressesArb, { nil: undefined, freq: 2 }) },
+  {
+    pageSize: pageArb,
+    msix: fc.constantFrom('relocate' as const, 'hole' as const),
+    barAddresses: fc.option(addressesArb, { nil: undefined, freq: 2 }),
+  },
   { requiredKeys: ['pageSize', 'msix'] },
 );
 
@@ -166,8 +176,9 @@ describe('hostile JSON to the readers', () => {
   });
 
   it('mutated real captures: descriptionFromJSON gives a typed error or a description the planner handles', () => {
+    const hostileMutationsArb = fc.array(mutationArb(hostileJson), { minLength: 1, maxLength: 3 });
     fc.assert(
-      fc.property(fc.constantFrom(...DEVICE_JSON), fc.array(mutationArb(hostileJson), { minLength: 1, maxLength: 3 }), pageArb, (json, mutations, pageSize) => {
+      fc.property(fc.constantFrom(...DEVICE_JSON), hostileMutationsArb, pageArb, (json, mutations, pageSize) => {
         const device = typedOrValue(() => descriptionFromJSON(mutate(json, mutations)));
         if (device) planAndCheck(device, { pageSize }, [0x80_0000_0000n]);
       }),
@@ -195,7 +206,8 @@ describe('hostile JSON to the readers', () => {
 /** Values a careless TypeScript caller can put where the types say bigint, number, boolean or string. */
 const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
   fc.constantFrom<unknown>(
-    Infinity, -Infinity, NaN, -1, 0, 1.5, 2 ** 53, 1e300, -1n, 0n, 1n, 7n, 0x1000n, 0x4000n, (1n << 31n) + 1n, 1n << 32n, (1n << 63n) + 1n, 1n << 63n,
+    Infinity, -Infinity, NaN, -1, 0, 1.5, 2 ** 53, 1e300, -1n, 0n, 1n, 7n, 0x1000n, 0x4000n, (1n << 31n) + 1n, 1n << 32n, (1n << 63n) + 1n,
+    1n << 63n,
     U64_MAX, 1n << 64n, undefined, null, '0x1000', 'true', true, false, [], {}, 6, 7, 4096, 2048, 2049,
   ),
   fc.bigInt({ min: 0n, max: 1n << 24n }),
@@ -225,7 +237,8 @@ const geometryArb: fc.Arbitrary<DeviceDescription> = fc
     for (let index = 0; index < 6; index++) {
       const previous = bars[index - 1];
       const wanted = g.kinds[index]!;
-      const kind = previous?.kind === 'memory' && previous.is64Bit ? 'upper-half' : wanted === 'io' || wanted === 'unused' ? wanted : 'memory';
+      const ownKind = wanted === 'io' || wanted === 'unused' ? wanted : 'memory';
+      const kind = previous?.kind === 'memory' && previous.is64Bit ? 'upper-half' : ownKind;
       const is64Bit = kind === 'upper-half' || (wanted === 'memory64' && index < 5);
       bars.push({ index, kind, is64Bit, prefetchable: false, address: 0n });
     }
@@ -250,7 +263,12 @@ const geometryArb: fc.Arbitrary<DeviceDescription> = fc
 describe('hostile descriptions and options to the planner', () => {
   it('random geometry (impossible MSI-X, oversize and sub-page BARs, wrapping areas) at edge page sizes and placements', () => {
     fc.assert(
-      fc.property(geometryArb, optionsArb, fc.array(addressArb, { maxLength: 6 }), (device, options, moves) => planAndCheck(device, options, moves)),
+      fc.property(
+        geometryArb,
+        optionsArb,
+        fc.array(addressArb, { maxLength: 6 }),
+        (device, options, moves) => planAndCheck(device, options, moves),
+      ),
       { numRuns: 1500 },
     );
     expectSomePlans(0.05);
@@ -258,8 +276,9 @@ describe('hostile descriptions and options to the planner', () => {
 
   it('real devices with fields replaced by non-finite, oversize and wrongly typed values', () => {
     const mutationsArb = fc.array(mutationArb(hostileValue), { minLength: 1, maxLength: 3 });
+    const movesArb = fc.array(addressArb, { maxLength: 6 });
     fc.assert(
-      fc.property(fc.constantFrom(...DEVICES), mutationsArb, optionsArb, fc.array(addressArb, { maxLength: 6 }), (base, mutations, options, moves) => {
+      fc.property(fc.constantFrom(...DEVICES), mutationsArb, optionsArb, movesArb, (base, mutations, options, moves) => {
         planAndCheck(mutate(base, mutations) as DeviceDescription, options, moves);
       }),
       { numRuns: 1500 },

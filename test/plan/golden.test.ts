@@ -19,9 +19,20 @@ describe('the seed: QEMU NVMe 16 KiB BAR0 with MSI-X inside', () => {
     expect(bar.guestSize).toBe(0x2_0000n);
     expect(bar.regionSize).toBe(0x4000n);
     expect(bar.mappings).toEqual([
-      { fileOffset: 0n, barOffset: 0n, size: 0x1_0000n, gpa: BAR0_GPA, prot: 'read-write', reason: 'expanded 0x4000 -> 0x10000: sub-page BAR, page-aligned (kernel reserves the rest of the page)' },
+      {
+        fileOffset: 0n,
+        barOffset: 0n,
+        size: 0x1_0000n,
+        gpa: BAR0_GPA,
+        prot: 'read-write',
+        reason: 'expanded 0x4000 -> 0x10000: sub-page BAR, page-aligned (kernel reserves the rest of the page)',
+      },
     ]);
-    expect(bar.msix).toMatchObject({ relocated: true, table: { offset: 0x1_0000n, size: 0x410n }, pba: { offset: 0x1_1000n, size: 0x10n } });
+    expect(bar.msix).toMatchObject({
+      relocated: true,
+      table: { offset: 0x1_0000n, size: 0x410n },
+      pba: { offset: 0x1_1000n, size: 0x10n },
+    });
     // The upper half: the table and PBA as the guest sees them (naming the device's own offsets), padding around them.
     expect(bar.trapped.map(({ reason: _reason, ...t }) => t)).toEqual([
       { barOffset: 0x1_0000n, size: 0x410n, kind: 'msix-table', fileOffset: 0x2000n, cause: 'msix-relocated' },
@@ -36,19 +47,63 @@ describe('the seed: QEMU NVMe 16 KiB BAR0 with MSI-X inside', () => {
     const { plan } = bar0(qemuNvme, K64);
     const json = planToJSON(plan) as { bars: unknown[] };
     expect(json.bars[0]).toEqual({
-      index: 0, regionOffset: '0x0', regionSize: '0x4000', guestSize: '0x20000', guestAddress: '0x8000000000', sizeMask: '0xfffffffffffe0000',
+      index: 0, regionOffset: '0x0', regionSize: '0x4000', guestSize: '0x20000', guestAddress: '0x8000000000',
+      sizeMask: '0xfffffffffffe0000',
       is64Bit: true, prefetchable: false,
-      msix: { table: { offset: '0x10000', size: '0x410' }, pba: { offset: '0x11000', size: '0x10' }, relocated: true, reason: 'MSI-X table 0x2000+0x410, PBA 0x3000+0x10 relocated to the upper half of a 0x20000 guest BAR: its pages would cut the direct mapping' },
-      mappings: [{ fileOffset: '0x0', barOffset: '0x0', size: '0x10000', gpa: '0x8000000000', prot: 'read-write', reason: 'expanded 0x4000 -> 0x10000: sub-page BAR, page-aligned (kernel reserves the rest of the page)' }],
+      msix: {
+        table: { offset: '0x10000', size: '0x410' },
+        pba: { offset: '0x11000', size: '0x10' },
+        relocated: true,
+        reason: 'MSI-X table 0x2000+0x410, PBA 0x3000+0x10 relocated to the upper half of a 0x20000 guest BAR: '
+          + 'its pages would cut the direct mapping',
+      },
+      mappings: [{
+        fileOffset: '0x0',
+        barOffset: '0x0',
+        size: '0x10000',
+        gpa: '0x8000000000',
+        prot: 'read-write',
+        reason: 'expanded 0x4000 -> 0x10000: sub-page BAR, page-aligned (kernel reserves the rest of the page)',
+      }],
       trapped: [
-        { barOffset: '0x10000', size: '0x410', kind: 'msix-table', fileOffset: '0x2000', cause: 'msix-relocated', reason: 'relocated MSI-X (table 0x2000+0x410, PBA 0x3000+0x10) in the upper half: MSI-X table, emulated' },
-        { barOffset: '0x10410', size: '0xbf0', kind: 'padding', cause: 'msix-relocated', reason: 'relocated MSI-X (table 0x2000+0x410, PBA 0x3000+0x10) in the upper half: padding (reads return 0, writes are dropped)' },
-        { barOffset: '0x11000', size: '0x10', kind: 'msix-pba', fileOffset: '0x3000', cause: 'msix-relocated', reason: 'relocated MSI-X (table 0x2000+0x410, PBA 0x3000+0x10) in the upper half: MSI-X PBA, emulated' },
-        { barOffset: '0x11010', size: '0xeff0', kind: 'padding', cause: 'msix-relocated', reason: 'relocated MSI-X (table 0x2000+0x410, PBA 0x3000+0x10) in the upper half: padding (reads return 0, writes are dropped)' },
+        {
+          barOffset: '0x10000',
+          size: '0x410',
+          kind: 'msix-table',
+          fileOffset: '0x2000',
+          cause: 'msix-relocated',
+          reason: 'relocated MSI-X (table 0x2000+0x410, PBA 0x3000+0x10) in the upper half: MSI-X table, emulated',
+        },
+        {
+          barOffset: '0x10410',
+          size: '0xbf0',
+          kind: 'padding',
+          cause: 'msix-relocated',
+          reason: 'relocated MSI-X (table 0x2000+0x410, PBA 0x3000+0x10) in the upper half: padding (reads return 0, writes are dropped)',
+        },
+        {
+          barOffset: '0x11000',
+          size: '0x10',
+          kind: 'msix-pba',
+          fileOffset: '0x3000',
+          cause: 'msix-relocated',
+          reason: 'relocated MSI-X (table 0x2000+0x410, PBA 0x3000+0x10) in the upper half: MSI-X PBA, emulated',
+        },
+        {
+          barOffset: '0x11010',
+          size: '0xeff0',
+          kind: 'padding',
+          cause: 'msix-relocated',
+          reason: 'relocated MSI-X (table 0x2000+0x410, PBA 0x3000+0x10) in the upper half: padding (reads return 0, writes are dropped)',
+        },
       ],
       reasons: [
         { code: 'whole-region-mmappable', message: 'whole region is mmappable' },
-        { code: 'msix-relocated', message: 'MSI-X table 0x2000+0x410, PBA 0x3000+0x10 relocated to the upper half of a 0x20000 guest BAR: its pages would cut the direct mapping' },
+        {
+          code: 'msix-relocated',
+          message: 'MSI-X table 0x2000+0x410, PBA 0x3000+0x10 relocated to the upper half of a 0x20000 guest BAR: '
+          + 'its pages would cut the direct mapping',
+        },
         { code: 'guest-size', message: 'guest BAR size 0x20000 (device region 0x4000)' },
       ],
     });
@@ -89,7 +144,11 @@ describe('the seed: QEMU NVMe 16 KiB BAR0 with MSI-X inside', () => {
       [0x3010n, 0xff0n, 'device', 0x3010n, 'msix-page'],
       [0x4000n, 0xc000n, 'padding', undefined, 'beyond-region'],
     ]);
-    expect(plan.warnings).toContainEqual({ bar: 0, code: 'no-direct-mapping', message: 'no direct mapping at all; every access is trapped' });
+    expect(plan.warnings).toContainEqual({
+      bar: 0,
+      code: 'no-direct-mapping',
+      message: 'no direct mapping at all; every access is trapped',
+    });
   });
 });
 
@@ -112,7 +171,11 @@ describe('other layouts', () => {
       expect(plan.skipped).toContainEqual({ index: 2, code: 'io-bar', reason: 'I/O port BAR: not MMIO, the VMM emulates port I/O' });
       // Table at 0 and PBA at 0x2000 keep their relative placement in the upper half.
       const half = b3!.guestSize / 2n;
-      expect(b3!.msix).toMatchObject({ relocated: true, table: { offset: half, size: 0x50n }, pba: { offset: half + 0x2000n, size: 0x8n } });
+      expect(b3!.msix).toMatchObject({
+        relocated: true,
+        table: { offset: half, size: 0x50n },
+        pba: { offset: half + 0x2000n, size: 0x8n },
+      });
       expect(b3!.guestSize).toBe(page === K4 ? 0x8000n : 2n * BigInt(page));
     }
   });
@@ -128,7 +191,10 @@ describe('other layouts', () => {
   it('a 32-bit BAR that doubling would push past 1 GiB falls back to hole, with a warning', () => {
     const big: DeviceDescription = {
       ...qemuNvme,
-      regions: [{ index: 0, flags: 0xf, size: 1n << 30n, offset: 0n, capabilities: [{ kind: 'msix-mappable', id: 3, version: 1 }] }, ...qemuNvme.regions.slice(1)],
+      regions: [
+        { index: 0, flags: 0xf, size: 1n << 30n, offset: 0n, capabilities: [{ kind: 'msix-mappable', id: 3, version: 1 }] },
+        ...qemuNvme.regions.slice(1)
+      ],
       bars: [{ index: 0, kind: 'memory', is64Bit: false, prefetchable: false, address: 0n }],
     };
     const plan = planBarMappings(big, { pageSize: K64 });
@@ -136,7 +202,11 @@ describe('other layouts', () => {
     const bar = plan.bars[0]!;
     expect(bar.guestSize).toBe(1n << 30n);
     expect(bar.msix?.relocated).toBe(false);
-    expect(plan.warnings).toContainEqual({ bar: 0, code: 'msix-relocation-refused', message: expect.stringContaining('relocating would make a 32-bit BAR 0x80000000') as string });
+    expect(plan.warnings).toContainEqual({
+      bar: 0,
+      code: 'msix-relocation-refused',
+      message: expect.stringContaining('relocating would make a 32-bit BAR 0x80000000') as string,
+    });
     // Only the 64 KiB page holding table and PBA is cut out.
     expect(bar.mappings.map((m) => [m.barOffset, m.size])).toEqual([[0x1_0000n, (1n << 30n) - 0x1_0000n]]);
     // The same BAR as 64-bit is relocated.
@@ -159,20 +229,49 @@ describe('other layouts', () => {
     const sparse: DeviceDescription = {
       ...qemuE1000e,
       msix: undefined,
-      regions: [{ index: 0, flags: 0xf, size: 0x2_0000n, offset: 0n, capabilities: [{ kind: 'sparse-mmap', id: 1, version: 1, areas: [{ offset: 0n, size: 0x8000n }, { offset: 0x1_0000n, size: 0x800n }] }] }],
+      regions: [{
+        index: 0,
+        flags: 0xf,
+        size: 0x2_0000n,
+        offset: 0n,
+        capabilities: [{
+          kind: 'sparse-mmap',
+          id: 1,
+          version: 1,
+          areas: [{ offset: 0n, size: 0x8000n }, { offset: 0x1_0000n, size: 0x800n }],
+        }],
+      }],
       bars: [qemuE1000e.bars[0]!],
     };
     const plan = planBarMappings(sparse, { pageSize: K4 });
     expect(checkPlanInvariants(plan, sparse)).toEqual([]);
     const bar = plan.bars[0]!;
     expect(bar.mappings).toMatchObject([{ barOffset: 0n, size: 0x8000n }]);
-    expect(plan.warnings).toContainEqual({ bar: 0, code: 'sub-page-unmappable', message: expect.stringContaining('area 0x10000+0x800 is smaller than a page') as string });
-    expect(bar.trapped).toContainEqual(expect.objectContaining({ barOffset: 0x1_0000n, size: 0x800n, kind: 'device', fileOffset: 0x1_0000n, cause: 'sub-page-unmappable' }));
-    expect(bar.trapped).toContainEqual(expect.objectContaining({ barOffset: 0x8000n, size: 0x8000n, kind: 'device', fileOffset: 0x8000n, cause: 'outside-sparse-areas' }));
+    expect(plan.warnings).toContainEqual({
+      bar: 0,
+      code: 'sub-page-unmappable',
+      message: expect.stringContaining('area 0x10000+0x800 is smaller than a page') as string,
+    });
+    expect(bar.trapped).toContainEqual(
+      expect.objectContaining({ barOffset: 0x1_0000n, size: 0x800n, kind: 'device', fileOffset: 0x1_0000n, cause: 'sub-page-unmappable' })
+    );
+    expect(bar.trapped).toContainEqual(
+      expect.objectContaining({ barOffset: 0x8000n, size: 0x8000n, kind: 'device', fileOffset: 0x8000n, cause: 'outside-sparse-areas' })
+    );
   });
 
   it('a sub-page area at a non-page-aligned offset is not mapped and the reason names the offset', () => {
-    const odd: DeviceDescription = { ...qemuNvme, msix: undefined, regions: [{ index: 0, flags: 0xf, size: 0x4000n, offset: 0n, capabilities: [{ kind: 'sparse-mmap', id: 1, version: 1, areas: [{ offset: 0x3000n, size: 0x1000n }] }] }] };
+    const odd: DeviceDescription = {
+      ...qemuNvme,
+      msix: undefined,
+      regions: [{
+        index: 0,
+        flags: 0xf,
+        size: 0x4000n,
+        offset: 0n,
+        capabilities: [{ kind: 'sparse-mmap', id: 1, version: 1, areas: [{ offset: 0x3000n, size: 0x1000n }] }],
+      }],
+    };
     const plan = planBarMappings(odd, { pageSize: K64 });
     expect(plan.bars[0]!.mappings).toEqual([]);
     expect(plan.warnings.map((w) => w.code)).toEqual(['sub-page-unmappable', 'no-direct-mapping']);

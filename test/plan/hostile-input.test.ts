@@ -34,7 +34,15 @@ function withRegion(d: DeviceDescription, index: number, patch: Partial<Record<k
 
 function withMsix(patch: Partial<Record<'table' | 'pba', Partial<MsixDescription['table']>>> & { vectors?: number }): DeviceDescription {
   const m = qemuNvme.msix!;
-  return { ...qemuNvme, msix: { ...m, ...(patch.vectors !== undefined && { vectors: patch.vectors }), table: { ...m.table, ...patch.table }, pba: { ...m.pba, ...patch.pba } } };
+  return {
+    ...qemuNvme,
+    msix: {
+      ...m,
+      ...(patch.vectors !== undefined && { vectors: patch.vectors }),
+      table: { ...m.table, ...patch.table },
+      pba: { ...m.pba, ...patch.pba },
+    },
+  };
 }
 
 function json(value: unknown): unknown {
@@ -63,10 +71,18 @@ describe('hangs and blow-ups', () => {
   });
 
   it('describe(): a kernel reporting num_regions or num_irqs of 0xffffffff is refused before any region ioctl', () => {
-    const cases = [{ patch: { numRegions: 0xffff_ffff }, code: 'TOO_MANY_REGIONS' }, { patch: { numIrqs: 0xffff_ffff }, code: 'TOO_MANY_IRQS' }];
+    const cases = [
+      { patch: { numRegions: 0xffff_ffff }, code: 'TOO_MANY_REGIONS' },
+      { patch: { numIrqs: 0xffff_ffff }, code: 'TOO_MANY_IRQS' },
+    ];
     for (const { patch, code } of cases) {
       const roots = fakeSysfs('0000:00:01.0', '7');
-      const kernel = new FakeKernel({ pageSize: K64, device: { ...qemuNvme, ...patch }, config: qemuNvmeConfigSpace(), devRoot: roots.devRoot });
+      const kernel = new FakeKernel({
+        pageSize: K64,
+        device: { ...qemuNvme, ...patch },
+        config: qemuNvmeConfigSpace(),
+        devRoot: roots.devRoot,
+      });
       using device = VfioDevice.open('0000:00:01.0', { ...roots, syscalls: kernel });
       expect(captureError(() => device.describe())).toMatchObject({ code, ioctl: 'VFIO_DEVICE_GET_INFO' });
       expect(kernel.calls.filter((c) => c.name === 'VFIO_DEVICE_GET_REGION_INFO')).toEqual([]);
@@ -84,15 +100,33 @@ describe('impossible plans are refused, by the planner and by planFromJSON', () 
   });
 
   it('page size 0, 2 GiB, or not a power of two', () => {
-    for (const pageSize of ['0x0', '0x80000000', '0x3000']) expect(codeOf(() => planFromJSON({ ...placedJson, pageSize }))).toBe('BAD_PAGE_SIZE');
-    for (const pageSize of [0, -4096, 4096.5, NaN, Infinity, 2 ** 31, 1n << 64n]) expect(codeOf(() => planBarMappings(qemuNvme, { pageSize }))).toBe('BAD_PAGE_SIZE');
+    for (const pageSize of ['0x0', '0x80000000', '0x3000']) expect(
+      codeOf(() => planFromJSON({ ...placedJson, pageSize }))
+    ).toBe('BAD_PAGE_SIZE');
+    for (const pageSize of [0, -4096, 4096.5, NaN, Infinity, 2 ** 31, 1n << 64n]) expect(
+      codeOf(() => planBarMappings(qemuNvme, { pageSize }))
+    ).toBe('BAD_PAGE_SIZE');
   });
 
   it('a guest BAR of 2^64 with size mask 0, or a mask that does not match the size', () => {
     const bar = placedJson.bars[0]!;
     expect(codeOf(() => planFromJSON({ ...placedJson, bars: [{ ...bar, sizeMask: '0x0' }] }))).toBe('BAD_SIZE_MASK');
     expect(codeOf(() => planFromJSON({ ...placedJson, bars: [{ ...bar, guestSize: '0x10000000000000000' }] }))).toBe('BAD_PLAN_JSON');
-    expect(codeOf(() => planFromJSON({ ...placedJson, bars: [{ ...bar, guestSize: '0x8000000000000000', sizeMask: '0x8000000000000000', guestAddress: '0x0', mappings: [], trapped: [] }] }))).toBe('BAD_COVERAGE');
+    expect(
+      codeOf(
+        () => planFromJSON({
+          ...placedJson,
+          bars: [{
+            ...bar,
+            guestSize: '0x8000000000000000',
+            sizeMask: '0x8000000000000000',
+            guestAddress: '0x0',
+            mappings: [],
+            trapped: [],
+          }],
+        })
+      )
+    ).toBe('BAD_COVERAGE');
   });
 
   it('placements that wrap past 2^64', () => {
@@ -169,7 +203,10 @@ describe('MSI-X geometry: each impossible layout has its own code', () => {
 });
 
 describe('loose readers', () => {
-  const base = json(descriptionToJSON(qemuNvme)) as Record<string, unknown> & { bars: Record<string, unknown>[]; regions: Record<string, unknown>[] };
+  const base = json(descriptionToJSON(qemuNvme)) as Record<string, unknown> & {
+    bars: Record<string, unknown>[];
+    regions: Record<string, unknown>[];
+  };
   const read = (patch: Record<string, unknown>): string => codeOf(() => descriptionFromJSON({ ...base, ...patch }));
 
   it('is64Bit: "true" is an error, not false', () => {
@@ -185,7 +222,9 @@ describe('loose readers', () => {
 
   it('unknown keys, __proto__ keys, oversize numbers and literals, wrong types', () => {
     expect(read({ extra: 1 })).toBe('BAD_DESCRIPTION');
-    expect(codeOf(() => descriptionFromJSON(JSON.parse(`{"__proto__": {"bdf": "x"}, ${JSON.stringify(base).slice(1)}`)))).toBe('BAD_DESCRIPTION');
+    expect(
+      codeOf(() => descriptionFromJSON(JSON.parse(`{"__proto__": {"bdf": "x"}, ${JSON.stringify(base).slice(1)}`)))
+    ).toBe('BAD_DESCRIPTION');
     expect(read({ flags: 2 ** 32 })).toBe('BAD_DESCRIPTION');
     expect(read({ flags: 1e300 })).toBe('BAD_DESCRIPTION');
     expect(read({ numRegions: '9' })).toBe('BAD_DESCRIPTION');

@@ -56,7 +56,10 @@ describe('locateGpa / locateInBar on the seed NVMe', () => {
   it('a suspended BAR: its mapping bytes are device (cause suspended), the rest of the expanded page padding', () => {
     const plan = replan(planBarMappings(qemuNvme, { pageSize: K64, barAddresses: { 0: BAR0 } }), 0, BAR0 + 0x4000n);
     const base = BAR0 + 0x4000n;
-    expect(locateGpa(plan, base + 0x1000n)).toMatchObject({ backing: 'trapped', range: { kind: 'device', fileOffset: 0n, cause: 'suspended' } });
+    expect(locateGpa(plan, base + 0x1000n)).toMatchObject({
+      backing: 'trapped',
+      range: { kind: 'device', fileOffset: 0n, cause: 'suspended' },
+    });
     expect(locateGpa(plan, base + 0x8000n)).toMatchObject({ backing: 'trapped', range: { kind: 'padding', cause: 'suspended' } });
   });
 });
@@ -93,12 +96,23 @@ describe('a table and PBA that overlap (malformed device): the table wins', () =
       { cause: 'outside-sparse-areas', why: 'test' },
     );
     expect(ranges.map((r) => [r.barOffset, r.size, r.kind, r.fileOffset])).toEqual([
-      [0n, 0x100n, 'device', 0n], [0x100n, 0x40n, 'msix-table', 0x100n], [0x140n, 0x20n, 'msix-pba', 0x140n], [0x160n, 0xea0n, 'device', 0x160n],
+      [0n, 0x100n, 'device', 0n], [0x100n, 0x40n, 'msix-table', 0x100n], [0x140n, 0x20n, 'msix-pba', 0x140n],
+      [0x160n, 0xea0n, 'device', 0x160n],
     ]);
     // A PBA that starts first is cut where the table begins.
     const before = { table: { offset: 0x120n, size: 0x40n }, pba: { offset: 0x100n, size: 0x40n } };
-    const cut = trappedRanges({ regionSize: 0x1000n, guestSize: 0x1000n, msix: { guest: before, device: before, relocated: false } }, [], [], { cause: 'no-mmap', why: 'test' });
-    expect(cut.map((r) => [r.barOffset, r.size, r.kind])).toEqual([[0n, 0x100n, 'device'], [0x100n, 0x20n, 'msix-pba'], [0x120n, 0x40n, 'msix-table'], [0x160n, 0xea0n, 'device']]);
+    const cut = trappedRanges(
+      { regionSize: 0x1000n, guestSize: 0x1000n, msix: { guest: before, device: before, relocated: false } },
+      [],
+      [],
+      { cause: 'no-mmap', why: 'test' },
+    );
+    expect(cut.map((r) => [r.barOffset, r.size, r.kind])).toEqual([
+      [0n, 0x100n, 'device'],
+      [0x100n, 0x20n, 'msix-pba'],
+      [0x120n, 0x40n, 'msix-table'],
+      [0x160n, 0xea0n, 'device'],
+    ]);
   });
 });
 
@@ -115,10 +129,22 @@ describe('plan JSON carries kinds and codes, and rejects what it cannot type', (
 
   it.each([
     ['an unknown kind', (j: ReturnType<typeof json>) => { j.bars[0]!.trapped[0]!.kind = 'mmio'; }, /trapped\[0\]\.kind must be one of/],
-    ['a device range without fileOffset', (j: ReturnType<typeof json>) => { delete j.bars[0]!.trapped[0]!.fileOffset; }, /fileOffset must be present for kind device/],
-    ['padding with a fileOffset', (j: ReturnType<typeof json>) => { j.bars[0]!.trapped.at(-1)!.fileOffset = '0x0'; }, /fileOffset must be absent for padding/],
+    [
+      'a device range without fileOffset',
+      (j: ReturnType<typeof json>) => { delete j.bars[0]!.trapped[0]!.fileOffset; },
+      /fileOffset must be present for kind device/,
+    ],
+    [
+      'padding with a fileOffset',
+      (j: ReturnType<typeof json>) => { j.bars[0]!.trapped.at(-1)!.fileOffset = '0x0'; },
+      /fileOffset must be absent for padding/,
+    ],
     ['an unknown cause', (j: ReturnType<typeof json>) => { j.bars[0]!.trapped[0]!.cause = 'because'; }, /cause must be one of/],
-    ['a warning as a bare string', (j: ReturnType<typeof json>) => { j.warnings = ['BAR0: no direct mapping']; }, /warnings\[0\] must be an object/],
+    [
+      'a warning as a bare string',
+      (j: ReturnType<typeof json>) => { j.warnings = ['BAR0: no direct mapping']; },
+      /warnings\[0\] must be an object/,
+    ],
   ])('rejects %s with PlanError BAD_PLAN_JSON', (_what, spoil, message) => {
     const j = json();
     spoil(j);

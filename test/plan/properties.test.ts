@@ -12,7 +12,10 @@ const regionArb = (index: number): fc.Arbitrary<RegionDescription> =>
     mmap: fc.boolean(),
     write: fc.boolean(),
     msixMappable: fc.boolean(),
-    sparse: fc.option(fc.array(fc.record({ start: fc.integer({ min: 0, max: 255 }), length: fc.integer({ min: 1, max: 64 }) }), { maxLength: 4 }), { nil: undefined }),
+    sparse: fc.option(
+      fc.array(fc.record({ start: fc.integer({ min: 0, max: 255 }), length: fc.integer({ min: 1, max: 64 }) }), { maxLength: 4 }),
+      { nil: undefined },
+    ),
   }).map(({ sizeLog2, mmap, write, msixMappable, sparse }) => {
     const size = 1n << BigInt(sizeLog2);
     const capabilities: RegionCapability[] = [];
@@ -20,9 +23,20 @@ const regionArb = (index: number): fc.Arbitrary<RegionDescription> =>
     if (sparse) {
       // Areas in 1/256ths of the region, so they scale with it and sometimes fall below a page.
       const unit = size / 256n > 0n ? size / 256n : 1n;
-      capabilities.push({ kind: 'sparse-mmap', id: 1, version: 1, areas: sparse.map((a) => ({ offset: BigInt(a.start) * unit, size: BigInt(a.length) * unit })) });
+      capabilities.push({
+        kind: 'sparse-mmap',
+        id: 1,
+        version: 1,
+        areas: sparse.map((a) => ({ offset: BigInt(a.start) * unit, size: BigInt(a.length) * unit })),
+      });
     }
-    return { index, flags: 1 | (write ? 2 : 0) | (mmap ? 4 : 0) | (capabilities.length ? 8 : 0), size, offset: BigInt(index) << 40n, capabilities };
+    return {
+      index,
+      flags: 1 | (write ? 2 : 0) | (mmap ? 4 : 0) | (capabilities.length ? 8 : 0),
+      size,
+      offset: BigInt(index) << 40n,
+      capabilities,
+    };
   });
 
 /**
@@ -36,7 +50,16 @@ const deviceArb: fc.Arbitrary<DeviceDescription> = fc
     return fc.record({
       is64: fc.constant(is64),
       regions: fc.tuple(regionArb(indices[0]!), regionArb(indices[1]!), regionArb(indices[2]!)),
-      msix: fc.option(fc.record({ tableBar: fc.integer({ min: 0, max: 2 }), pbaBar: fc.integer({ min: 0, max: 2 }), vectors: fc.integer({ min: 1, max: 2048 }), tablePos: fc.double({ min: 0, max: 1, noNaN: true }), pbaPos: fc.double({ min: 0, max: 1, noNaN: true }) }), { nil: undefined }),
+      msix: fc.option(
+        fc.record({
+          tableBar: fc.integer({ min: 0, max: 2 }),
+          pbaBar: fc.integer({ min: 0, max: 2 }),
+          vectors: fc.integer({ min: 1, max: 2048 }),
+          tablePos: fc.double({ min: 0, max: 1, noNaN: true }),
+          pbaPos: fc.double({ min: 0, max: 1, noNaN: true }),
+        }),
+        { nil: undefined },
+      ),
     });
   })
   .map(({ regions, is64, msix }) => {
@@ -53,10 +76,16 @@ const deviceArb: fc.Arbitrary<DeviceDescription> = fc
       const pbaSize = BigInt(Math.ceil(vectors / 64)) * 8n;
       const tableOffset = place(tableRegion.size, tableSize, msix.tablePos);
       let pbaOffset = place(pbaRegion.size, pbaSize, msix.pbaPos);
-      if (tableRegion === pbaRegion && pbaOffset < tableOffset + tableSize && pbaOffset + pbaSize > tableOffset) pbaOffset = tableOffset + tableSize;
+      const overlapsTable = pbaOffset < tableOffset + tableSize && pbaOffset + pbaSize > tableOffset;
+      if (tableRegion === pbaRegion && overlapsTable) pbaOffset = tableOffset + tableSize;
       // A structure larger than its BAR cannot exist (the description validator refuses it): keep the fitting ones.
       if (tableOffset + tableSize <= tableRegion.size && pbaOffset + pbaSize <= pbaRegion.size) {
-        msixDesc = { capOffset: 0x40, vectors, table: { bir: tableRegion.index, offset: tableOffset, size: tableSize }, pba: { bir: pbaRegion.index, offset: pbaOffset, size: pbaSize } };
+        msixDesc = {
+          capOffset: 0x40,
+          vectors,
+          table: { bir: tableRegion.index, offset: tableOffset, size: tableSize },
+          pba: { bir: pbaRegion.index, offset: pbaOffset, size: pbaSize },
+        };
       }
     }
     const bars = regions.flatMap((r) => [
@@ -77,8 +106,10 @@ function guestSlot(bar: { index: number; is64Bit: boolean }, window: number): bi
 describe('planner invariants over random devices', () => {
   for (const pageSize of PAGE_SIZES) {
     it(`hold at ${pageSize / 1024} KiB pages, both strategies, with and without guest addresses`, () => {
+      const strategyArb = fc.constantFrom('relocate' as const, 'hole' as const);
+      const slotArb = fc.option(fc.bigInt({ min: 0n, max: (1n << 20n) - 1n }), { nil: undefined });
       fc.assert(
-        fc.property(deviceArb, fc.constantFrom('relocate' as const, 'hole' as const), fc.option(fc.bigInt({ min: 0n, max: (1n << 20n) - 1n }), { nil: undefined }), (device, msix, slot) => {
+        fc.property(deviceArb, strategyArb, slotArb, (device, msix, slot) => {
           // Guest addresses: either naturally aligned slots in a 64-bit window, or arbitrary ones.
           const relative = planBarMappings(device, { pageSize, msix });
           expect(checkPlanInvariants(relative, device)).toEqual([]);

@@ -15,7 +15,10 @@ function sparseDevice(areaOffset: bigint, areaSize: bigint, stride: bigint): Dev
   const areas = Array.from({ length: MAX_AREAS }, (_, i) => ({ offset: BigInt(i) * stride + areaOffset, size: areaSize }));
   return {
     bdf: '0000:00:01.0', flags: 3, numRegions: 9, numIrqs: 0, irqs: [],
-    bars: [{ index: 0, kind: 'memory', is64Bit: true, prefetchable: false, address: 0n }, { index: 1, kind: 'upper-half', is64Bit: true, prefetchable: false, address: 0n }],
+    bars: [
+      { index: 0, kind: 'memory', is64Bit: true, prefetchable: false, address: 0n },
+      { index: 1, kind: 'upper-half', is64Bit: true, prefetchable: false, address: 0n },
+    ],
     regions: [{ index: 0, flags: 15, size: 1n << 25n, offset: 0n, capabilities: [{ kind: 'sparse-mmap', id: 1, version: 1, areas }] }],
     msix: { capOffset: 0x40, vectors: 64, table: { bir: 0, offset: 0x1000n, size: 0x400n }, pba: { bir: 0, offset: 0x1800n, size: 8n } },
   };
@@ -56,7 +59,10 @@ describe('planning 4,093 sparse areas', () => {
   }
 });
 
-const smallSpan = fc.tuple(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 16 })).map(([s, l]) => span(BigInt(s), BigInt(s + l)));
+const smallSpan = fc.tuple(
+  fc.integer({ min: 0, max: 64 }),
+  fc.integer({ min: 0, max: 16 }),
+).map(([s, l]) => span(BigInt(s), BigInt(s + l)));
 
 function bytesOf(spans: readonly Span[]): Set<number> {
   const bytes = new Set<number>();

@@ -63,7 +63,10 @@ function checkBar(bar: PlannedBar, device: DeviceDescription): void {
     cursor += p.size;
   }
   expect(cursor).toBe(bar.guestSize);
-  for (const list of [bar.mappings, bar.trapped]) for (let i = 1; i < list.length; i++) expect(list[i - 1]!.barOffset).toBeLessThan(list[i]!.barOffset);
+  for (const list of [
+    bar.mappings,
+    bar.trapped,
+  ]) for (let i = 1; i < list.length; i++) expect(list[i - 1]!.barOffset).toBeLessThan(list[i]!.barOffset);
 
   // The guest's MSI-X structures are never directly mapped.
   for (const r of [bar.msix?.table, bar.msix?.pba]) {
@@ -129,7 +132,8 @@ describe('trapped ranges say what backs every byte', () => {
     it(`at ${pageSize / 1024n} KiB pages, both strategies, unplaced/placed/suspended/moved`, () => {
       fc.assert(
         fc.property(
-          deviceArb, fc.constantFrom<Strategy>('relocate', 'hole'), fc.constantFrom(...PLACEMENTS), fc.bigInt({ min: 0n, max: (1n << 20n) - 1n }),
+          deviceArb, fc.constantFrom<Strategy>('relocate', 'hole'), fc.constantFrom(...PLACEMENTS),
+          fc.bigInt({ min: 0n, max: (1n << 20n) - 1n }),
           (device, msix, placement, skew) => {
             const plan = planFor(device, pageSize, msix, placement, skew & ~7n);
             expect(checkPlanInvariants(plan, device)).toEqual([]);
@@ -148,8 +152,11 @@ describe('trapped ranges say what backs every byte', () => {
 
 describe('replanBar', () => {
   it('is replan for one BAR; moving back to the original address restores the BAR exactly', () => {
+    const pageSizeArb = fc.constantFrom(...PAGE_SIZES);
+    const strategyArb = fc.constantFrom<Strategy>('relocate', 'hole');
+    const skewArb = fc.bigInt({ min: 0n, max: (1n << 24n) - 1n });
     fc.assert(
-      fc.property(deviceArb, fc.constantFrom(...PAGE_SIZES), fc.constantFrom<Strategy>('relocate', 'hole'), fc.bigInt({ min: 0n, max: (1n << 24n) - 1n }), (device, pageSize, msix, skew) => {
+      fc.property(deviceArb, pageSizeArb, strategyArb, skewArb, (device, pageSize, msix, skew) => {
         const indices = planBarMappings(device, { pageSize, msix }).bars.map((b) => b.index);
         const plan = planBarMappings(device, { pageSize, msix, barAddresses: new Map(indices.map((i) => [i, aligned(i)])) });
         for (const bar of plan.bars) {
@@ -157,7 +164,9 @@ describe('replanBar', () => {
           const moved = replan(plan, bar.index, target);
           const single = replanBar(bar, pageSize, target);
           expect(moved.bars.find((b) => b.index === bar.index)).toEqual(single.bar);
-          expect(moved.warnings.filter((w) => w.bar === bar.index && (w.code === 'suspended' || w.code === 'unaligned-guest-address'))).toEqual(single.warnings);
+          expect(
+            moved.warnings.filter((w) => w.bar === bar.index && (w.code === 'suspended' || w.code === 'unaligned-guest-address'))
+          ).toEqual(single.warnings);
           expect(replanBar(single.bar, pageSize, aligned(bar.index)).bar).toEqual(bar);
           expect(replan(moved, bar.index, aligned(bar.index))).toEqual(plan);
         }

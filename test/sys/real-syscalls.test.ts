@@ -32,10 +32,16 @@ describe('realSyscalls (koffi + N-API shim)', () => {
   });
 
   it('ioctl failures name the ioctl: EBADF on a closed fd, ENOTTY on a memfd', () => {
-    expect(captureError(() => sys.ioctl(999_999, 'VFIO_GET_API_VERSION'))).toMatchObject({ code: 'EBADF', ioctl: 'VFIO_GET_API_VERSION', fd: 999_999 });
+    expect(
+      captureError(() => sys.ioctl(999_999, 'VFIO_GET_API_VERSION'))
+    ).toMatchObject({ code: 'EBADF', ioctl: 'VFIO_GET_API_VERSION', fd: 999_999 });
     const fd = memfd(PAGE);
-    expect(captureError(() => sys.ioctl(fd, 'VFIO_DEVICE_GET_INFO', Buffer.alloc(24)))).toMatchObject({ code: 'ENOTTY', ioctl: 'VFIO_DEVICE_GET_INFO' });
-    expect((captureError(() => sys.ioctl(fd, 'KVM_GET_API_VERSION')) as Error).message).toBe(`ioctl KVM_GET_API_VERSION (fd ${fd}): ENOTTY`);
+    expect(
+      captureError(() => sys.ioctl(fd, 'VFIO_DEVICE_GET_INFO', Buffer.alloc(24)))
+    ).toMatchObject({ code: 'ENOTTY', ioctl: 'VFIO_DEVICE_GET_INFO' });
+    expect(
+      (captureError(() => sys.ioctl(fd, 'KVM_GET_API_VERSION')) as Error).message
+    ).toBe(`ioctl KVM_GET_API_VERSION (fd ${fd}): ENOTTY`);
     sys.close(fd);
   });
 
@@ -93,6 +99,8 @@ describe('realSyscalls (koffi + N-API shim)', () => {
     expect(() => shim.setUserMemoryRegion(0, -1, 0, 0n, 0n, 0n)).toThrow(/slot must be a u32/);
     expect(() => shim.mmap(0, 0n, 0n, 0, 1, 0n)).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'mmap' }) as Error);
     // A bad fd reaches the kernel and comes back as an errno, not a crash.
-    expect(() => shim.setUserMemoryRegion(999_999, 0, 0, 0n, 0n, 0n)).toThrow(expect.objectContaining({ code: 'EBADF', errno: 9, syscall: 'ioctl' }) as Error);
+    expect(() => shim.setUserMemoryRegion(999_999, 0, 0, 0n, 0n, 0n)).toThrow(
+      expect.objectContaining({ code: 'EBADF', errno: 9, syscall: 'ioctl' }) as Error
+    );
   });
 });

@@ -32,13 +32,30 @@ describe('VfioDevice', () => {
     expect(device.iommuReason).toContain('type1v2');
     expect(device.dma?.kind).toBe('type1v2');
     const d = device.describe();
-    expect(d.regions.find((r) => r.index === 0)).toEqual({ index: 0, flags: 0xf, size: 0x4000n, offset: 0n, capabilities: [{ kind: 'msix-mappable', id: 3, version: 1 }] });
+    expect(d.regions.find((r) => r.index === 0)).toEqual({
+      index: 0,
+      flags: 0xf,
+      size: 0x4000n,
+      offset: 0n,
+      capabilities: [{ kind: 'msix-mappable', id: 3, version: 1 }],
+    });
     // index 8 (VGA) answered EINVAL and is simply absent; the others keep their indices.
     expect(d.regions.map((r) => r.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
-    expect(d.config).toEqual({ vendorId: 0x1b36, deviceId: 0x0010, classCode: 0x010802, headerType: 0, capabilities: [{ id: 0x11, offset: 0x40 }, { id: 0x01, offset: 0x80 }] });
+    expect(d.config).toEqual({
+      vendorId: 0x1b36,
+      deviceId: 0x0010,
+      classCode: 0x010802,
+      headerType: 0,
+      capabilities: [{ id: 0x11, offset: 0x40 }, { id: 0x01, offset: 0x80 }],
+    });
     expect(d.bars[0]).toEqual({ index: 0, kind: 'memory', is64Bit: true, prefetchable: false, address: 0x80_0000_0000n });
     expect(d.bars[1]).toMatchObject({ index: 1, kind: 'upper-half' });
-    expect(d.msix).toEqual({ capOffset: 0x40, vectors: 65, table: { bir: 0, offset: 0x2000n, size: 0x410n }, pba: { bir: 0, offset: 0x3000n, size: 0x10n } });
+    expect(d.msix).toEqual({
+      capOffset: 0x40,
+      vectors: 65,
+      table: { bir: 0, offset: 0x2000n, size: 0x410n },
+      pba: { bir: 0, offset: 0x3000n, size: 0x10n },
+    });
     expect(d.irqs.find((i) => i.index === 2)?.count).toBe(65);
     // It used the two-call argsz protocol for the region with capabilities.
     expect(kernel.calls.filter((c) => c.name === 'VFIO_DEVICE_GET_REGION_INFO').length).toBe(9 + 1);
@@ -50,7 +67,14 @@ describe('VfioDevice', () => {
     using device = VfioDevice.open(BDF, options);
     expect(device.iommuMode).toBe('iommufd');
     // The (private) IOMMU context first: /dev/iommu and its IOAS; then the cdev, bound and attached to that IOAS.
-    expect(kernel.calls.map((c) => c.name)).toEqual(['open', 'IOMMU_IOAS_ALLOC', 'open', 'VFIO_DEVICE_BIND_IOMMUFD', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', 'VFIO_DEVICE_FEATURE']);
+    expect(kernel.calls.map((c) => c.name)).toEqual([
+      'open',
+      'IOMMU_IOAS_ALLOC',
+      'open',
+      'VFIO_DEVICE_BIND_IOMMUFD',
+      'VFIO_DEVICE_ATTACH_IOMMUFD_PT',
+      'VFIO_DEVICE_FEATURE',
+    ]);
     expect(device.describe().msix?.vectors).toBe(65);
     device.dma!.mapDma(0x1_0000n, 0x7f00_0000_0000n, 0x1_0000n, 'read-write');
     expect(kernel.live().dmaMaps).toBe(1);
@@ -82,7 +106,9 @@ describe('VfioDevice', () => {
 
   it('refuses impossible modes with typed errors', () => {
     const { options } = setup(true);
-    expect(() => VfioDevice.open(BDF, { ...options, iommu: 'type1' })).toThrow(expect.objectContaining({ code: 'MODE_UNAVAILABLE' }) as Error);
+    expect(() => VfioDevice.open(BDF, { ...options, iommu: 'type1' })).toThrow(
+      expect.objectContaining({ code: 'MODE_UNAVAILABLE' }) as Error
+    );
     expect(() => VfioDevice.open(BDF, { ...options, iommu: 'iommufd' })).toThrow(expect.objectContaining({ code: 'NO_CDEV' }) as Error);
     expect(() => VfioDevice.open('0000:00:02.0', options)).toThrow(expect.objectContaining({ code: 'NO_IOMMU_GROUP' }) as Error);
   });

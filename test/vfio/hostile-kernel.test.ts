@@ -21,7 +21,12 @@ const sparseNvme = {
   ...qemuNvme,
   regions: qemuNvme.regions.map((r) => (r.index !== 0 ? r : {
     ...r,
-    capabilities: [{ kind: 'sparse-mmap' as const, id: 1 as const, version: 1, areas: [{ offset: 0n, size: 0x2000n }, { offset: 0x3000n, size: 0x1000n }] }],
+    capabilities: [{
+      kind: 'sparse-mmap' as const,
+      id: 1 as const,
+      version: 1,
+      areas: [{ offset: 0n, size: 0x2000n }, { offset: 0x3000n, size: 0x1000n }],
+    }],
   })),
 };
 

@@ -20,7 +20,13 @@ const BDF = '0000:00:01.0';
 
 function setup(dmaBufExport = false) {
   const roots = fakeSysfs(BDF, '7', false, true);
-  const kernel = new FakeKernel({ pageSize: 0x1_0000, device: qemuNvme, config: qemuNvmeConfigSpace(), devRoot: roots.devRoot, dmaBufExport });
+  const kernel = new FakeKernel({
+    pageSize: 0x1_0000,
+    device: qemuNvme,
+    config: qemuNvmeConfigSpace(),
+    devRoot: roots.devRoot,
+    dmaBufExport,
+  });
   return { kernel, roots, options: { ...roots, syscalls: kernel } };
 }
 
@@ -70,7 +76,9 @@ describe('iommufd + VFIO cdev (Linux 6.12 semantics)', () => {
     const { kernel, options } = setup();
     using device = VfioDevice.open(BDF, options);
     const bar = kernel.mmap(device.fd, 0n, 0x1_0000n, PROT.READ | PROT.WRITE);
-    expect(captureError(() => device.dma!.mapDma(0x40_0000_0000n, bar.address, 0x1_0000n, 'read-write'))).toMatchObject({ code: 'EFAULT', ioctl: 'IOMMU_IOAS_MAP' });
+    expect(
+      captureError(() => device.dma!.mapDma(0x40_0000_0000n, bar.address, 0x1_0000n, 'read-write'))
+    ).toMatchObject({ code: 'EFAULT', ioctl: 'IOMMU_IOAS_MAP' });
     const ramFd = kernel.memfdCreate('ram', 0);
     kernel.ftruncate(ramFd, 0x1_0000n);
     const ram = kernel.mmap(ramFd, 0n, 0x1_0000n, PROT.READ | PROT.WRITE);

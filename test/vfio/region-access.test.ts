@@ -43,7 +43,10 @@ describe('readRegion / writeRegion', () => {
   });
 
   it('a short read is EIO and a failing pread keeps its errno, both naming device and region', () => {
-    const { kernel, handle } = fakeDevice({ ...qemuNvme, regions: qemuNvme.regions.map((r) => (r.index === 7 ? { ...r, size: 0x2000n } : r)) }, qemuNvmeConfigSpace());
+    const { kernel, handle } = fakeDevice(
+      { ...qemuNvme, regions: qemuNvme.regions.map((r) => (r.index === 7 ? { ...r, size: 0x2000n } : r)) },
+      qemuNvmeConfigSpace(),
+    );
     // The description claims 8 KiB of config space; the device serves 4 KiB: the kernel cuts the read short.
     const short = captureError(() => readRegion(handle, 7, 0xffen, 4));
     expect(short).toBeInstanceOf(VfioError);

@@ -7,7 +7,8 @@ import { encodeCapChain } from '../fake/fake-kernel.js';
 
 /** The exact reply Linux 6.1 gives for QEMU's NVMe BAR0 on a 64 KiB-page arm64 host. */
 const NVME_BAR0_REPLY = Buffer.from(
-  '28000000' + '0f000000' + '00000000' + '20000000' + '0040000000000000' + '0000000000000000' + // argsz 40, flags 0xf, index 0, cap_offset 32, size 0x4000, offset 0
+  // argsz 40, flags 0xf, index 0, cap_offset 32, size 0x4000, offset 0
+  '28000000' + '0f000000' + '00000000' + '20000000' + '0040000000000000' + '0000000000000000' +
   '0300' + '0100' + '00000000', // cap id 3 (MSIX_MAPPABLE) version 1, next 0
   'hex',
 );
@@ -61,8 +62,21 @@ describe('region capability chain', () => {
   });
 
   it('sorts unsorted areas, drops size-0 areas, accepts nr_areas = 0', () => {
-    const chain = encodeCapChain([{ kind: 'sparse-mmap', id: 1, version: 1, areas: [{ offset: 0x8000n, size: 0x1000n }, { offset: 0n, size: 0n }, { offset: 0n, size: 0x1000n }] }], 32);
-    expect(parse(reply(chain))).toEqual([{ kind: 'sparse-mmap', id: 1, version: 1, areas: [{ offset: 0n, size: 0x1000n }, { offset: 0x8000n, size: 0x1000n }] }]);
+    const chain = encodeCapChain(
+      [{
+        kind: 'sparse-mmap',
+        id: 1,
+        version: 1,
+        areas: [{ offset: 0x8000n, size: 0x1000n }, { offset: 0n, size: 0n }, { offset: 0n, size: 0x1000n }],
+      }],
+      32,
+    );
+    expect(parse(reply(chain))).toEqual([{
+      kind: 'sparse-mmap',
+      id: 1,
+      version: 1,
+      areas: [{ offset: 0n, size: 0x1000n }, { offset: 0x8000n, size: 0x1000n }],
+    }]);
     const empty = encodeCapChain([{ kind: 'sparse-mmap', id: 1, version: 1, areas: [] }], 32);
     expect(parse(reply(empty))).toEqual([{ kind: 'sparse-mmap', id: 1, version: 1, areas: [] }]);
   });
@@ -89,18 +103,24 @@ describe('region capability chain', () => {
     expect(codeOf(() => parse(reply(many)))).toBe('SPARSE_TOO_MANY_AREAS');
     expect(codeOf(() => parse(reply(sparse([{ offset: 0xf000n, size: 0x2000n }]))))).toBe('SPARSE_AREA_OUTSIDE_REGION');
     expect(codeOf(() => parse(reply(sparse([{ offset: 0xffff_ffff_ffff_f000n, size: 0x2000n }]))))).toBe('SPARSE_AREA_OUTSIDE_REGION');
-    expect(codeOf(() => parse(reply(sparse([{ offset: 0n, size: 0x2000n }, { offset: 0x1000n, size: 0x1000n }]))))).toBe('SPARSE_AREAS_OVERLAP');
+    expect(
+      codeOf(() => parse(reply(sparse([{ offset: 0n, size: 0x2000n }, { offset: 0x1000n, size: 0x1000n }]))))
+    ).toBe('SPARSE_AREAS_OVERLAP');
     // a header cut off by argsz
     expect(codeOf(() => parse(reply(loop, 36)))).toBe('CAP_OUT_OF_BOUNDS');
     // CAPS with cap_offset 0 in a final reply
-    expect(codeOf(() => parseRegionCapabilities({ buffer: reply(loop), argsz: 40, capOffset: 0, regionIndex: 0, regionSize: 0x1000n }))).toBe('CAP_OFFSET_MISSING');
+    expect(
+      codeOf(() => parseRegionCapabilities({ buffer: reply(loop), argsz: 40, capOffset: 0, regionIndex: 0, regionSize: 0x1000n }))
+    ).toBe('CAP_OFFSET_MISSING');
   });
 
   it('error messages name the region', () => {
     const loop = encodeCapChain([{ kind: 'msix-mappable', id: 3, version: 1 }], 32);
     loop.writeUInt32LE(32, 4);
     const b = reply(loop);
-    expect(() => parseRegionCapabilities({ buffer: b, argsz: b.length, capOffset: 32, regionIndex: 4, regionSize: 0x1000n })).toThrow(/region 4 capability chain: offset 0x20 visited twice/);
+    expect(
+      () => parseRegionCapabilities({ buffer: b, argsz: b.length, capOffset: 32, regionIndex: 4, regionSize: 0x1000n })
+    ).toThrow(/region 4 capability chain: offset 0x20 visited twice/);
   });
 });
 
@@ -115,15 +135,38 @@ describe('capability chain fuzzing (100 000 chains)', () => {
   };
 
   const capArb = fc.oneof(
-    fc.record({ kind: fc.constant('sparse-mmap' as const), id: fc.constant(1 as const), version: fc.integer({ min: 0, max: 3 }), areas: fc.array(fc.record({ offset: fc.bigInt({ min: 0n, max: 0x2_0000n }), size: fc.bigInt({ min: 0n, max: 0x2_0000n }) }), { maxLength: 6 }) }),
-    fc.record({ kind: fc.constant('type' as const), id: fc.constant(2 as const), version: fc.integer({ min: 0, max: 3 }), type: fc.nat(), subtype: fc.nat() }),
+    fc.record({
+      kind: fc.constant('sparse-mmap' as const),
+      id: fc.constant(1 as const),
+      version: fc.integer({ min: 0, max: 3 }),
+      areas: fc.array(
+        fc.record({ offset: fc.bigInt({ min: 0n, max: 0x2_0000n }), size: fc.bigInt({ min: 0n, max: 0x2_0000n }) }),
+        { maxLength: 6 },
+      ),
+    }),
+    fc.record({
+      kind: fc.constant('type' as const),
+      id: fc.constant(2 as const),
+      version: fc.integer({ min: 0, max: 3 }),
+      type: fc.nat(),
+      subtype: fc.nat(),
+    }),
     fc.record({ kind: fc.constant('msix-mappable' as const), id: fc.constant(3 as const), version: fc.integer({ min: 0, max: 3 }) }),
-    fc.record({ kind: fc.constant('unknown' as const), id: fc.integer({ min: 4, max: 0xffff }), version: fc.integer({ min: 0, max: 0xffff }), data: fc.uint8Array({ maxLength: 24 }).map((a) => Buffer.from(a).toString('hex')) }),
+    fc.record({
+      kind: fc.constant('unknown' as const),
+      id: fc.integer({ min: 4, max: 0xffff }),
+      version: fc.integer({ min: 0, max: 0xffff }),
+      data: fc.uint8Array({ maxLength: 24 }).map((a) => Buffer.from(a).toString('hex')),
+    }),
   );
 
   it('well-formed chains, mutated in random bytes: a parse or a VfioError, never anything else', () => {
+    const capsArb = fc.array(capArb, { minLength: 1, maxLength: 5 });
+    const mutationsArb = fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 });
+    const argszDeltaArb = fc.integer({ min: -16, max: 16 });
+    const regionSizeArb = fc.bigInt({ min: 0n, max: 0x4_0000n });
     fc.assert(
-      fc.property(fc.array(capArb, { minLength: 1, maxLength: 5 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }), fc.integer({ min: -16, max: 16 }), fc.bigInt({ min: 0n, max: 0x4_0000n }), (caps, mutations, argszDelta, regionSize) => {
+      fc.property(capsArb, mutationsArb, argszDeltaArb, regionSizeArb, (caps, mutations, argszDelta, regionSize) => {
         const buffer = reply(encodeCapChain(caps, 32));
         for (const [at, value] of mutations) buffer[32 + (at % (buffer.length - 32))] = value;
         check(buffer, Math.max(0, buffer.length + argszDelta), 32, regionSize);
@@ -133,8 +176,10 @@ describe('capability chain fuzzing (100 000 chains)', () => {
   });
 
   it('random bytes with random cap_offset and argsz: a parse or a VfioError, never anything else', () => {
+    const bytesArb = fc.uint8Array({ minLength: 32, maxLength: 256 });
+    const upTo300Arb = fc.integer({ min: 0, max: 300 }); // drawn separately for cap_offset and argsz
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 32, maxLength: 256 }), fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 300 }), (bytes, capOffset, argsz) => {
+      fc.property(bytesArb, upTo300Arb, upTo300Arb, (bytes, capOffset, argsz) => {
         check(Buffer.from(bytes), argsz, capOffset, 0x1_0000n);
       }),
       { numRuns: 50_000 },

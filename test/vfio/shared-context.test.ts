@@ -132,7 +132,9 @@ describe('IommuContext, legacy container', () => {
     expect(captureError(() => IommuContext.open({ ...options, iommu: 'vfio' as never }))).toMatchObject({ code: 'BAD_ARGUMENT' });
     expect(captureError(() => VfioDevice.open(FN0, { ...options, iommu: 'vfio' as never }))).toMatchObject({ code: 'BAD_ARGUMENT' });
     const otherKernel = multiSetup().kernel;
-    expect(captureError(() => VfioDevice.open(FN0, { ...options, context, syscalls: otherKernel }))).toMatchObject({ code: 'BAD_ARGUMENT' });
+    expect(
+      captureError(() => VfioDevice.open(FN0, { ...options, context, syscalls: otherKernel }))
+    ).toMatchObject({ code: 'BAD_ARGUMENT' });
     expect(kernel.live().fds).toBe(before);
   });
 });

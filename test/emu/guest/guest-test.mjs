@@ -12,7 +12,10 @@ const hex = (v) => (v === undefined ? undefined : `0x${BigInt(v).toString(16)}`)
 const BAR_GPA = 0x40_0000_0000n;
 const MOVED_GPA = 0x50_0000_0000n;
 const result = { steps: [] };
-const step = (name, data) => { result.steps.push({ name, ...data }); console.log(`VFIOBARS-LOG ${name} ${JSON.stringify(data, (_, v) => (typeof v === 'bigint' ? hex(v) : v))}`); };
+const step = (name, data) => {
+  result.steps.push({ name, ...data });
+  console.log(`VFIOBARS-LOG ${name} ${JSON.stringify(data, (_, v) => (typeof v === 'bigint' ? hex(v) : v))}`);
+};
 
 function errorInfo(error) {
   return { name: error?.name, code: error?.code, message: String(error?.message ?? error) };
@@ -101,7 +104,12 @@ function runWith(device, sys) {
   result.description = descriptionToJSON(description);
   const region = description.regions.find((r) => r.index === 0);
   result.bar0 = { size: hex(region.size), flags: region.flags, caps: region.capabilities.map((c) => c.kind) };
-  result.msix = description.msix && { vectors: description.msix.vectors, table: hex(description.msix.table.offset), pba: hex(description.msix.pba.offset), bir: description.msix.table.bir };
+  result.msix = description.msix && {
+    vectors: description.msix.vectors,
+    table: hex(description.msix.table.offset),
+    pba: hex(description.msix.pba.offset),
+    bir: description.msix.table.bir,
+  };
 
   step('naive', showNaiveRegistration(device, region, sys));
   if (device.iommuMode === 'iommufd') step('iommufd-bar-dma', tryBarDmaMap(device, region, sys));
@@ -111,7 +119,16 @@ function runWith(device, sys) {
   result.plan = {
     guestSize: hex(bar.guestSize),
     mappings: bar.mappings.map((m) => ({ size: hex(m.size), gpa: hex(m.gpa), reason: m.reason })),
-    trapped: bar.trapped.map((t) => ({ offset: hex(t.barOffset), size: hex(t.size), kind: t.kind, ...(t.fileOffset !== undefined && { fileOffset: hex(t.fileOffset) }), cause: t.cause, reason: t.reason })),
+    trapped: bar.trapped.map(
+      (t) => ({
+        offset: hex(t.barOffset),
+        size: hex(t.size),
+        kind: t.kind,
+        ...(t.fileOffset !== undefined && { fileOffset: hex(t.fileOffset) }),
+        cause: t.cause,
+        reason: t.reason,
+      })
+    ),
     msix: bar.msix && { table: hex(bar.msix.table?.offset), pba: hex(bar.msix.pba?.offset), relocated: bar.msix.relocated },
     warnings: plan.warnings,
   };
@@ -176,8 +193,22 @@ function e1000eFlow(bdf, sys) {
     const plan = planBarMappings(description, { pageSize, barAddresses: addresses });
     const out = {
       description: descriptionToJSON(description),
-      msix: description.msix && { bir: description.msix.table.bir, table: hex(description.msix.table.offset), pbaBir: description.msix.pba.bir, pba: hex(description.msix.pba.offset), vectors: description.msix.vectors },
-      bars: plan.bars.map((b) => ({ index: b.index, regionSize: hex(b.regionSize), guestSize: hex(b.guestSize), mappings: b.mappings.map((m) => hex(m.size)), msix: b.msix && { relocated: b.msix.relocated, table: hex(b.msix.table?.offset), pba: hex(b.msix.pba?.offset) } })),
+      msix: description.msix && {
+        bir: description.msix.table.bir,
+        table: hex(description.msix.table.offset),
+        pbaBir: description.msix.pba.bir,
+        pba: hex(description.msix.pba.offset),
+        vectors: description.msix.vectors,
+      },
+      bars: plan.bars.map(
+        (b) => ({
+          index: b.index,
+          regionSize: hex(b.regionSize),
+          guestSize: hex(b.guestSize),
+          mappings: b.mappings.map((m) => hex(m.size)),
+          msix: b.msix && { relocated: b.msix.relocated, table: hex(b.msix.table?.offset), pba: hex(b.msix.pba?.offset) },
+        })
+      ),
       skipped: plan.skipped,
       warnings: plan.warnings,
     };

@@ -83,7 +83,13 @@ export interface VmmRun {
   logPath: string;
   seconds: number;
   /** The VMM's `VMM-REPORT` JSON. */
-  report: Record<string, unknown> & { event: string; exits: Record<string, number>; mmio: Record<string, number>; consoleBytes: number; seconds: number };
+  report: Record<string, unknown> & {
+    event: string;
+    exits: Record<string, number>;
+    mmio: Record<string, number>;
+    consoleBytes: number;
+    seconds: number;
+  };
   /** Nested guest lines by marker (`VMM-GUEST-UP` → the rest of its line). */
   guest: Map<string, string[]>;
 }
