@@ -66,3 +66,17 @@ describeKvm('examples/ on the real /dev/kvm', () => {
     expect(lines).toContain('vCPU read of the MSI-X table at 0x40004000: MMIO exit (trapped, the VMM serves it)');
   });
 });
+
+describeKvm('examples/serve-guest-view.ts on the real /dev/kvm', () => {
+  it('firmware places BAR0 through config space; CAP reads direct, the MSI-X table is served by PassthroughDevice', async () => {
+    const lines = await printedBy(() => import('../examples/serve-guest-view.js'));
+    expect(lines).toEqual([
+      'vendor:device 0x1b36:0x10',
+      "BAR0 sizes as 0x8000 (the device's 0x4000, doubled for the relocated MSI-X table)",
+      expect.stringMatching(/^BAR0 at 0x40000000, slots: \d+$/),
+      'vCPU read of CAP: 0x20100007ff',
+      'MSI-X entry 0 address via MMIO exit at 0x40004000: handled=true, 0xfee00000',
+      'an address outside the device: handled=false',
+    ]);
+  });
+});
