@@ -113,7 +113,10 @@ export interface PciConfigSummary {
   /** Header type (offset 0x0e), with the multi-function bit. */
   readonly headerType: number;
   /** Standard capability list: id and config-space offset, in chain order. */
-  readonly capabilities: readonly { readonly id: number; readonly offset: number }[];
+  readonly capabilities: readonly {
+    /** Capability id (PCI_CAP_ID_*). */ readonly id: number;
+    /** Its offset in config space. */ readonly offset: number;
+  }[];
 }
 
 /**
