@@ -22,8 +22,11 @@ export interface SystemErrorDetails {
  * the library's layers wrap it in their own error (VfioError, KvmError, MapError) with it as `cause`.
  *
  * @example
- * try { realSyscalls().open('/dev/vfio/7', 2)  // O_RDWR; } catch (e) {
+ * try {
+ *   realSyscalls().open('/dev/vfio/7', 2); // O_RDWR
+ * } catch (e) {
  *   if (e instanceof SystemError && e.code === 'EBUSY') console.error(`${e.path} is open elsewhere`);
+ *   else throw e;
  * }
  */
 export class SystemError extends VfioBarsError {
