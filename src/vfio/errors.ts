@@ -26,7 +26,7 @@ export interface VfioErrorDetails {
  * the failing call's errno name (`EBUSY`: the group is open elsewhere; `ENODEV`, `EPERM`, ...) or a library
  * code: `BAD_ARGUMENT`, `BAD_BDF`; `NO_IOMMU_GROUP`, `GROUP_NOT_VIABLE` (a device of the group is not bound
  * to vfio-pci), `NO_GROUP_NODE`, `NO_CDEV`; `API_VERSION`, `NO_IOMMU_TYPE`, `MODE_UNAVAILABLE`, `MODE_MISMATCH`;
- * codes for kernel data it cannot trust (`ARGSZ_UNSTABLE`, `ARGSZ_TOO_LARGE`, capability-chain codes,
+ * codes for kernel data it cannot trust (`ARGSZ_UNSTABLE`, `ARGSZ_TOO_LARGE`, `CAP_*` and `SPARSE_*` (see parseRegionCapabilities),
  * `MSIX_BAD_BIR`, `TOO_MANY_REGIONS`, `TOO_MANY_IRQS`, `CONFIG_SHORT_READ`); `DMA_OVERLAP`, `DMA_NOT_MAPPED`,
  * `TOO_MANY_MAPPINGS`, `NO_IOMMU`; `NO_SUCH_REGION`, `OUT_OF_RANGE`; `CLOSED`.
  *
