@@ -52,7 +52,9 @@ export function jsonFields(fail: (message: string) => never): JsonFields {
       return value;
     },
     int: (value, at, max = 0xffff_ffff) => {
-      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > max) fail(`${at} must be an integer in [0, ${max}]`);
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > max) {
+        fail(`${at} must be an integer in [0, ${max}]`);
+      }
       return (value) + 0; // -0 becomes 0
     },
     u64: (value, at) => {

@@ -39,6 +39,8 @@ function againstDescription(bar: MappingPlan['bars'][number], description: Devic
   if (!region) return [`BAR${bar.index}: no region ${bar.index} in the device description`];
   const out: string[] = [];
   if (region.size !== bar.regionSize) out.push(`BAR${bar.index}: region size ${hex(bar.regionSize)}, the device's is ${hex(region.size)}`);
-  if (region.offset !== bar.regionOffset) out.push(`BAR${bar.index}: region offset ${hex(bar.regionOffset)}, the device's is ${hex(region.offset)}`);
+  if (region.offset !== bar.regionOffset) {
+    out.push(`BAR${bar.index}: region offset ${hex(bar.regionOffset)}, the device's is ${hex(region.offset)}`);
+  }
   return out;
 }

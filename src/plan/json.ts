@@ -108,7 +108,10 @@ function readPlan(json: unknown): MappingPlan {
   };
 }
 
-const BAR_KEYS = ['index', 'regionOffset', 'regionSize', 'guestSize', 'guestAddress', 'sizeMask', 'is64Bit', 'prefetchable', 'msix', 'mappings', 'trapped', 'suspended', 'reasons'];
+const BAR_KEYS = [
+  'index', 'regionOffset', 'regionSize', 'guestSize', 'guestAddress', 'sizeMask', 'is64Bit', 'prefetchable', 'msix', 'mappings', 'trapped',
+  'suspended', 'reasons',
+];
 
 function barFromJSON(json: unknown, at: string): PlannedBar {
   const o = object(json, at, BAR_KEYS);

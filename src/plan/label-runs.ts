@@ -57,8 +57,11 @@ function labelEvents(labels: readonly Span[]): LabelEvent[] {
 function pushRun(runs: LabelRun[], piece: Span, label: number): void {
   if (piece.end <= piece.start) return;
   const last = runs.at(-1);
-  if (last && last.label === label && last.span.end === piece.start) runs[runs.length - 1] = { span: span(last.span.start, piece.end), label };
-  else runs.push({ span: piece, label });
+  if (last && last.label === label && last.span.end === piece.start) {
+    runs[runs.length - 1] = { span: span(last.span.start, piece.end), label };
+  } else {
+    runs.push({ span: piece, label });
+  }
 }
 
 /** The set of open labels with its minimum: a binary min-heap with lazy deletion (each label opens once). */

@@ -54,6 +54,10 @@ export function validatePageSize(pageSize: number | bigint): bigint {
 
 /** A short, safe rendering of an untrusted value for an error message (never its full length). */
 export function describeValue(value: unknown): string {
-  const text = typeof value === 'bigint' ? `${value}n` : typeof value === 'string' ? JSON.stringify(value) : typeof value === 'object' && value !== null ? (Array.isArray(value) ? 'an array' : 'an object') : String(value);
+  const text = typeof value === 'bigint' ? `${value}n`
+    : typeof value === 'string' ? JSON.stringify(value)
+    : Array.isArray(value) ? 'an array'
+    : typeof value === 'object' && value !== null ? 'an object'
+    : String(value);
   return text.length > 40 ? `${text.slice(0, 40)}...` : text;
 }

@@ -30,7 +30,9 @@ const BAR_INDICES = [0, 1, 2, 3, 4, 5] as const;
  * const plan = planBarMappings(device.describe(), { pageSize: 0x10000, barAddresses: { 0: 0x80_0000_0000n } });
  */
 export function planBarMappings(description: DeviceDescription, options: PlanOptions): MappingPlan {
-  if (typeof options !== 'object' || options === null) throw new PlanError('BAD_OPTIONS', `plan options must be an object, got ${describeValue(options)}`);
+  if (typeof options !== 'object' || options === null) {
+    throw new PlanError('BAD_OPTIONS', `plan options must be an object, got ${describeValue(options)}`);
+  }
   validateDescription(description);
   const pageSize = validatePageSize(options.pageSize);
   const strategy = options.msix ?? 'relocate';
@@ -78,11 +80,15 @@ export function planBarMappings(description: DeviceDescription, options: PlanOpt
  */
 export function replan(plan: MappingPlan, barIndex: number, guestAddress: bigint): MappingPlan {
   if (typeof guestAddress !== 'bigint' || guestAddress < 0n || guestAddress >= 1n << 64n) {
-    throw new PlanError('BAD_GUEST_ADDRESS', `guest address for BAR${describeValue(barIndex)} must be a u64 bigint, got ${describeValue(guestAddress)}`);
+    const message = `guest address for BAR${describeValue(barIndex)} must be a u64 bigint, got ${describeValue(guestAddress)}`;
+    throw new PlanError('BAD_GUEST_ADDRESS', message);
   }
   validatePlan(plan);
   const target = plan.bars.find((b) => b.index === barIndex);
-  if (!target) throw new PlanError('NO_SUCH_BAR', `BAR${describeValue(barIndex)} is not in the plan`, typeof barIndex === 'number' ? barIndex : undefined);
+  if (!target) {
+    const bar = typeof barIndex === 'number' ? barIndex : undefined;
+    throw new PlanError('NO_SUCH_BAR', `BAR${describeValue(barIndex)} is not in the plan`, bar);
+  }
   const moved = movedPlan(plan, barIndex, replanBar(target, plan.pageSize, guestAddress));
   validatePlan(moved);
   return moved;
@@ -114,8 +120,12 @@ function guestAddresses(input: PlanOptions['barAddresses']): Map<number, bigint>
   const entries: [number, unknown][] = input === undefined ? [] : isMap(input) ? [...input.entries()] : Object.entries(input).map(([k, v]): [number, unknown] => [Number(k), v]);
   const map = new Map<number, bigint>();
   for (const [index, address] of entries) {
-    if (!Number.isInteger(index) || index < 0 || index > 5) throw new PlanError('NO_SUCH_BAR', `guest address for BAR index ${describeValue(index)}: BARs are 0-5`);
-    if (typeof address !== 'bigint' || address < 0n || address >= 1n << 64n) throw new PlanError('BAD_GUEST_ADDRESS', `guest address for BAR${index} must be a u64 bigint, got ${describeValue(address)}`, index);
+    if (!Number.isInteger(index) || index < 0 || index > 5) {
+      throw new PlanError('NO_SUCH_BAR', `guest address for BAR index ${describeValue(index)}: BARs are 0-5`);
+    }
+    if (typeof address !== 'bigint' || address < 0n || address >= 1n << 64n) {
+      throw new PlanError('BAD_GUEST_ADDRESS', `guest address for BAR${index} must be a u64 bigint, got ${describeValue(address)}`, index);
+    }
     map.set(index, address);
   }
   return map;

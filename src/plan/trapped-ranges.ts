@@ -44,7 +44,8 @@ interface Backing {
 export function trappedRanges(geometry: BarGeometry, mapped: readonly Span[], labels: readonly TrapLabel[], fallback: Omit<TrapLabel, 'span'>): TrappedRange[] {
   const gaps = subtractSpans([span(0n, geometry.guestSize)], mapped);
   // One sweep over all gaps and labels (n log n): testing every label against every gap was quadratic.
-  const pieces = firstLabelRuns(gaps, labels.map((l) => l.span)).map((run): TrapLabel => ({ ...(run.label >= 0 ? labels[run.label]! : fallback), span: run.span }));
+  const runs = firstLabelRuns(gaps, labels.map((l) => l.span));
+  const pieces = runs.map((run): TrapLabel => ({ ...(run.label >= 0 ? labels[run.label]! : fallback), span: run.span }));
   const ranges = pieces.flatMap((piece) => classify(piece, geometry));
   return mergeAdjacent(ranges.sort((a, b) => (a.barOffset < b.barOffset ? -1 : 1)));
 }

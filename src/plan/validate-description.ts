@@ -61,8 +61,11 @@ function checkRegions(regions: readonly unknown[]): void {
     const size = u64(r.size, `${at}.size`, BAD);
     const offset = u64(r.offset, `${at}.offset`, BAD);
     if (offset + size > U64_LIMIT) BAD(`${at}: offset ${hex(offset)} + size ${hex(size)} wraps past 2^64`);
-    if (index <= 5 && size > MAX_BAR_SIZE) failWith('BAR_TOO_LARGE')(`${at}: BAR${index} region of ${hex(size)} bytes is larger than 2^63`, index);
-    list(r.capabilities, `${at}.capabilities`, DESCRIPTION_LIMITS.capabilities, BAD).forEach((cap, c) => checkCapability(cap, `${at}.capabilities[${c}]`));
+    if (index <= 5 && size > MAX_BAR_SIZE) {
+      failWith('BAR_TOO_LARGE')(`${at}: BAR${index} region of ${hex(size)} bytes is larger than 2^63`, index);
+    }
+    const capabilities = list(r.capabilities, `${at}.capabilities`, DESCRIPTION_LIMITS.capabilities, BAD);
+    capabilities.forEach((cap, c) => checkCapability(cap, `${at}.capabilities[${c}]`));
   });
 }
 
@@ -129,9 +132,13 @@ function checkBars(bars: readonly unknown[]): void {
     const lower = byIndex.get(index - 1);
     const upper = byIndex.get(index + 1);
     const is64BitMemory = (b: Record<string, unknown> | undefined): boolean => b?.kind === 'memory' && b.is64Bit === true;
-    if (bar.kind === 'upper-half' && !is64BitMemory(lower)) inconsistent(`BAR${index} is an upper half, but BAR${index - 1} is not a 64-bit memory BAR`, index);
+    if (bar.kind === 'upper-half' && !is64BitMemory(lower)) {
+      inconsistent(`BAR${index} is an upper half, but BAR${index - 1} is not a 64-bit memory BAR`, index);
+    }
     if (is64BitMemory(bar) && index === 5) inconsistent('BAR5 cannot be 64-bit: there is no BAR6 for its upper half', index);
-    if (is64BitMemory(bar) && upper !== undefined && upper.kind !== 'upper-half') inconsistent(`BAR${index} is 64-bit, but BAR${index + 1} is not its upper half`, index);
+    if (is64BitMemory(bar) && upper !== undefined && upper.kind !== 'upper-half') {
+      inconsistent(`BAR${index} is 64-bit, but BAR${index + 1} is not its upper half`, index);
+    }
   }
 }
 
@@ -142,7 +149,8 @@ function checkBarSizes(d: DeviceDescription): void {
     const register = d.bars.find((b) => b.index === region.index);
     if (register?.kind === 'io' || register?.kind === 'upper-half' || register?.is64Bit === true) continue;
     if (region.size > MAX_32BIT_BAR_SIZE) {
-      failWith('BAR_TOO_LARGE')(`BAR${region.index} is a 32-bit BAR of ${hex(region.size)} bytes: a 32-bit BAR is at most 2 GiB`, region.index);
+      const message = `BAR${region.index} is a 32-bit BAR of ${hex(region.size)} bytes: a 32-bit BAR is at most 2 GiB`;
+      failWith('BAR_TOO_LARGE')(message, region.index);
     }
   }
 }
@@ -161,7 +169,9 @@ function checkMsix(d: DeviceDescription): void {
   checkMsixHome(d, table, 'table');
   checkMsixHome(d, pba, 'PBA');
   if (table.bir === pba.bir && table.offset < pba.offset + pba.size && pba.offset < table.offset + table.size) {
-    failWith('MSIX_OVERLAP')(`MSI-X table ${hex(table.offset)}+${hex(table.size)} and PBA ${hex(pba.offset)}+${hex(pba.size)} overlap in BAR${table.bir}`, table.bir);
+    const both = `MSI-X table ${hex(table.offset)}+${hex(table.size)} and PBA ${hex(pba.offset)}+${hex(pba.size)}`;
+    const message = `${both} overlap in BAR${table.bir}`;
+    failWith('MSIX_OVERLAP')(message, table.bir);
   }
 }
 
@@ -174,7 +184,9 @@ function msixPart(value: unknown, what: 'table' | 'PBA', expectedSize: bigint): 
   const offset = u64(part.offset, `${at}.offset`, BAD);
   const size = u64(part.size, `${at}.size`, BAD);
   if (size === 0n) failWith('MSIX_EMPTY')(`MSI-X ${what} in BAR${bir} has size 0`, bir);
-  if (size !== expectedSize) failWith('MSIX_SIZE_MISMATCH')(`MSI-X ${what} is ${hex(size)} bytes, but its vector count makes it ${hex(expectedSize)}`, bir);
+  if (size !== expectedSize) {
+    failWith('MSIX_SIZE_MISMATCH')(`MSI-X ${what} is ${hex(size)} bytes, but its vector count makes it ${hex(expectedSize)}`, bir);
+  }
   if (offset % 8n !== 0n) failWith('MSIX_MISALIGNED')(`MSI-X ${what} offset ${hex(offset)} is not 8-byte aligned`, bir);
   return { bir, offset, size };
 }
@@ -183,12 +195,18 @@ function msixPart(value: unknown, what: 'table' | 'PBA', expectedSize: bigint): 
 function checkMsixHome(d: DeviceDescription, part: MsixPart, what: string): void {
   const { bir } = part;
   const register = d.bars.find((b) => b.index === bir);
-  if (register?.kind === 'io') failWith('MSIX_IN_IO_BAR')(`MSI-X ${what} is in BAR${bir}, an I/O port BAR (MSI-X must be in memory space)`, bir);
+  if (register?.kind === 'io') {
+    failWith('MSIX_IN_IO_BAR')(`MSI-X ${what} is in BAR${bir}, an I/O port BAR (MSI-X must be in memory space)`, bir);
+  }
   const region = d.regions.find((r) => r.index === bir);
-  const missing = register?.kind === 'upper-half' ? 'the upper half of a 64-bit BAR' : !region ? 'a BAR without a VFIO region' : region.size === 0n ? 'a BAR of size 0' : undefined;
+  const missing = register?.kind === 'upper-half' ? 'the upper half of a 64-bit BAR'
+    : !region ? 'a BAR without a VFIO region'
+    : region.size === 0n ? 'a BAR of size 0'
+    : undefined;
   if (missing || !region) return failWith('MSIX_BAR_MISSING')(`MSI-X ${what} is in BAR${bir}, ${missing ?? 'missing'}`, bir);
   if (part.offset + part.size > region.size) {
-    failWith('MSIX_OUTSIDE_BAR')(`MSI-X ${what} ${hex(part.offset)}+${hex(part.size)} runs past the end of BAR${bir} (${hex(region.size)} bytes)`, bir);
+    const message = `MSI-X ${what} ${hex(part.offset)}+${hex(part.size)} runs past the end of BAR${bir} (${hex(region.size)} bytes)`;
+    failWith('MSIX_OUTSIDE_BAR')(message, bir);
   }
 }
 

@@ -168,8 +168,12 @@ function checkTrapped(bar: PlannedBar, add: Add): void {
   if (!sorted(bar.mappings) || !sorted(bar.trapped)) add('BAD_ORDER', 'mappings and trapped ranges must be sorted by barOffset');
   for (const t of bar.trapped) {
     const where = `trapped ${t.kind} ${hex(t.barOffset)}+${hex(t.size)}`;
-    if ((t.kind === 'padding') !== (t.fileOffset === undefined)) add('BAD_TRAPPED', `${where}: a file offset is required except for padding`);
-    if (t.kind === 'device' && t.fileOffset !== undefined && t.fileOffset + t.size > bar.regionSize) add('BAD_TRAPPED', `${where}: file offset beyond the region`);
+    if ((t.kind === 'padding') !== (t.fileOffset === undefined)) {
+      add('BAD_TRAPPED', `${where}: a file offset is required except for padding`);
+    }
+    if (t.kind === 'device' && t.fileOffset !== undefined && t.fileOffset + t.size > bar.regionSize) {
+      add('BAD_TRAPPED', `${where}: file offset beyond the region`);
+    }
   }
 }
 
@@ -180,9 +184,13 @@ function checkSize(bar: PlannedBar, add: Add): void {
   if (!isPowerOfTwo(guestSize)) add('BAD_GUEST_SIZE', `guest size ${hex(guestSize)} is not a power of two`);
   if (guestSize > MAX_BAR_SIZE) add('BAR_TOO_LARGE', `guest size ${hex(guestSize)} is larger than 2^63`);
   if (bar.regionSize > guestSize) add('BAD_GUEST_SIZE', `guest size ${hex(guestSize)} is smaller than the region (${hex(bar.regionSize)})`);
-  if (!bar.is64Bit && guestSize > MAX_32BIT_BAR_SIZE) add('BAR_TOO_LARGE', `32-bit BAR of ${hex(guestSize)} bytes: it must be smaller than 4 GiB`);
+  if (!bar.is64Bit && guestSize > MAX_32BIT_BAR_SIZE) {
+    add('BAR_TOO_LARGE', `32-bit BAR of ${hex(guestSize)} bytes: it must be smaller than 4 GiB`);
+  }
   const expectedMask = ~(guestSize - 1n) & (bar.is64Bit ? U64_MASK : U32_MASK);
-  if (bar.sizeMask !== expectedMask || bar.sizeMask === 0n) add('BAD_SIZE_MASK', `size mask ${hex(bar.sizeMask)} is not ${hex(expectedMask)} (non-zero) for ${hex(guestSize)}`);
+  if (bar.sizeMask !== expectedMask || bar.sizeMask === 0n) {
+    add('BAD_SIZE_MASK', `size mask ${hex(bar.sizeMask)} is not ${hex(expectedMask)} (non-zero) for ${hex(guestSize)}`);
+  }
 }
 
 /**
@@ -201,7 +209,9 @@ function checkPlacement(bar: PlannedBar, add: Add): void {
   if (base === undefined) return;
   const end = base + bar.guestSize;
   if (end > U64_LIMIT) add('BAR_WRAPS', `guest range ${hex(base)}+${hex(bar.guestSize)} wraps past 2^64`);
-  else if (!bar.is64Bit && end > U32_LIMIT) add('BAR_ABOVE_4G', `32-bit BAR at ${hex(base)}+${hex(bar.guestSize)} does not sit below 4 GiB`);
+  else if (!bar.is64Bit && end > U32_LIMIT) {
+    add('BAR_ABOVE_4G', `32-bit BAR at ${hex(base)}+${hex(bar.guestSize)} does not sit below 4 GiB`);
+  }
 }
 
 /** Checks each mapping; returns their guest spans, sorted. */
@@ -226,10 +236,14 @@ function checkMappings(bar: PlannedBar, mappings: readonly DirectMapping[], page
 
 function checkGpa(bar: PlannedBar, m: DirectMapping, page: bigint, placed: boolean, where: string, add: Add): void {
   if (!placed || bar.guestAddress === undefined) {
-    if (m.gpa !== undefined) add('BAD_GPA', `${where}: has GPA ${hex(m.gpa)} but ${placed ? 'the BAR has no guest address' : 'is suspended'}`);
+    if (m.gpa !== undefined) {
+      add('BAD_GPA', `${where}: has GPA ${hex(m.gpa)} but ${placed ? 'the BAR has no guest address' : 'is suspended'}`);
+    }
     return;
   }
-  if (m.gpa !== bar.guestAddress + m.barOffset) add('BAD_GPA', `${where}: GPA ${m.gpa === undefined ? 'missing' : hex(m.gpa)}, expected BAR base + offset`);
+  if (m.gpa !== bar.guestAddress + m.barOffset) {
+    add('BAD_GPA', `${where}: GPA ${m.gpa === undefined ? 'missing' : hex(m.gpa)}, expected BAR base + offset`);
+  }
   else if (!isAligned(m.gpa, page)) add('BAD_GPA', `${where}: GPA ${hex(m.gpa)} not page-aligned`);
 }
 
@@ -237,7 +251,9 @@ function checkMsix(bar: PlannedBar, mapped: readonly Span[], add: Add): void {
   for (const r of [bar.msix?.table, bar.msix?.pba]) {
     if (!r) continue;
     const where = `MSI-X range ${hex(r.offset)}+${hex(r.size)}`;
-    if (r.size === 0n || r.offset + r.size > bar.guestSize) add('MSIX_OUTSIDE_BAR', `${where} is empty or not inside the ${hex(bar.guestSize)} guest BAR`);
+    if (r.size === 0n || r.offset + r.size > bar.guestSize) {
+      add('MSIX_OUTSIDE_BAR', `${where} is empty or not inside the ${hex(bar.guestSize)} guest BAR`);
+    }
     if (mapped.some((m) => overlaps(m, span(r.offset, r.offset + r.size)))) add('MSIX_MAPPED', `${where} is directly mapped`);
   }
 }
@@ -248,7 +264,9 @@ function checkCoverage(bar: PlannedBar, mapped: readonly Span[], add: Add): void
   let cursor = 0n;
   for (const piece of pieces) {
     if (piece.end <= piece.start) return add('BAD_COVERAGE', `empty range at ${hex(piece.start)}`);
-    if (piece.start !== cursor) return add('BAD_COVERAGE', `${piece.start > cursor ? 'gap' : 'overlap'} at ${hex(cursor < piece.start ? cursor : piece.start)}`);
+    if (piece.start !== cursor) {
+      return add('BAD_COVERAGE', `${piece.start > cursor ? 'gap' : 'overlap'} at ${hex(cursor < piece.start ? cursor : piece.start)}`);
+    }
     cursor = piece.end;
   }
   if (cursor !== bar.guestSize) add('BAD_COVERAGE', `coverage ends at ${hex(cursor)}, guest BAR is ${hex(bar.guestSize)}`);
@@ -262,7 +280,10 @@ function overlappingBars(bars: readonly PlannedBar[]): PlanError[] {
   const out: PlanError[] = [];
   for (let i = 1; i < placed.length; i++) {
     const [a, b] = [placed[i - 1]!, placed[i]!];
-    if (overlaps(a.range, b.range)) out.push(new PlanError('BARS_OVERLAP', `BAR${a.index} ${hex(a.range.start)}+${hex(a.range.end - a.range.start)} and BAR${b.index} at ${hex(b.range.start)} overlap in guest space`, b.index));
+    if (overlaps(a.range, b.range)) {
+      const first = `BAR${a.index} ${hex(a.range.start)}+${hex(a.range.end - a.range.start)}`;
+      out.push(new PlanError('BARS_OVERLAP', `${first} and BAR${b.index} at ${hex(b.range.start)} overlap in guest space`, b.index));
+    }
   }
   return out;
 }

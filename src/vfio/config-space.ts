@@ -78,7 +78,8 @@ function decodeBar(config: Buffer, index: number): BarRegister {
  */
 function checkBir(what: string, bir: number, capOffset: number): void {
   if (bir > 5) {
-    throw new VfioError(`MSI-X capability at config ${hex(capOffset)}: ${what} BIR ${bir} is reserved (not a BAR 0-5)`, { code: 'MSIX_BAD_BIR', region: VFIO_PCI_REGION.CONFIG });
+    const message = `MSI-X capability at config ${hex(capOffset)}: ${what} BIR ${bir} is reserved (not a BAR 0-5)`;
+    throw new VfioError(message, { code: 'MSIX_BAD_BIR', region: VFIO_PCI_REGION.CONFIG });
   }
 }
 

@@ -103,7 +103,8 @@ function regionFromJSON(json: unknown, at: string): RegionDescription {
     flags: int(o.flags, `${at}.flags`),
     size: u64(o.size, `${at}.size`),
     offset: u64(o.offset, `${at}.offset`),
-    capabilities: arr(o.capabilities ?? [], `${at}.capabilities`, DESCRIPTION_LIMITS.capabilities).map((c, i) => capFromJSON(c, `${at}.capabilities[${i}]`)),
+    capabilities: arr(o.capabilities ?? [], `${at}.capabilities`, DESCRIPTION_LIMITS.capabilities)
+      .map((c, i) => capFromJSON(c, `${at}.capabilities[${i}]`)),
   };
 }
 
@@ -113,19 +114,22 @@ function capFromJSON(json: unknown, at: string): RegionCapability {
   const o = obj(json, at, ['kind', 'id', 'version', 'areas', 'type', 'subtype', 'data']);
   const version = int(o.version ?? 1, `${at}.version`, 0xffff);
   const kind = o.kind;
-  if (kind !== 'sparse-mmap' && kind !== 'type' && kind !== 'msix-mappable' && kind !== 'unknown') return fail(`${at}.kind must be sparse-mmap, type, msix-mappable or unknown`);
+  if (kind !== 'sparse-mmap' && kind !== 'type' && kind !== 'msix-mappable' && kind !== 'unknown') {
+    return fail(`${at}.kind must be sparse-mmap, type, msix-mappable or unknown`);
+  }
   const id = kind === 'unknown' ? int(o.id, `${at}.id`, 0xffff) : int(o.id ?? CAP_IDS[kind], `${at}.id`, 0xffff);
   if (kind !== 'unknown' && id !== CAP_IDS[kind]) fail(`${at}.id ${id} does not match kind ${kind}`);
   const extra = (allowed: readonly string[]): void => {
-    for (const key of ['areas', 'type', 'subtype', 'data']) if (o[key] !== undefined && !allowed.includes(key)) fail(`${at}.${key} does not belong to a ${kind} capability`);
+    for (const key of ['areas', 'type', 'subtype', 'data']) {
+      if (o[key] !== undefined && !allowed.includes(key)) fail(`${at}.${key} does not belong to a ${kind} capability`);
+    }
   };
   switch (kind) {
-    case 'sparse-mmap':
+    case 'sparse-mmap': {
       extra(['areas']);
-      return { kind: 'sparse-mmap', id: 1, version, areas: arr(o.areas, `${at}.areas`, DESCRIPTION_LIMITS.sparseAreas).map((a, i): ByteRange => {
-        const q = obj(a, `${at}.areas[${i}]`, ['offset', 'size']);
-        return { offset: u64(q.offset, `${at}.areas[${i}].offset`), size: u64(q.size, `${at}.areas[${i}].size`) };
-      }) };
+      const areas = arr(o.areas, `${at}.areas`, DESCRIPTION_LIMITS.sparseAreas).map((a, i) => areaFromJSON(a, `${at}.areas[${i}]`));
+      return { kind: 'sparse-mmap', id: 1, version, areas };
+    }
     case 'type':
       extra(['type', 'subtype']);
       return { kind: 'type', id: 2, version, type: int(o.type, `${at}.type`), subtype: int(o.subtype, `${at}.subtype`) };
@@ -141,10 +145,17 @@ function capFromJSON(json: unknown, at: string): RegionCapability {
   }
 }
 
+function areaFromJSON(json: unknown, at: string): ByteRange {
+  const q = obj(json, at, ['offset', 'size']);
+  return { offset: u64(q.offset, `${at}.offset`), size: u64(q.size, `${at}.size`) };
+}
+
 function barFromJSON(json: unknown, at: string): BarRegister {
   const o = obj(json, at, ['index', 'kind', 'is64Bit', 'prefetchable', 'address']);
   const kind = o.kind;
-  if (kind !== 'memory' && kind !== 'io' && kind !== 'upper-half' && kind !== 'unused') return fail(`${at}.kind must be memory, io, upper-half or unused`);
+  if (kind !== 'memory' && kind !== 'io' && kind !== 'upper-half' && kind !== 'unused') {
+    return fail(`${at}.kind must be memory, io, upper-half or unused`);
+  }
   return {
     index: int(o.index, `${at}.index`, 5),
     kind,
@@ -164,7 +175,8 @@ function msixFromJSON(json: unknown, at: string): MsixDescription {
   };
   const vectors = int(o.vectors, `${at}.vectors`, MAX_MSIX_VECTORS);
   if (vectors < 1) fail(`${at}.vectors must be 1-${MAX_MSIX_VECTORS}`);
-  return { capOffset: int(o.capOffset ?? 0, `${at}.capOffset`, 0xfff), vectors, table: part(o.table, `${at}.table`), pba: part(o.pba, `${at}.pba`) };
+  const capOffset = int(o.capOffset ?? 0, `${at}.capOffset`, 0xfff);
+  return { capOffset, vectors, table: part(o.table, `${at}.table`), pba: part(o.pba, `${at}.pba`) };
 }
 
 function fail(message: string): never {

@@ -16,7 +16,8 @@ import { capturedDevices, capturedJson } from '../fixtures/devices/index.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 const DEVICES: readonly DeviceDescription[] = [...Object.values(capturedDevices), qemuNvme, qemuNvme64kBar, qemuNvmeUnaligned, qemuE1000e];
-const DEVICE_JSON: readonly unknown[] = [...Object.values(capturedJson), ...[qemuNvme, qemuE1000e].map((d) => JSON.parse(JSON.stringify(descriptionToJSON(d))) as unknown)];
+const asJson = (d: DeviceDescription): unknown => JSON.parse(JSON.stringify(descriptionToJSON(d)));
+const DEVICE_JSON: readonly unknown[] = [...Object.values(capturedJson), ...[qemuNvme, qemuE1000e].map(asJson)];
 
 /** Runs `fn`; a throw must be one of the library's typed errors. Returns the value or undefined. */
 function typedOrValue<T>(fn: () => T): T | undefined {
@@ -94,22 +95,41 @@ function mutate(root: unknown, mutations: readonly Mutation[]): unknown {
     switch (m.op) {
       case 'replace': record[key] = m.value; break;
       case 'delete': if (Array.isArray(container)) container.splice(Number(key), 1); else delete record[key]; break;
-      case 'duplicate': if (Array.isArray(container)) container.push(container[Number(key)]); break; // a shared reference: readers never mutate
+      case 'duplicate': // a shared reference: the readers never mutate their input
+        if (Array.isArray(container)) container.push(container[Number(key)]);
+        break;
       case 'add-key': if (!Array.isArray(container)) record[m.key] = m.value; break;
-      case 'proto-key': if (!Array.isArray(container)) Object.defineProperty(container, '__proto__', { value: m.value, enumerable: true, configurable: true, writable: true }); break;
+      case 'proto-key': // an own `__proto__` key, as JSON.parse makes it
+        if (!Array.isArray(container)) Object.defineProperty(container, '__proto__', { value: m.value, enumerable: true, configurable: true, writable: true });
+        break;
       case 'wrap': record[key] = [record[key]]; break;
     }
   }
   return copy;
 }
 
-const PAGE_EDGES = [0, 1, 4095, 4096, 0x4000, 0x1_0000, 2 ** 30, 2 ** 31, -4096, 4096.5, NaN, Infinity, 0n, 0x1000n, 1n << 30n, 1n << 64n] as const;
-const pageArb = fc.oneof({ arbitrary: fc.constantFrom(0x1000, 0x4000, 0x1_0000), weight: 4 }, { arbitrary: fc.constantFrom<number | bigint>(...PAGE_EDGES), weight: 1 });
-const addressEdges = [0n, 0x1000n, 0x8000n, 0xc000_0000n, 0xfebc_0000n, 0xffff_f000n, 0xffff_ffffn, 1n << 32n, 0x80_0000_0000n, 1n << 63n, U64_MAX - 0xffffn, U64_MAX] as const;
+const PAGE_EDGES = [0, 1, 4095, 4096, 0x4000, 0x1_0000, 2 ** 30, 2 ** 31, -4096, 4096.5, NaN, Infinity, 0n, 0x1000n, 1n << 30n, 1n << 64n];
+const pageArb = fc.oneof(
+  { arbitrary: fc.constantFrom(0x1000, 0x4000, 0x1_0000), weight: 4 },
+  { arbitrary: fc.constantFrom<number | bigint>(...PAGE_EDGES), weight: 1 },
+);
+const addressEdges = [
+  0n, 0x1000n, 0x8000n, 0xc000_0000n, 0xfebc_0000n, 0xffff_f000n, 0xffff_ffffn, 1n << 32n, 0x80_0000_0000n, 1n << 63n, U64_MAX - 0xffffn, U64_MAX,
+];
 const legalSlots = fc.constantFrom(0x8000_0000n, 0x9000_0000n, 0xa000_0000n, 0xc000_0000n, 0x10_0000_0000n, 0x20_0000_0000n);
-const addressArb = fc.oneof({ arbitrary: legalSlots, weight: 3 }, fc.constantFrom(...addressEdges), fc.bigInt({ min: 0n, max: U64_MAX }), fc.bigInt({ min: 0n, max: 1n << 32n }).map((a) => a & ~0xfffn));
-const addressesArb = fc.dictionary(fc.constantFrom('0', '1', '2', '3', '4', '5'), addressArb, { maxKeys: 3 }).map((o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [Number(k), v])) as Record<number, bigint>);
-const optionsArb: fc.Arbitrary<PlanOptions> = fc.record({ pageSize: pageArb, msix: fc.constantFrom('relocate' as const, 'hole' as const), barAddresses: fc.option(addressesArb, { nil: undefined, freq: 2 }) }, { requiredKeys: ['pageSize', 'msix'] });
+const addressArb = fc.oneof(
+  { arbitrary: legalSlots, weight: 3 },
+  fc.constantFrom(...addressEdges),
+  fc.bigInt({ min: 0n, max: U64_MAX }),
+  fc.bigInt({ min: 0n, max: 1n << 32n }).map((a) => a & ~0xfffn),
+);
+const addressesArb = fc
+  .dictionary(fc.constantFrom('0', '1', '2', '3', '4', '5'), addressArb, { maxKeys: 3 })
+  .map((o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [Number(k), v])) as Record<number, bigint>);
+const optionsArb: fc.Arbitrary<PlanOptions> = fc.record(
+  { pageSize: pageArb, msix: fc.constantFrom('relocate' as const, 'hole' as const), barAddresses: fc.option(addressesArb, { nil: undefined, freq: 2 }) },
+  { requiredKeys: ['pageSize', 'msix'] },
+);
 
 /** How many planning attempts produced a plan: the fuzz must exercise sound plans, not only refusals. */
 const stats = { planned: 0, tried: 0 };
@@ -183,7 +203,10 @@ const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
 );
 
 /** Structurally plausible devices with random geometry: sizes, MSI-X placement and BAR kinds at the edges. */
-const sizeEdge = fc.oneof(fc.constantFrom(0n, 8n, 0x80n, 0x1000n, 0x1800n, 0x4000n, 0x1_0000n, 1n << 31n, (1n << 31n) + 0x1000n, 1n << 32n, 1n << 62n, 1n << 63n), fc.bigInt({ min: 1n, max: 1n << 24n }));
+const sizeEdge = fc.oneof(
+  fc.constantFrom(0n, 8n, 0x80n, 0x1000n, 0x1800n, 0x4000n, 0x1_0000n, 1n << 31n, (1n << 31n) + 0x1000n, 1n << 32n, 1n << 62n, 1n << 63n),
+  fc.bigInt({ min: 1n, max: 1n << 24n }),
+);
 const geometryArb: fc.Arbitrary<DeviceDescription> = fc
   .record({
     sizes: fc.array(sizeEdge, { minLength: 6, maxLength: 6 }),
@@ -201,8 +224,10 @@ const geometryArb: fc.Arbitrary<DeviceDescription> = fc
     const bars: DeviceDescription['bars'][number][] = [];
     for (let index = 0; index < 6; index++) {
       const previous = bars[index - 1];
-      if (previous?.kind === 'memory' && previous.is64Bit) bars.push({ index, kind: 'upper-half', is64Bit: true, prefetchable: false, address: 0n });
-      else bars.push({ index, kind: g.kinds[index] === 'io' ? 'io' : g.kinds[index] === 'unused' ? 'unused' : 'memory', is64Bit: g.kinds[index] === 'memory64' && index < 5, prefetchable: false, address: 0n });
+      const wanted = g.kinds[index]!;
+      const kind = previous?.kind === 'memory' && previous.is64Bit ? 'upper-half' : wanted === 'io' || wanted === 'unused' ? wanted : 'memory';
+      const is64Bit = kind === 'upper-half' || (wanted === 'memory64' && index < 5);
+      bars.push({ index, kind, is64Bit, prefetchable: false, address: 0n });
     }
     const regions = g.sizes.map((size, index) => {
       const areas = g.sparse.filter((s) => s.bar === index).map((s) => ({ offset: s.offset, size: s.size }));
@@ -213,7 +238,12 @@ const geometryArb: fc.Arbitrary<DeviceDescription> = fc
     const pbaSize = BigInt(Math.ceil(g.vectors / 64)) * 8n;
     return {
       bdf: '0000:00:01.0', flags: 3, numRegions: 9, numIrqs: 0, regions, irqs: [], bars,
-      ...(g.hasMsix && { msix: { capOffset: 0x40, vectors: g.vectors, table: { bir: g.tableBir, offset: g.tableOffset, size: tableSize }, pba: { bir: g.pbaBir, offset: g.pbaOffset, size: pbaSize } } }),
+      ...(g.hasMsix && {
+        msix: {
+          capOffset: 0x40, vectors: g.vectors,
+          table: { bir: g.tableBir, offset: g.tableOffset, size: tableSize }, pba: { bir: g.pbaBir, offset: g.pbaOffset, size: pbaSize },
+        },
+      }),
     };
   });
 
@@ -227,8 +257,9 @@ describe('hostile descriptions and options to the planner', () => {
   });
 
   it('real devices with fields replaced by non-finite, oversize and wrongly typed values', () => {
+    const mutationsArb = fc.array(mutationArb(hostileValue), { minLength: 1, maxLength: 3 });
     fc.assert(
-      fc.property(fc.constantFrom(...DEVICES), fc.array(mutationArb(hostileValue), { minLength: 1, maxLength: 3 }), optionsArb, fc.array(addressArb, { maxLength: 6 }), (base, mutations, options, moves) => {
+      fc.property(fc.constantFrom(...DEVICES), mutationsArb, optionsArb, fc.array(addressArb, { maxLength: 6 }), (base, mutations, options, moves) => {
         planAndCheck(mutate(base, mutations) as DeviceDescription, options, moves);
       }),
       { numRuns: 1500 },
