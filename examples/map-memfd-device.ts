@@ -55,7 +55,9 @@ const plan = planBarMappings(device.describe(), { pageSize, barAddresses: { 0: B
 using mapper = new BarMapper(device, vm);
 const [bar] = mapper.map(plan); // mmap -> KVM slot; all or nothing
 
-for (const { slot, mapping } of bar!.regions) console.log(`slot ${slot}: BAR0+${hex(mapping.barOffset)} size ${hex(mapping.size)} at gpa ${hex(mapping.gpa ?? 0n)}`);
+for (const { slot, mapping } of bar!.regions) {
+  console.log(`slot ${slot}: BAR0+${hex(mapping.barOffset)} size ${hex(mapping.size)} at gpa ${hex(mapping.gpa ?? 0n)}`);
+}
 for (const t of plan.bars[0]!.trapped) console.log(`trapped ${hex(t.barOffset)}+${hex(t.size)} (${t.kind}): ${t.reason}`);
 
 const cap = probe.read(BAR_GPA, 8);
@@ -63,4 +65,5 @@ console.log(`vCPU read of CAP at ${hex(BAR_GPA)}: ${cap.kind === 'value' ? hex(c
 // The plan moved the guest's MSI-X table out of the mapped page into a trapped upper half of the BAR.
 const tableGpa = BAR_GPA + (plan.bars[0]!.msix?.table?.offset ?? 0n);
 const table = probe.read(tableGpa);
-console.log(`vCPU read of the MSI-X table at ${hex(tableGpa)}: ${table.kind === 'mmio' ? 'MMIO exit (trapped, the VMM serves it)' : table.kind}`);
+const served = table.kind === 'mmio' ? 'MMIO exit (trapped, the VMM serves it)' : table.kind;
+console.log(`vCPU read of the MSI-X table at ${hex(tableGpa)}: ${served}`);

@@ -55,7 +55,8 @@ class MemfdNvme implements VfioDeviceHandle, Disposable {
   describe(): DeviceDescription {
     const seed = descriptionFromJSON(JSON.parse(readFileSync(new URL('../profiles/qemu-nvme.json', import.meta.url), 'utf8')));
     const inMemfd = { 0: 0n, 7: CONFIG_OFFSET } as Record<number, bigint>;
-    return { ...seed, bdf: this.bdf, regions: seed.regions.filter((r) => r.index in inMemfd).map((r) => ({ ...r, offset: inMemfd[r.index]! })) };
+    const regions = seed.regions.filter((r) => r.index in inMemfd).map((r) => ({ ...r, offset: inMemfd[r.index]! }));
+    return { ...seed, bdf: this.bdf, regions };
   }
 
   [Symbol.dispose](): void {
@@ -106,5 +107,6 @@ const written = new Uint8Array(new Uint32Array([0xfee0_0000]).buffer); // messag
 onMmioExit(tableGpa, written, true);
 const data = new Uint8Array(4);
 const handled = onMmioExit(exit.address, data, exit.isWrite);
-console.log(`MSI-X entry 0 address via MMIO exit at ${hex(exit.address)}: handled=${handled}, ${hex(BigInt(new DataView(data.buffer).getUint32(0, true)))}`);
+const address = BigInt(new DataView(data.buffer).getUint32(0, true));
+console.log(`MSI-X entry 0 address via MMIO exit at ${hex(exit.address)}: handled=${handled}, ${hex(address)}`);
 console.log(`an address outside the device: handled=${onMmioExit(0x1000n, new Uint8Array(4), false)}`);
