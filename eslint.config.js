@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'build/**', 'prebuilds/**', 'docs/**', 'coverage/**', 'bench/**/*.js'] },
+  { ignores: ['examples/*/build/**', 'dist/**', 'node_modules/**', 'build/**', 'prebuilds/**', 'docs/**', 'coverage/**', 'bench/**/*.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

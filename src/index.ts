@@ -55,6 +55,12 @@ export { KvmError, type KvmErrorDetails } from './kvm/errors.js';
 export { KvmVcpu, type VcpuExit } from './kvm/vcpu.js';
 export { KvmVfioDevice, type KvmVmRef } from './kvm/vfio-kvm-device.js';
 export { GuestMemoryProbe, type ProbeResult, type ProbeOptions } from './kvm/probe.js';
+// kvm: what a VMM needs to boot an arm64 guest (vCPU init and registers, vGICv3 + ITS, IRQ lines, system events)
+export type { SystemEventKind } from './kvm/vcpu.js';
+export { KvmDevice } from './kvm/device.js';
+export { Arm64Gic, type Arm64GicLayout } from './kvm/vgic.js';
+export { initArm64Vcpu, setArm64BootRegisters, type Arm64VcpuFeatures, type Arm64BootState } from './kvm/arm64-vcpu.js';
+export { ARM64_CORE_REG, ARM64_GIC_SIZE, KVM_SYSTEM_EVENT } from './uapi/index.js';
 
 // map: executing plans
 export { BarMapper, type BarMapperOptions, type MappedBar, type MappedRegion, type MapperWarning, type MoveResult } from './map/bar-mapper.js';

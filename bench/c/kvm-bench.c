@@ -1,8 +1,17 @@
 /*
- * The C baseline for `npm run bench`: the same syscalls the library makes, timed the same way.
- * usage: kvm-bench <case> <iterations> [slots]   → prints {"case":..., "nsPerOp":...}
+ * The C baseline for `npm run bench`: the same syscalls the library makes, timed the same way, under the
+ * same conditions. It is a long-lived process driven over stdin, one line per command, so that (like the
+ * library) it keeps one process and one VM per case across every round:
+ *
+ *   setup <case> <slots>   create the VM and the case's slot population   → "ok"
+ *   run <iterations>       one timed round → "<wall> <user CPU> <system CPU>", ns per op
+ *   teardown               close the VM and free the case's memory         → "ok"
+ *
+ * A VM fd cannot be shared with another process: KVM refuses VM ioctls from any mm but the creator's
+ * (EIO), so the C side owns a VM of its own, populated identically.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdint.h>
@@ -11,11 +20,35 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-static int vm_fd;
+#define BASE 0x100000000ull
+#define MOVED 0x200000000ull
+#define BELOW_4G 0xc0000000ull
+#define MMIO_GPA 0x8000ull
+#define RESET_PAGE 0xfffff000ull
+
+static int kvm_fd, vm_fd = -1, vcpu_fd = -1, device_fd = -1;
 static long page;
+static char which[64];
+static long slots;
+static void *mem, *code;
+static struct kvm_run *run_page;
+static size_t run_size;
+static int bar_fds[6];
+static void *low;
+static int event_fd = -1, go_pipe[2] = { -1, -1 };
+static volatile uint64_t *kick_time;
+static pid_t kicker_pid;
+
+#define IRQ_GSI 5
+#define KICK_DELAY_NS 100000
+
+static void kicker(int go_fd, int efd, volatile uint64_t *when) __attribute__((noreturn));
 
 static void die(const char *what) { perror(what); exit(1); }
 
@@ -25,8 +58,17 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* User and system CPU time of this process, ns. */
+static void cpu_ns(uint64_t *user, uint64_t *sys) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  *user = (uint64_t)ru.ru_utime.tv_sec * 1000000000u + (uint64_t)ru.ru_utime.tv_usec * 1000u;
+  *sys = (uint64_t)ru.ru_stime.tv_sec * 1000000000u + (uint64_t)ru.ru_stime.tv_usec * 1000u;
+}
+
 static void set_region(uint32_t slot, uint64_t gpa, uint64_t size, void *hva) {
-  struct kvm_userspace_memory_region r = { .slot = slot, .guest_phys_addr = gpa, .memory_size = size, .userspace_addr = (uint64_t)(uintptr_t)hva };
+  struct kvm_userspace_memory_region r = { .slot = slot, .guest_phys_addr = gpa, .memory_size = size,
+                                           .userspace_addr = (uint64_t)(uintptr_t)hva };
   if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) die("KVM_SET_USER_MEMORY_REGION");
 }
 
@@ -39,64 +81,243 @@ static void *memfd_map(size_t size) {
   return p;
 }
 
-int main(int argc, char **argv) {
-  if (argc < 3) { fprintf(stderr, "usage: kvm-bench case iterations [slots]\n"); return 2; }
-  const char *which = argv[1];
-  long n = atol(argv[2]);
-  long slots = argc > 3 ? atol(argv[3]) : 1;
-  page = sysconf(_SC_PAGESIZE);
-  int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (kvm < 0) die("/dev/kvm");
-  vm_fd = ioctl(kvm, KVM_CREATE_VM, 0);
-  if (vm_fd < 0) die("KVM_CREATE_VM");
-  void *mem = memfd_map((size_t)page * 8);
-  uint64_t base = 0x100000000ull, moved = 0x200000000ull, t0, t1;
+/* The trapped-access guest: the same bytes bench/cases.ts writes (see trappedProgram there). */
+static void setup_trapped(void) {
+  static const uint8_t loop[] = { 0x66, 0xa1, 0x00, 0x80, 0x66, 0xa3, 0x04, 0x80, 0xeb, 0xf6 };
+  static const uint8_t reset[] = { 0xe9, 0x0d, 0xf0 };
+  code = memfd_map((size_t)page);
+  memcpy(code, loop, sizeof loop);
+  memcpy((uint8_t *)code + 0xff0, reset, sizeof reset);
+  set_region(0, RESET_PAGE, (uint64_t)page, code);
+  vcpu_fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
+  if (vcpu_fd < 0) die("KVM_CREATE_VCPU");
+  run_size = (size_t)ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+  run_page = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu_fd, 0);
+  if (run_page == MAP_FAILED) die("mmap kvm_run");
+  device_fd = memfd_create("device", MFD_CLOEXEC);
+  if (device_fd < 0 || ftruncate(device_fd, page) < 0) die("device memfd");
+}
 
+/* One trapped access per iteration: KVM_RUN until an MMIO exit, then pread/pwrite of the device memfd. */
+static void trapped_access(void) {
+  if (ioctl(vcpu_fd, KVM_RUN, 0) < 0) die("KVM_RUN");
+  if (run_page->exit_reason != KVM_EXIT_MMIO) { fprintf(stderr, "exit %u\n", run_page->exit_reason); exit(1); }
+  off_t offset = (off_t)(run_page->mmio.phys_addr - MMIO_GPA);
+  ssize_t done = run_page->mmio.is_write ? pwrite(device_fd, run_page->mmio.data, run_page->mmio.len, offset)
+                                         : pread(device_fd, run_page->mmio.data, run_page->mmio.len, offset);
+  if (done != (ssize_t)run_page->mmio.len) die("device access");
+}
+
+/*
+ * The interrupt guest (the same bytes as bench/cases.ts irqProgram): real mode, the 8259 PIC programmed
+ * to vector 0x20 with IRQ 5 unmasked, then `sti; hlt` forever. The handler reports on port 0x10 (the
+ * exit that ends the measurement), sends the PIC an EOI and returns. The code page is mapped at the
+ * reset vector and at 0xff000 (where CS:IP = f000:f0xx points once an interrupt has returned).
+ */
+static void setup_irq(void) {
+  static const uint8_t init[] = { 0xbc, 0xf0, 0x0f, 0xb0, 0x11, 0xe6, 0x20, 0xb0, 0x20, 0xe6, 0x21, 0xb0, 0x04, 0xe6, 0x21,
+                                  0xb0, 0x01, 0xe6, 0x21, 0xb0, 0xdf, 0xe6, 0x21, 0xfb, 0xf4, 0xeb, 0xfd };
+  static const uint8_t handler[] = { 0xe6, 0x10, 0xb0, 0x20, 0xe6, 0x20, 0xcf };
+  static const uint8_t reset[] = { 0xe9, 0x0d, 0xf0 };
+  if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) die("KVM_CREATE_IRQCHIP");
+  code = memfd_map((size_t)page);
+  memcpy(code, init, sizeof init);
+  memcpy((uint8_t *)code + 0x40, handler, sizeof handler);
+  memcpy((uint8_t *)code + 0xff0, reset, sizeof reset);
+  low = memfd_map((size_t)page);
+  static const uint8_t other[] = { 0xe6, 0x11, 0xcf }; /* any other vector: report on port 0x11, iret */
+  memcpy((uint8_t *)code + 0x50, other, sizeof other);
+  for (int v = 0; v < 256; v++) {
+    uint16_t entry[2] = { v == 0x25 ? 0xf040 : 0xf050, 0xf000 }; /* IVT: offset, segment; 0x25 = 0x20 + IRQ 5 */
+    memcpy((uint8_t *)low + v * 4, entry, sizeof entry);
+  }
+  set_region(0, RESET_PAGE, (uint64_t)page, code);
+  set_region(1, 0xff000, (uint64_t)page, code);
+  set_region(2, 0, (uint64_t)page, low);
+  vcpu_fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
+  if (vcpu_fd < 0) die("KVM_CREATE_VCPU");
+  run_size = (size_t)ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+  run_page = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu_fd, 0);
+  if (run_page == MAP_FAILED) die("mmap kvm_run");
+  event_fd = eventfd(0, EFD_CLOEXEC);
+  if (event_fd < 0) die("eventfd");
+  struct kvm_irqfd irqfd = { .fd = (uint32_t)event_fd, .gsi = IRQ_GSI };
+  if (ioctl(vm_fd, KVM_IRQFD, &irqfd) < 0) die("KVM_IRQFD");
+  kick_time = memfd_map((size_t)page);
+  if (pipe(go_pipe) < 0) die("pipe");
+  kicker_pid = fork();
+  if (kicker_pid < 0) die("fork");
+  if (kicker_pid == 0) { close(go_pipe[1]); kicker(go_pipe[0], event_fd, kick_time); }
+  close(go_pipe[0]);
+}
+
+/* One interrupt: let the kicker go, run the guest (it halts in the kernel) until its handler reports. */
+static uint64_t irq_round_trip(void) {
+  char go = 1;
+  if (write(go_pipe[1], &go, 1) != 1) die("go");
+  for (;;) {
+    if (ioctl(vcpu_fd, KVM_RUN, 0) < 0) die("KVM_RUN");
+    if (run_page->exit_reason == KVM_EXIT_IO && run_page->io.port == 0x10) return now_ns() - *kick_time;
+    if (run_page->exit_reason == KVM_EXIT_IO && run_page->io.port == 0x11) { fprintf(stderr, "other vector\n"); continue; }
+    struct kvm_regs r;
+    struct kvm_sregs sr;
+    if (ioctl(vcpu_fd, KVM_GET_REGS, &r) == 0 && ioctl(vcpu_fd, KVM_GET_SREGS, &sr) == 0) /* where the guest went wrong */
+      fprintf(stderr, "irq guest: exit %u at %x:%llx\n", run_page->exit_reason, sr.cs.selector, (unsigned long long)r.rip);
+    exit(1);
+  }
+}
+
+/*
+ * The device side of the interrupt benchmark, shared by both VMMs: for each byte read on `go_fd`, wait
+ * KICK_DELAY_NS (the vCPU is halted by then), note the time in `*when` and signal the eventfd.
+ */
+static void kicker(int go_fd, int efd, volatile uint64_t *when) {
+  char go;
+  while (read(go_fd, &go, 1) == 1) {
+    uint64_t until = now_ns() + KICK_DELAY_NS;
+    while (now_ns() < until) {}
+    *when = now_ns();
+    uint64_t one = 1;
+    if (write(efd, &one, sizeof one) != sizeof one) die("eventfd write");
+  }
+  exit(0);
+}
+
+
+static void setup(void) {
+  vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+  if (vm_fd < 0) die("KVM_CREATE_VM");
+  mem = memfd_map((size_t)page);
   if (!strcmp(which, "noop")) {
-    set_region(0, base, page, mem);
-    t0 = now_ns();
-    for (long i = 0; i < n; i++) set_region(0, base, page, mem);
-    t1 = now_ns();
-  } else if (!strcmp(which, "add-delete")) {
-    t0 = now_ns();
-    for (long i = 0; i < n; i++) { set_region(0, base, page, mem); set_region(0, base, 0, mem); }
-    t1 = now_ns();
-  } else if (!strcmp(which, "move")) {
-    /* `slots` mappings of one BAR, moved back and forth (ordered so siblings never collide). */
-    for (long s = 0; s < slots; s++) set_region((uint32_t)s, base + (uint64_t)s * page, page, mem);
-    t0 = now_ns();
-    for (long i = 0; i < n; i++) {
-      uint64_t to = (i % 2 == 0) ? moved : base;
-      for (long s = 0; s < slots; s++) set_region((uint32_t)s, to + (uint64_t)s * page, page, mem);
-    }
-    t1 = now_ns();
-    n *= slots;
+    set_region(0, BASE, page, mem);
+  } else if (!strcmp(which, "move") || !strcmp(which, "move-under-load")) {
+    for (long s = 0; s < slots; s++) set_region((uint32_t)s, BASE + 2 * (uint64_t)s * page, page, mem);
   } else if (!strcmp(which, "map-unmap")) {
-    /* 6 BARs on memfd regions: memfd-backed mmap + slot, then slot delete + munmap. */
-    int fds[6];
-    for (int b = 0; b < 6; b++) { fds[b] = memfd_create("bar", MFD_CLOEXEC); if (ftruncate(fds[b], page * 4) < 0) die("ftruncate"); }
-    t0 = now_ns();
+    for (int b = 0; b < 6; b++) {
+      bar_fds[b] = memfd_create("bar", MFD_CLOEXEC);
+      if (bar_fds[b] < 0 || ftruncate(bar_fds[b], page * 4) < 0) die("bar memfd");
+    }
+  } else if (!strcmp(which, "trapped")) {
+    setup_trapped();
+  } else if (!strcmp(which, "irq")) {
+    setup_irq();
+  } else if (strcmp(which, "add-delete")) {
+    fprintf(stderr, "unknown case %s\n", which);
+    exit(2);
+  }
+}
+
+static void teardown(void) {
+  if (!strcmp(which, "map-unmap"))
+    for (int b = 0; b < 6; b++) close(bar_fds[b]);
+  if (kicker_pid > 0) {
+    close(go_pipe[1]);
+    waitpid(kicker_pid, NULL, 0);
+    kicker_pid = 0;
+    close(event_fd);
+    event_fd = -1;
+    munmap((void *)kick_time, (size_t)page);
+    munmap(low, (size_t)page);
+  }
+  if (vcpu_fd >= 0) { munmap(run_page, run_size); close(vcpu_fd); vcpu_fd = -1; }
+  if (device_fd >= 0) { close(device_fd); device_fd = -1; }
+  if (code) { munmap(code, (size_t)page); code = NULL; }
+  munmap(mem, (size_t)page);
+  close(vm_fd);
+  vm_fd = -1;
+}
+
+/* Returns the number of operations timed (a "move" of N slots is N operations). */
+static long round_of(long n) {
+  if (!strcmp(which, "noop")) {
+    for (long i = 0; i < n; i++) set_region(0, BASE, page, mem);
+  } else if (!strcmp(which, "add-delete")) {
+    for (long i = 0; i < n; i++) { set_region(0, BASE, page, mem); set_region(0, BASE, 0, mem); }
+  } else if (!strcmp(which, "move")) {
+    /* the slots of one BAR (every other page), moved back and forth; the library moves them in the same order */
+    static int at_moved;
+    for (long i = 0; i < n; i++) {
+      uint64_t to = at_moved ? BASE : MOVED;
+      at_moved = !at_moved;
+      for (long s = 0; s < slots; s++) set_region((uint32_t)s, to + 2 * (uint64_t)s * page, page, mem);
+    }
+    return n * slots;
+  } else if (!strcmp(which, "move-under-load")) {
+    static int at_moved;
+    uint64_t last = BASE + 2 * (uint64_t)(slots - 1) * page;
+    for (long i = 0; i < n; i++) {
+      set_region((uint32_t)(slots - 1), at_moved ? last : MOVED, page, mem);
+      at_moved = !at_moved;
+    }
+  } else if (!strcmp(which, "map-unmap")) {
     for (long i = 0; i < n; i++) {
       void *maps[6];
       for (int b = 0; b < 6; b++) {
-        maps[b] = mmap(NULL, (size_t)page * 4, PROT_READ | PROT_WRITE, MAP_SHARED, fds[b], 0);
+        maps[b] = mmap(NULL, (size_t)page * 4, PROT_READ | PROT_WRITE, MAP_SHARED, bar_fds[b], 0);
         if (maps[b] == MAP_FAILED) die("mmap");
-        set_region((uint32_t)b, base + (uint64_t)b * 0x100000, (uint64_t)page * 4, maps[b]);
+        set_region((uint32_t)b, BELOW_4G + (uint64_t)b * 0x100000, (uint64_t)page * 4, maps[b]);
       }
-      for (int b = 5; b >= 0; b--) { set_region((uint32_t)b, base + (uint64_t)b * 0x100000, 0, maps[b]); munmap(maps[b], (size_t)page * 4); }
+      for (int b = 5; b >= 0; b--) {
+        set_region((uint32_t)b, BELOW_4G + (uint64_t)b * 0x100000, 0, maps[b]);
+        munmap(maps[b], (size_t)page * 4);
+      }
     }
-    t1 = now_ns();
-  } else if (!strcmp(which, "move-under-load")) {
-    /* `slots` slots registered, then n moves of the last one. */
-    for (long s = 0; s < slots; s++) set_region((uint32_t)s, base + (uint64_t)s * page, page, mem);
-    uint64_t last = base + (uint64_t)(slots - 1) * page;
-    t0 = now_ns();
-    for (long i = 0; i < n; i++) set_region((uint32_t)(slots - 1), (i % 2 == 0) ? moved : last, page, mem);
-    t1 = now_ns();
-  } else {
-    fprintf(stderr, "unknown case %s\n", which);
-    return 2;
+  } else if (!strcmp(which, "trapped")) {
+    for (long i = 0; i < n; i++) trapped_access();
+  } else if (!strcmp(which, "irq")) {
+    /* ns per op here is the mean latency, eventfd write → guest handler's exit, not the round's time */
+    uint64_t total = 0;
+    for (long i = 0; i < n; i++) total += irq_round_trip();
+    return -(long)total;
   }
-  printf("{\"case\":\"%s\",\"nsPerOp\":%.1f}\n", which, (double)(t1 - t0) / (double)n);
+  return n;
+}
+
+/*
+ * `kvm-bench --shared-vm-fd N`: tries one slot ioctl on a VM fd inherited from the parent and prints the
+ * errno name, the evidence for why the baseline owns its own VM.
+ */
+static int try_shared_vm_fd(int fd) {
+  struct kvm_userspace_memory_region r = { .slot = 0, .guest_phys_addr = BASE, .memory_size = 0 };
+  int rc = ioctl(fd, KVM_SET_USER_MEMORY_REGION, &r);
+  printf("%s\n", rc == 0 ? "OK" : errno == EIO ? "EIO" : strerror(errno));
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && !strcmp(argv[1], "--shared-vm-fd")) return try_shared_vm_fd(atoi(argv[2]));
+  /* `kvm-bench --kicker`: the library's kicker; fd 0 go bytes, fd 3 the eventfd, fd 4 a memfd for the time */
+  if (argc == 2 && !strcmp(argv[1], "--kicker")) {
+    void *when = mmap(NULL, 8, PROT_READ | PROT_WRITE, MAP_SHARED, 4, 0);
+    if (when == MAP_FAILED) die("mmap kick time");
+    kicker(0, 3, when);
+  }
+  page = sysconf(_SC_PAGESIZE);
+  kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (kvm_fd < 0) die("/dev/kvm");
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  char line[256];
+  while (fgets(line, sizeof line, stdin)) {
+    long n;
+    if (sscanf(line, "setup %63s %ld", which, &slots) == 2) {
+      setup();
+      puts("ok");
+    } else if (sscanf(line, "run %ld", &n) == 1) {
+      uint64_t u0, s0, u1, s1;
+      cpu_ns(&u0, &s0);
+      uint64_t t0 = now_ns();
+      long ops = round_of(n);
+      uint64_t t1 = now_ns();
+      cpu_ns(&u1, &s1);
+      if (ops < 0) { t1 = t0 + (uint64_t)(-ops); ops = n; } /* a latency total, not the round's time */
+      printf("%.1f %.1f %.1f\n", (double)(t1 - t0) / (double)ops, (double)(u1 - u0) / (double)ops, (double)(s1 - s0) / (double)ops);
+    } else if (!strncmp(line, "teardown", 8)) {
+      teardown();
+      puts("ok");
+    } else {
+      fprintf(stderr, "bad command: %s", line);
+      return 2;
+    }
+  }
   return 0;
 }

@@ -3,3 +3,8 @@ export { KvmError, type KvmErrorDetails } from './errors.js';
 export { SlotAllocator } from './slot-allocator.js';
 export { KvmVcpu, type VcpuExit } from './vcpu.js';
 export { GuestMemoryProbe, type ProbeResult, type ProbeOptions } from './probe.js';
+export { type SystemEventKind } from './vcpu.js';
+export { HostScratch } from './scratch.js';
+export { KvmDevice } from './device.js';
+export { Arm64Gic, type Arm64GicLayout } from './vgic.js';
+export { initArm64Vcpu, setArm64BootRegisters, featureWord, type Arm64VcpuFeatures, type Arm64BootState } from './arm64-vcpu.js';

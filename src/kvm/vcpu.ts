@@ -1,27 +1,45 @@
 /**
- * A KVM vCPU with its shared `kvm_run` page: create, run, decode the exit. Architecture-specific
- * register setup lives in the probe programs (probe-x86.ts, probe-arm64.ts).
+ * A KVM vCPU with its shared `kvm_run` page: create, run, decode the exit, answer an MMIO read in place,
+ * get and set registers through KVM_{GET,SET}_ONE_REG. Boot-time arm64 setup is in arm64-vcpu.ts; the
+ * probe programs (probe-x86.ts, probe-arm64.ts) set up their own tiny guests.
  */
-import { KVM_EXIT } from '../uapi/index.js';
+import { KVM_EXIT, KVM_SYSTEM_EVENT, encodeOneReg } from '../uapi/index.js';
 import { PROT, type HostMapping } from '../sys/syscalls.js';
 import { SystemError } from '../sys/system-error.js';
+import { hex } from '../errors.js';
 import { KvmError } from './errors.js';
+import { HostScratch } from './scratch.js';
 import type { KvmVm } from './vm.js';
 
 /** struct kvm_run offsets of the exit fields we decode (same on x86-64 and arm64). */
-const RUN = { immediateExit: 1, exitReason: 8, io: { direction: 32, size: 33, port: 34, count: 36, dataOffset: 40 }, mmio: { physAddr: 32, data: 40, len: 48, isWrite: 52 } } as const;
+const RUN = {
+  immediateExit: 1,
+  exitReason: 8,
+  io: { direction: 32, size: 33, port: 34, count: 36, dataOffset: 40 },
+  mmio: { physAddr: 32, data: 40, len: 48, isWrite: 52 },
+  systemEvent: { type: 32, ndata: 36, data: 40, maxData: 16 },
+} as const;
+
+/** What a KVM_EXIT_SYSTEM_EVENT asks the VMM to do (arm64: the guest called PSCI SYSTEM_OFF / SYSTEM_RESET). */
+export type SystemEventKind = 'shutdown' | 'reset' | 'crash' | 'unknown';
 
 export type VcpuExit =
   | { readonly kind: 'io'; readonly direction: 'in' | 'out'; readonly port: number; readonly size: number; readonly data: bigint }
   | { readonly kind: 'mmio'; readonly address: bigint; readonly isWrite: boolean; readonly length: number; readonly data: bigint }
   | { readonly kind: 'hlt' }
   | { readonly kind: 'shutdown' }
+  /** `type` is the raw KVM_SYSTEM_EVENT_* value; `data` its `ndata` words (e.g. the PSCI function id). */
+  | { readonly kind: 'system-event'; readonly event: SystemEventKind; readonly type: number; readonly data: readonly bigint[] }
   | { readonly kind: 'other'; readonly reason: number };
 
 export class KvmVcpu implements Disposable {
   readonly fd: number;
   readonly #vm: KvmVm;
   readonly #run: HostMapping;
+  /** For KVM_{GET,SET}_ONE_REG, which take the host address of the value; mapped on first use. */
+  #scratch: HostScratch | undefined;
+  /** The MMIO read the guest is waiting on (set by `run`, cleared by `answerMmioRead` or the next run). */
+  #pendingRead: { address: bigint; length: number } | undefined;
   #closed = false;
   #mmioData: Uint8Array | undefined;
 
@@ -45,10 +63,56 @@ export class KvmVcpu implements Disposable {
     }
   }
 
-  /** One KVM_RUN; returns the decoded exit. */
+  /**
+   * One KVM_RUN; returns the decoded exit. For an MMIO read, call {@link answerMmioRead} before the next
+   * run (otherwise the guest's load completes with whatever the run page holds, zeros by default).
+   * @throws SystemError from KVM_RUN (EINTR when a signal arrived, EFAULT on a vanished mapping...).
+   */
   run(): VcpuExit {
+    this.#assertOpen();
+    this.#pendingRead = undefined;
     this.#vm.syscalls.ioctl(this.fd, 'KVM_RUN', 0);
-    return this.#decodeExit();
+    const exit = this.#decodeExit();
+    if (exit.kind === 'mmio' && !exit.isWrite) this.#pendingRead = { address: exit.address, length: exit.length };
+    return exit;
+  }
+
+  /**
+   * Answers the guest's pending MMIO read in place: writes `value` (little-endian, the exit's `length`
+   * bytes) into `kvm_run.mmio.data`, where KVM picks it up to finish the load on the next KVM_RUN.
+   * @throws KvmError `NO_PENDING_READ` when the last exit was not an MMIO read; RangeError when `value`
+   *   does not fit the access width.
+   * @example
+   * const exit = vcpu.run();
+   * if (exit.kind === 'mmio' && !exit.isWrite) vcpu.answerMmioRead(uart.read(exit.address - UART_BASE));
+   */
+  answerMmioRead(value: bigint): void {
+    this.#assertOpen();
+    const pending = this.#pendingRead;
+    if (!pending) throw new KvmError('no MMIO read is waiting for an answer', { code: 'NO_PENDING_READ' });
+    const bytes = Math.min(pending.length, 8);
+    if (value < 0n || value >= 1n << BigInt(8 * bytes)) {
+      throw new RangeError(`MMIO read answer ${hex(value)} does not fit ${bytes} bytes (read of ${hex(pending.address)})`);
+    }
+    const run = this.#view();
+    for (let i = 0; i < bytes; i++) run.setUint8(RUN.mmio.data + i, Number((value >> BigInt(8 * i)) & 0xffn));
+    this.#pendingRead = undefined;
+  }
+
+  /**
+   * KVM_SET_ONE_REG: sets a 64-bit register by its KVM id (e.g. `ARM64_CORE_REG.pc`).
+   * @throws SystemError (ENOENT for an unknown id, EINVAL for a bad value, ENOEXEC before KVM_ARM_VCPU_INIT).
+   */
+  setOneReg(id: bigint, value: bigint): void {
+    const scratch = this.#scratchPage();
+    this.#vm.syscalls.ioctl(this.fd, 'KVM_SET_ONE_REG', encodeOneReg(id, scratch.put(0, value)));
+  }
+
+  /** KVM_GET_ONE_REG of a 64-bit register. @throws SystemError as {@link setOneReg}. */
+  getOneReg(id: bigint): bigint {
+    const scratch = this.#scratchPage();
+    this.#vm.syscalls.ioctl(this.fd, 'KVM_GET_ONE_REG', encodeOneReg(id, scratch.put(0, 0n)));
+    return scratch.get(0);
   }
 
   /**
@@ -57,6 +121,7 @@ export class KvmVcpu implements Disposable {
    * Needed before re-pointing the PC, or the completion would land on the new program.
    */
   completePendingExit(): void {
+    this.#pendingRead = undefined;
     const run = this.#view();
     run.setUint8(RUN.immediateExit, 1);
     try {
@@ -84,12 +149,23 @@ export class KvmVcpu implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#scratch?.close();
     this.#vm.syscalls.munmap(this.#run);
     this.#vm.syscalls.close(this.fd);
   }
 
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new KvmError('vCPU is closed', { code: 'CLOSED' });
+  }
+
+  #scratchPage(): HostScratch {
+    this.#assertOpen();
+    this.#scratch ??= HostScratch.create(this.#vm.syscalls, 'vfio-bars-vcpu-regs');
+    return this.#scratch;
   }
 
   #view(): DataView {
@@ -109,6 +185,8 @@ export class KvmVcpu implements Disposable {
         return { kind: 'hlt' };
       case KVM_EXIT.SHUTDOWN:
         return { kind: 'shutdown' };
+      case KVM_EXIT.SYSTEM_EVENT:
+        return decodeSystemEvent(run);
       default:
         return { kind: 'other', reason };
     }
@@ -136,6 +214,21 @@ function decodeMmio(run: DataView): VcpuExit {
     length,
     data: readLittleEndian(run, RUN.mmio.data, Math.min(length, 8)),
   };
+}
+
+const SYSTEM_EVENTS: Readonly<Record<number, SystemEventKind>> = {
+  [KVM_SYSTEM_EVENT.SHUTDOWN]: 'shutdown',
+  [KVM_SYSTEM_EVENT.RESET]: 'reset',
+  [KVM_SYSTEM_EVENT.CRASH]: 'crash',
+};
+
+function decodeSystemEvent(run: DataView): VcpuExit {
+  const type = run.getUint32(RUN.systemEvent.type, true);
+  // ndata comes from the kernel; never trust it beyond the array it indexes.
+  const ndata = Math.min(run.getUint32(RUN.systemEvent.ndata, true), RUN.systemEvent.maxData);
+  const data: bigint[] = [];
+  for (let i = 0; i < ndata; i++) data.push(run.getBigUint64(RUN.systemEvent.data + i * 8, true));
+  return { kind: 'system-event', event: SYSTEM_EVENTS[type] ?? 'unknown', type, data };
 }
 
 function readLittleEndian(view: DataView, offset: number, size: number): bigint {

@@ -1,7 +1,17 @@
 import { constants } from 'node:os';
 import { VfioBarsError } from '../errors.js';
 
-const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+/**
+ * Linux errnos the kernel's VFIO/KVM paths return that Node's `os.constants.errno` does not name (it lists only
+ * the portable ones): 6.12's cdev bind answers EBADFD for a valid fd that is not an iommufd, and ENOTSUPP (524,
+ * kernel-internal) leaks to userspace from some ioctls.
+ */
+const LINUX_ONLY_ERRNOS: readonly (readonly [number, string])[] = [[77, 'EBADFD'], [121, 'EREMOTEIO'], [524, 'ENOTSUPP']];
+
+const ERRNO_NAMES = new Map<number, string>([
+  ...LINUX_ONLY_ERRNOS,
+  ...Object.entries(constants.errno).map(([name, n]): [number, string] => [n, name]),
+]);
 
 /** `EINVAL` for 22, `E123` for an errno Node does not know. */
 export function errnoName(errno: number): string {

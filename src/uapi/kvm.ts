@@ -17,6 +17,7 @@ export const KVM_SIZEOF = {
   kvm_sregs_x86: 312,
   kvm_create_device: 12,
   kvm_device_attr: 24,
+  kvm_irq_level: 8,
 } as const;
 
 export const KVM_IOCTL = {
@@ -37,6 +38,9 @@ export const KVM_IOCTL = {
   KVM_ARM_PREFERRED_TARGET: ior(KVMIO, 0xaf, KVM_SIZEOF.kvm_vcpu_init),
   KVM_CREATE_DEVICE: iowr(KVMIO, 0xe0, KVM_SIZEOF.kvm_create_device),
   KVM_SET_DEVICE_ATTR: iow(KVMIO, 0xe1, KVM_SIZEOF.kvm_device_attr),
+  KVM_GET_DEVICE_ATTR: iow(KVMIO, 0xe2, KVM_SIZEOF.kvm_device_attr),
+  KVM_HAS_DEVICE_ATTR: iow(KVMIO, 0xe3, KVM_SIZEOF.kvm_device_attr),
+  KVM_IRQ_LINE: iow(KVMIO, 0x61, KVM_SIZEOF.kvm_irq_level),
 } as const;
 
 export const KVM_CAP = {
@@ -64,6 +68,9 @@ export const KVM_EXIT = {
   INTERNAL_ERROR: 17,
   SYSTEM_EVENT: 24,
 } as const;
+
+/** `kvm_run.system_event.type` (KVM_EXIT_SYSTEM_EVENT): on arm64, PSCI SYSTEM_OFF / SYSTEM_RESET from the guest. */
+export const KVM_SYSTEM_EVENT = { SHUTDOWN: 1, RESET: 2, CRASH: 3 } as const;
 
 /** struct kvm_userspace_memory_region. `memorySize` 0 deletes the slot. */
 export interface KvmUserspaceMemoryRegion {
@@ -125,4 +132,14 @@ export function encodeDeviceAttr(a: KvmDeviceAttr): Buffer {
 export function decodeDeviceAttr(b: Buffer): KvmDeviceAttr {
   need(b, KVM_SIZEOF.kvm_device_attr, 'kvm_device_attr');
   return { flags: b.readUInt32LE(0), group: b.readUInt32LE(4), attr: b.readBigUInt64LE(8), addr: b.readBigUInt64LE(16) };
+}
+
+// ---- Interrupt lines (KVM_IRQ_LINE) ----------------------------------------------------------
+
+/** struct kvm_irq_level: u32 irq (arch-encoded, see `encodeArm64IrqNumber`), u32 level (0 or 1). */
+export function encodeIrqLevel(irq: number, level: boolean): Buffer {
+  const b = Buffer.alloc(KVM_SIZEOF.kvm_irq_level);
+  b.writeUInt32LE(checkU32('irq', irq), 0);
+  b.writeUInt32LE(level ? 1 : 0, 4);
+  return b;
 }

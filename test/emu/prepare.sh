@@ -94,4 +94,7 @@ echo "KOFFI_ARM64=$KOFFI"
 image=$("$HERE/build-kernel-6.12.sh" 64K | tail -n 1)
 echo "KERNEL_612_64K=$image"
 echo "NODE_FLOOR_CPIO=$(bash "$HERE/prepare-node-floor.sh" | tail -n 1)"
+
+# --- the example VMM's nested guest (kernel with its own fragment, busybox initramfs) -------------
+bash "$HERE/vmm/prepare-guest.sh" "$BASE"
 echo "CACHE=$CACHE"
