@@ -38,9 +38,13 @@ export type VcpuExit =
     /** The value written (for a write), little-endian. */ readonly data: bigint;
   }
   /** KVM_EXIT_HLT: the guest halted. */
-  | { /** Halted. */ readonly kind: 'hlt' }
+  | {
+    /** Halted. */ readonly kind: 'hlt';
+  }
   /** KVM_EXIT_SHUTDOWN (x86 triple fault). */
-  | { /** Shut down. */ readonly kind: 'shutdown' }
+  | {
+    /** Shut down. */ readonly kind: 'shutdown';
+  }
   /** `type` is the raw KVM_SYSTEM_EVENT_* value; `data` its `ndata` words (e.g. the PSCI function id). */
   | {
     /** KVM_EXIT_SYSTEM_EVENT. */ readonly kind: 'system-event';
