@@ -131,17 +131,25 @@ export class Passthrough implements PciFunction, Disposable {
 }
 
 /**
- * The planned BARs packed from the start of their window (64-bit BARs in the 64-bit one, 32-bit BARs below
- * 4 GiB), each aligned to its guest size as Linux does. The guest's own BAR programming then moves them.
+ * Initial BAR places; Linux then programs its own. 32-bit BARs go downwards from the top of the window below
+ * 4 GiB, so the guest's assignment (from the bottom) is a real move: a move onto the address a BAR already
+ * had made the mapper collide with its own slot (EEXIST, seen with e1000e). 64-bit BARs go upwards from the
+ * 64-bit window's base: at its top, the guest view computed a negative address while Linux sized the BAR
+ * ("guest address must be a u64 bigint, got 0x-20000"). Both are open in the library's guest view.
  */
 function initialAddresses(bars: readonly { index: number; guestSize: bigint; is64Bit: boolean }[]): Record<number, bigint> {
   const out: Record<number, bigint> = {};
-  const next: Record<'high' | 'low', bigint> = { high: MACHINE.pcieMmio64.base, low: MACHINE.pcieMmio32.base };
-  for (const bar of [...bars].sort((a, b) => (b.guestSize > a.guestSize ? 1 : -1))) {
-    const window = bar.is64Bit ? 'high' : 'low';
-    const at = (next[window] + bar.guestSize - 1n) / bar.guestSize * bar.guestSize;
-    out[bar.index] = at;
-    next[window] = at + bar.guestSize;
+  let low = MACHINE.pcieMmio32.base + MACHINE.pcieMmio32.size;
+  let high = MACHINE.pcieMmio64.base;
+  for (const bar of bars) {
+    if (bar.is64Bit) {
+      high = (high + bar.guestSize - 1n) / bar.guestSize * bar.guestSize;
+      out[bar.index] = high;
+      high += bar.guestSize;
+    } else {
+      low = (low - bar.guestSize) / bar.guestSize * bar.guestSize;
+      out[bar.index] = low;
+    }
   }
   return out;
 }

@@ -211,7 +211,7 @@ export class VirtualConfigSpace {
   /** The address the BAR registers hold, or undefined while a half holds a sizing pattern. */
   #programmedAddress(state: BarRegisterState): bigint | undefined {
     if (state.sizingLow || state.sizingHigh) return undefined;
-    return (BigInt(state.high) << 32n) | BigInt(state.low & 0xffff_fff0);
+    return (BigInt(state.high) << 32n) | BigInt((state.low & 0xffff_fff0) >>> 0);
   }
 
   /** Moves the BAR to what the registers say, when that differs from where it is. */

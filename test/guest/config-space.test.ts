@@ -65,6 +65,21 @@ describe('VirtualConfigSpace', () => {
     expect(kernel.regions.bytes(7).readUInt32LE(0x10)).toBe(0x0000_0004); // BAR writes never reach the device
   });
 
+  it('a 64-bit BAR whose low half has bit 31 set (0xff_fffe_0000) reads back and is re-placed as an unsigned address', () => {
+    // Linux sizes a BAR and writes its address back; with bit 31 set in the low half, a signed 32-bit
+    // mask once made the programmed address negative ("got 0x-20000").
+    const top = 0xff_fffe_0000n;
+    const plan = planBarMappings(qemuNvme, { pageSize: 0x1_0000, barAddresses: { 0: top } });
+    const { host, space } = setup(qemuNvme, plan);
+    space.configWrite(0x04, 2, 0x0006);
+    expect(space.configRead(0x10, 4)).toBe(0xfffe_0004);
+    expect(space.configRead(0x14, 4)).toBe(0xff);
+    for (const [at, value] of [[0x10, 0xffff_ffff], [0x14, 0xffff_ffff], [0x10, 0xfffe_0000], [0x14, 0xff]] as const) space.configWrite(at, 4, value);
+    expect(host.moves).toEqual([]);
+    space.configWrite(0x10, 4, 0x8000_0000);
+    expect(host.moves).toEqual([[0, 0xff_8000_0000n]]);
+  });
+
   it('COMMAND.MEM: clearing removes decode, a BAR reprogrammed meanwhile moves before decode returns', () => {
     const plan = planBarMappings(qemuNvme, { pageSize: 0x1000, barAddresses: { 0: GPA } });
     const { host, events, space } = setup(qemuNvme, plan);

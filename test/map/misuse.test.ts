@@ -328,6 +328,32 @@ describe('BarMapper.setDecode (PCI COMMAND.MEM)', () => {
   });
 });
 
+describe('BarMapper.move to the address a BAR already has', () => {
+  // A guest that sizes a BAR and writes its address back moves it "to itself": nothing must change
+  // (a new slot beside the old one would be EEXIST). Direct, decode off, and trapped states alike.
+  it('is a no-op that touches no slot, in every state', () => {
+    const w = world();
+    w.mapper.map(w.plan);
+    const mapped = w.kernel.live();
+    const slots = (): bigint[] => w.kernel.slotsOf(w.vm.fd).map((s) => s.guestPhysAddr).sort();
+    const before = slots();
+    expect(w.mapper.move(0, ADDRESSES[0]).state).toBe('direct');
+    expect(slots()).toEqual(before);
+    w.mapper.setDecode(0, false);
+    expect(w.mapper.move(0, ADDRESSES[0]).state).toBe('direct');
+    w.mapper.setDecode(0, true);
+    expect(slots()).toEqual(before);
+    expect(w.mapper.move(0, ADDRESSES[0] + 0x800n).state).toBe('trapped');
+    expect(w.mapper.move(0, ADDRESSES[0] + 0x800n).state).toBe('trapped');
+    expect(w.mapper.move(0, ADDRESSES[0]).state).toBe('direct');
+    expect(w.mapper.move(0, ADDRESSES[0]).state).toBe('direct');
+    expect(slots()).toEqual(before);
+    expect(w.kernel.live()).toEqual(mapped);
+    closeAll(w);
+    expect(w.kernel.live()).toEqual(NOTHING);
+  });
+});
+
 describe('BarMapper and IOMMUs that cannot DMA-map a BAR', () => {
   it('mmioDmaUnsupported: one warning with its message, BARs mapped with slots and without DMA', () => {
     const kernel = new FakeKernel({ device: qemuE1000e, devRoot: ROOTS.devRoot, group: '3' });
