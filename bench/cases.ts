@@ -276,16 +276,17 @@ function trappedSide(sys: Syscalls): Side {
 }
 
 /**
- * The interrupt guest, real mode: program the 8259 PIC (vector base 0x20, only IRQ 5 unmasked), `sti`,
- * then `hlt` forever. Vector 0x25's handler reports on port 0x10 (the exit that ends a measurement), EOIs
- * the PIC and returns; every other vector reports on port 0x11. IPs run from 0xf000 (the reset jump), so
- * the code page sits at the reset vector and at 0xff000, where CS:IP f000:f0xx lands after an iret.
+ * The interrupt guest, real mode: program the 8259 PIC (vector base 0x20, only IRQ 5 unmasked), report
+ * ready on port 0x12, `sti`, then `hlt` forever. Vector 0x25's handler reports on port 0x10 (the exit that
+ * ends a measurement), EOIs the PIC and returns; every other vector reports on port 0x11. IPs run from 0xf000
+ * (the reset jump), so the code page sits at the reset vector and at 0xff000, where CS:IP f000:f0xx lands
+ * after an iret.
  * bench/c/kvm-bench.c runs the same bytes.
  */
 export function irqProgram(): { code: Buffer; low: Buffer } {
   const code = Buffer.alloc(Number(PAGE));
   code.set([0xbc, 0xf0, 0x0f, 0xb0, 0x11, 0xe6, 0x20, 0xb0, 0x20, 0xe6, 0x21, 0xb0, 0x04, 0xe6, 0x21,
-    0xb0, 0x01, 0xe6, 0x21, 0xb0, 0xdf, 0xe6, 0x21, 0xfb, 0xf4, 0xeb, 0xfd], 0);
+    0xb0, 0x01, 0xe6, 0x21, 0xb0, 0xdf, 0xe6, 0x21, 0xe6, 0x12, 0xfb, 0xf4, 0xeb, 0xfd], 0);
   code.set([0xe6, 0x10, 0xb0, 0x20, 0xe6, 0x20, 0xcf], 0x40);
   code.set([0xe6, 0x11, 0xcf], 0x50);
   code.set(trappedProgram().reset, 0xff0);
@@ -333,6 +334,10 @@ function irqSide(sys: Syscalls, cBinary: string): Side {
       irqfd.writeUInt32LE(eventfd, 0);
       irqfd.writeUInt32LE(IRQ_GSI, 4);
       sys.ioctl(vm.fd, 'KVM_IRQFD', irqfd);
+      // Run the guest through its PIC setup first (it reports on port 0x12): a kick before ICW1 would have
+      // its latched edge cleared by the initialisation and leave the guest halted for ever.
+      const ready = vcpu.run();
+      if (!(ready.kind === 'io' && ready.port === 0x12)) throw new RangeError(`interrupt guest: not ready (${ready.kind})`);
       const timeFd = sys.memfdCreate('bench-kick-time', 0);
       fds.push(timeFd);
       sys.ftruncate(timeFd, PAGE);

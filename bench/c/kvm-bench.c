@@ -110,13 +110,15 @@ static void trapped_access(void) {
 
 /*
  * The interrupt guest (the same bytes as bench/cases.ts irqProgram): real mode, the 8259 PIC programmed
- * to vector 0x20 with IRQ 5 unmasked, then `sti; hlt` forever. The handler reports on port 0x10 (the
+ * to vector 0x20 with IRQ 5 unmasked, a report on port 0x12 (ready: setup runs the guest that far, so no
+ * kick can land before the PIC is initialised, which would clear the latched edge and leave the guest halted
+ * for ever), then `sti; hlt` forever. The handler reports on port 0x10 (the
  * exit that ends the measurement), sends the PIC an EOI and returns. The code page is mapped at the
  * reset vector and at 0xff000 (where CS:IP = f000:f0xx points once an interrupt has returned).
  */
 static void setup_irq(void) {
   static const uint8_t init[] = { 0xbc, 0xf0, 0x0f, 0xb0, 0x11, 0xe6, 0x20, 0xb0, 0x20, 0xe6, 0x21, 0xb0, 0x04, 0xe6, 0x21,
-                                  0xb0, 0x01, 0xe6, 0x21, 0xb0, 0xdf, 0xe6, 0x21, 0xfb, 0xf4, 0xeb, 0xfd };
+                                  0xb0, 0x01, 0xe6, 0x21, 0xb0, 0xdf, 0xe6, 0x21, 0xe6, 0x12, 0xfb, 0xf4, 0xeb, 0xfd };
   static const uint8_t handler[] = { 0xe6, 0x10, 0xb0, 0x20, 0xe6, 0x20, 0xcf };
   static const uint8_t reset[] = { 0xe9, 0x0d, 0xf0 };
   if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) die("KVM_CREATE_IRQCHIP");
@@ -143,6 +145,8 @@ static void setup_irq(void) {
   if (event_fd < 0) die("eventfd");
   struct kvm_irqfd irqfd = { .fd = (uint32_t)event_fd, .gsi = IRQ_GSI };
   if (ioctl(vm_fd, KVM_IRQFD, &irqfd) < 0) die("KVM_IRQFD");
+  if (ioctl(vcpu_fd, KVM_RUN, 0) < 0) die("KVM_RUN");
+  if (run_page->exit_reason != KVM_EXIT_IO || run_page->io.port != 0x12) { fprintf(stderr, "irq guest: not ready\n"); exit(1); }
   kick_time = memfd_map((size_t)page);
   if (pipe(go_pipe) < 0) die("pipe");
   kicker_pid = fork();

@@ -1,20 +1,4 @@
-/**
- * The guest's view of the device's PCI config space. Accesses are answered from the device's config
- * region (VFIO region 7) except:
- *
- * * BAR registers 0-5, emulated from the plan: the guest BAR size (`sizeMask`, so sizing with all-ones
- *   reads the mask with the flag bits), 64-bit BARs as two halves, a sizing write never moves anything,
- *   and a completed new address with memory decode on moves the BAR through the host (BarMapper).
- * * The expansion ROM BAR: hidden (reads 0, writes dropped).
- * * The MSI-X capability: Table and PBA Offset/BIR rewritten to where the plan puts them in the guest
- *   BAR; Message Control's enable and function mask emulated (they drive MsixInterrupts).
- * * COMMAND.MEM: forwarded to the device and mirrored on the BARs (clear: KVM slots removed, accesses
- *   no longer claimed; set: restored, after moving a BAR the guest reprogrammed while decode was off).
- * * Extended capabilities the VMM cannot honour (Resizable BAR, SR-IOV, ARI by default) are unlinked
- *   from the chain and writes to them are dropped, as QEMU and cloud-hypervisor do.
- *
- * Standard-header type 0 devices only. I/O BARs and BARs absent from the plan read 0.
- */
+/* The guest's view of PCI config space (documented on VirtualConfigSpace). */
 import { hex } from '../errors.js';
 import type { PlannedBar } from '../plan/types.js';
 import type { MsixDescription } from '../vfio/description.js';
@@ -46,15 +30,21 @@ export interface ConfigSpaceHooks {
   moved?(index: number, guestAddress: bigint): void;
 }
 
+/** Options of the {@link VirtualConfigSpace} constructor. */
 export interface VirtualConfigSpaceOptions {
+  /** PCI address, for messages. */
   readonly bdf: string;
+  /** Access to the device's regions (config space is region 7). */
   readonly region: RegionAccess;
+  /** Where the BARs are placed (a BarMapper): BAR writes move them, COMMAND.MEM toggles their decode. */
   readonly host: GuestBarHost;
   /** The BAR indices of the plan (memory BARs the guest sees). */
   readonly bars: readonly number[];
+  /** The device's MSI-X capability, to emulate its Table/PBA offsets and Message Control. */
   readonly msix?: MsixDescription;
   /** Extended capability ids to unlink. Default {@link DEFAULT_HIDDEN_EXT_CAPS}. */
   readonly hideExtendedCaps?: readonly number[];
+  /** Called when MSI-X control, decode or a BAR placement changes. */
   readonly hooks?: ConfigSpaceHooks;
 }
 
@@ -74,6 +64,30 @@ interface BarRegisterState {
   sizingHigh: boolean;
 }
 
+/**
+ * The guest's view of the device's PCI config space. Accesses are answered from the device's config
+ * region (VFIO region 7) except:
+ *
+ * * BAR registers 0-5, emulated from the plan: the guest BAR size (`sizeMask`, so sizing with all-ones
+ *   reads the mask with the flag bits), 64-bit BARs as two halves, a sizing write never moves anything,
+ *   and a completed new address with memory decode on moves the BAR through the host (BarMapper).
+ * * The expansion ROM BAR: hidden (reads 0, writes dropped).
+ * * The MSI-X capability: Table and PBA Offset/BIR rewritten to where the plan puts them in the guest
+ *   BAR; Message Control's enable and function mask emulated (they drive MsixInterrupts).
+ * * COMMAND.MEM: forwarded to the device and mirrored on the BARs (clear: KVM slots removed, accesses
+ *   no longer claimed; set: restored, after moving a BAR the guest reprogrammed while decode was off).
+ * * Extended capabilities the VMM cannot honour (Resizable BAR, SR-IOV, ARI by default) are unlinked
+ *   from the chain and writes to them are dropped, as QEMU and cloud-hypervisor do.
+ *
+ * Standard-header type 0 devices only. I/O BARs and BARs absent from the plan read 0.
+ *
+ * {@link PassthroughDevice} builds one; use it directly only with your own MMIO dispatch.
+ *
+ * @example
+ * const region = new RegionAccess(device, description);
+ * const config = new VirtualConfigSpace({ bdf, region, host: mapper, bars: [0], msix: description.msix });
+ * const vendor = config.configRead(0x00, 2);
+ */
 export class VirtualConfigSpace {
   readonly #o: VirtualConfigSpaceOptions;
   readonly #size: number;
@@ -84,6 +98,7 @@ export class VirtualConfigSpace {
   #memoryDecode: boolean;
   #msixControl = 0;
 
+  /** @throws GuestError `NO_CONFIG_SPACE` when the device's config region is smaller than the 64-byte header. */
   constructor(options: VirtualConfigSpaceOptions) {
     this.#o = options;
     this.#size = Number(options.region.regionSize(CONFIG_REGION) ?? 0n);

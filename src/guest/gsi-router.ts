@@ -1,19 +1,17 @@
-/**
- * `GsiRouter`: owns a VM's KVM GSI routing table. KVM_SET_GSI_ROUTING replaces the whole table, so
- * everyone who routes interrupts in the VM (the VMM's own irqchip pins, each passed-through device's
- * MSI-X vectors) contributes entries here and the router writes the union. GSI numbers belong to the
- * VMM: it grants the library a range, which devices draw blocks from.
- */
+/* GsiRouter: a VM's KVM GSI routing table (documented on the class). */
 import { KVM_IRQ_CAP, encodeIrqRouting, type KvmRoutingEntry } from '../uapi/index.js';
 import type { Syscalls } from '../sys/syscalls.js';
 import { GuestError } from './errors.js';
 
 /** GSI numbers the VMM lets the library use: [first, first + count). */
 export interface GsiRange {
+  /** The first GSI. */
   readonly first: number;
+  /** How many GSIs. */
   readonly count: number;
 }
 
+/** Options of the {@link GsiRouter} constructor. */
 export interface GsiRouterOptions {
   /** The GSIs devices may draw from (the VMM keeps its own outside this range). */
   readonly grant: GsiRange;
@@ -23,16 +21,30 @@ export interface GsiRouterOptions {
 
 /** A VM as the router needs it (KvmVm satisfies it). */
 export interface RoutedVm {
+  /** The VM fd. */
   readonly fd: number;
+  /** The kernel interface. */
   readonly syscalls: Syscalls;
 }
 
 /** A block of GSIs handed to one device; `release` returns it and drops its routes. */
 export interface GsiBlock {
+  /** The block's first GSI. */
   readonly first: number;
+  /** How many GSIs the block holds. */
   readonly count: number;
 }
 
+/**
+ * Owns a VM's KVM GSI routing table. KVM_SET_GSI_ROUTING replaces the whole table, so everyone who routes
+ * interrupts in the VM (the VMM's own irqchip pins, each passed-through device's MSI-X vectors) contributes
+ * entries here and the router writes the union. GSI numbers belong to the VMM: it grants the library a range,
+ * which devices draw blocks from. Share one router between all devices of a VM.
+ *
+ * @example
+ * const router = new GsiRouter(vm, { grant: { first: 64, count: 512 }, vmmRoutes: x86DefaultIrqchipRoutes() });
+ * using nvme = new PassthroughDevice(device, mapper, vm, { interrupts: { mode: 'irqfd', router } });
+ */
 export class GsiRouter {
   readonly #vm: RoutedVm;
   readonly #grant: GsiRange;
@@ -144,7 +156,11 @@ export class GsiRouter {
     }
   }
 
-  /** Writes the whole table (VMM routes, then every device route) with KVM_SET_GSI_ROUTING. */
+  /**
+   * Writes the whole table (VMM routes, then every device route) with KVM_SET_GSI_ROUTING.
+   *
+   * @throws GuestError with the ioctl's errno name (e.g. `EINVAL` for a route KVM refuses).
+   */
   commit(): void {
     const entries = [...this.#vmmRoutes, ...[...this.#routes.values()].sort((a, b) => a.gsi - b.gsi)];
     try {

@@ -1,12 +1,4 @@
-/**
- * The one entry point for a VMM's MMIO exits on a passed-through device's BARs: each access is routed to
- * the MSI-X table emulation, the PBA, the device (pread/pwrite at the translated region offset:
- * relocation, hole pages and suspended mappings included) or padding (reads 0, writes dropped).
- *
- * Hot path: per BAR, the plan is compiled into flat arrays (piece start/end, kind, region offset) when
- * the BAR is placed or moved; an access is a short scan over at most six BARs, a binary search and one
- * syscall for device bytes, with scratch buffers reused (no per-call allocation beyond one bigint).
- */
+/* The MMIO-exit dispatcher of the guest view (documented on MmioDispatcher). */
 import { hex } from '../errors.js';
 import type { PlannedBar } from '../plan/types.js';
 import type { RegionAccess } from '../vfio/region-access.js';
@@ -16,8 +8,11 @@ import { barPieces, type TrappedKind } from './plan-contract.js';
 
 /** The MSI-X emulation the dispatcher forwards table and PBA accesses to (offsets from their starts). */
 export interface MsixAccess {
+  /** A guest read of the MSI-X table at `offset` from its start; fill `data`. */
   tableRead(offset: number, data: Uint8Array): void;
+  /** A guest write of the MSI-X table at `offset` from its start. */
   tableWrite(offset: number, data: Uint8Array): void;
+  /** A guest read of the PBA at `offset` from its start; fill `data`. */
   pbaRead(offset: number, data: Uint8Array): void;
 }
 
@@ -38,6 +33,17 @@ interface CompiledBar {
   readonly deltas: bigint[];
 }
 
+/**
+ * The one entry point for a VMM's MMIO exits on a passed-through device's BARs: each access is routed to
+ * the MSI-X table emulation, the PBA, the device (pread/pwrite at the translated region offset:
+ * relocation, hole pages and suspended mappings included) or padding (reads 0, writes dropped).
+ *
+ * Hot path: per BAR, the plan is compiled into flat arrays (piece start/end, kind, region offset) when
+ * the BAR is placed or moved; an access is a short scan over at most six BARs, a binary search and one
+ * syscall for device bytes, with scratch buffers reused (no per-call allocation beyond one bigint).
+ *
+ * {@link PassthroughDevice} builds one; use it directly only with your own config space.
+ */
 export class MmioDispatcher {
   readonly #host: GuestBarHost;
   readonly #region: RegionAccess;

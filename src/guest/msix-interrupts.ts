@@ -1,18 +1,4 @@
-/**
- * MSI-X interrupts of a passed-through device, driven by the shadow table (msix-table.ts):
- *
- * * VFIO side: one eventfd per vector in use, given to the device with `VFIO_DEVICE_SET_IRQS`
- *   (DATA_EVENTFD | ACTION_TRIGGER, index MSI-X). Vectors are enabled as the guest unmasks them; when the
- *   kernel reports NORESIZE, growing the count means disabling and re-enabling all of them.
- * * KVM side ('irqfd' delivery): an MSI route per unmasked vector in the VM's GsiRouter and a KVM irqfd
- *   on the vector's eventfd, so an interrupt goes device → eventfd → KVM → guest without JavaScript.
- *   A masked vector has its irqfd detached: the device's signals accumulate in the eventfd, which the
- *   PBA read and the unmask look at (an unmask re-attaches and KVM delivers what is pending).
- * * 'callback' delivery: no KVM objects; `poll()` drains the eventfds and calls the VMM per message.
- *
- * INTx and MSI (non-X) are out of scope. Everything acquired is released on disable, on close and on
- * every failure (an UndoStack per operation).
- */
+/* MSI-X interrupts of a passed-through device (documented on MsixInterrupts). */
 import { constants } from 'node:os';
 import { EFD_FLAGS, type Syscalls } from '../sys/syscalls.js';
 import { SystemError } from '../sys/system-error.js';
@@ -28,27 +14,64 @@ import { MsixTableShadow, type MsixMessage } from './msix-table.js';
 /** How vectors reach the guest. */
 export type MsixDelivery =
   /** In the kernel: GSI routes + KVM irqfds. `devid` is the guest requester id (arm64 ITS: KVM_MSI_VALID_DEVID). */
-  | { readonly mode: 'irqfd'; readonly vmFd: number; readonly router: GsiRouter; readonly devid?: number }
+  | {
+    /** Kernel delivery. */ readonly mode: 'irqfd';
+    /** The VM fd (KVM_IRQFD goes to it). */ readonly vmFd: number;
+    /** The VM's GSI router. */ readonly router: GsiRouter;
+    /** The guest requester id MSI routes carry (arm64 ITS); omit on x86. */ readonly devid?: number;
+  }
   /** In JavaScript: `poll()` drains the eventfds and calls `onVector` for each unmasked vector that fired. */
-  | { readonly mode: 'callback'; readonly onVector: (vector: number, message: MsixMessage) => void };
+  | {
+    /** JavaScript delivery. */ readonly mode: 'callback';
+    /** Called per signalled, unmasked vector with its message. */
+    readonly onVector: (vector: number, message: MsixMessage) => void;
+  };
 
+/** Options of the {@link MsixInterrupts} constructor. */
 export interface MsixInterruptsOptions {
+  /** PCI address, for messages. */
   readonly bdf: string;
+  /** The kernel interface. */
   readonly syscalls: Syscalls;
+  /** The VFIO device fd (VFIO_DEVICE_SET_IRQS goes to it). */
   readonly deviceFd: number;
+  /** The device's MSI-X table size. */
   readonly vectors: number;
   /** VFIO_IRQ_INFO_NORESIZE for the MSI-X index: the vector count cannot grow while enabled. */
   readonly noresize: boolean;
   /** Device region access, for the real PBA. */
   readonly region: RegionAccess;
   /** Where the device's real PBA is: BAR index and offset in that region. */
-  readonly pba: { readonly bir: number; readonly offset: bigint; readonly size: bigint };
+  readonly pba: {
+    /** BAR (region) index of the PBA. */ readonly bir: number;
+    /** Offset of the PBA in that region. */ readonly offset: bigint;
+    /** PBA size in bytes. */ readonly size: bigint;
+  };
+  /** How vectors reach the guest. */
   readonly delivery: MsixDelivery;
 }
 
 const NO_FD = -1;
 
+/**
+ * MSI-X interrupts of a passed-through device, driven by the shadow table (msix-table.ts):
+ *
+ * * VFIO side: one eventfd per vector in use, given to the device with `VFIO_DEVICE_SET_IRQS`
+ *   (DATA_EVENTFD | ACTION_TRIGGER, index MSI-X). Vectors are enabled as the guest unmasks them; when the
+ *   kernel reports NORESIZE, growing the count means disabling and re-enabling all of them.
+ * * KVM side ('irqfd' delivery): an MSI route per unmasked vector in the VM's GsiRouter and a KVM irqfd
+ *   on the vector's eventfd, so an interrupt goes device → eventfd → KVM → guest without JavaScript.
+ *   A masked vector has its irqfd detached: the device's signals accumulate in the eventfd, which the
+ *   PBA read and the unmask look at (an unmask re-attaches and KVM delivers what is pending).
+ * * 'callback' delivery: no KVM objects; `poll()` drains the eventfds and calls the VMM per message.
+ *
+ * INTx and MSI (non-X) are out of scope. Everything acquired is released on disable, on close and on
+ * every failure (an UndoStack per operation).
+ *
+ * {@link PassthroughDevice} builds one (its `msix`); use it directly only with your own config space.
+ */
 export class MsixInterrupts implements MsixAccess {
+  /** The guest's MSI-X table, as the guest last wrote it. */
   readonly shadow: MsixTableShadow;
   readonly #o: MsixInterruptsOptions;
   /** Vectors with an eventfd (and, while `#vfioEnabled`, a VFIO trigger): [0, count). */
@@ -103,10 +126,17 @@ export class MsixInterrupts implements MsixAccess {
     }
   }
 
+  /** A guest read of the MSI-X table at `offset` (from the table's start), served from the shadow. */
   tableRead(offset: number, data: Uint8Array): void {
     this.shadow.read(offset, data);
   }
 
+  /**
+   * A guest write of the MSI-X table: updates the shadow and, when a vector's mask or message changes while
+   * MSI-X is enabled, its VFIO trigger, route and irqfd.
+   *
+   * @throws GuestError wrapping the failing SET_IRQS / routing / irqfd call (state rolled back).
+   */
   tableWrite(offset: number, data: Uint8Array): void {
     this.shadow.write(offset, data, this.#onEntryChanged);
   }

@@ -1,9 +1,4 @@
-/**
- * The guest's MSI-X table as the library keeps it (the shadow table): per vector the message address
- * (lo/hi), data and vector control (bit 0 = masked), plus the function mask and enable bits of the
- * emulated Message Control, and the pending bits the library records for masked vectors. Pure state:
- * msix-interrupts.ts turns its changes into SET_IRQS, routes and irqfds.
- */
+/* The guest's MSI-X table (documented on MsixTableShadow). */
 
 /** Bytes per table entry (PCI spec). */
 export const MSIX_ENTRY_SIZE = 16;
@@ -12,12 +7,22 @@ const MASK_BIT = 1;
 
 /** One vector's message as the guest programmed it. */
 export interface MsixMessage {
+  /** Message Address, low dword (x86: 0xfeeXXXXX with the destination APIC id). */
   readonly addressLo: number;
+  /** Message Upper Address. */
   readonly addressHi: number;
+  /** Message Data (x86: the vector and delivery mode). */
   readonly data: number;
 }
 
+/**
+ * The guest's MSI-X table as the library keeps it (the shadow table): per vector the message address
+ * (lo/hi), data and vector control (bit 0 = masked), plus the function mask and enable bits of the
+ * emulated Message Control, and the pending bits the library records for masked vectors. Pure state:
+ * msix-interrupts.ts turns its changes into SET_IRQS, routes and irqfds.
+ */
 export class MsixTableShadow {
+  /** Table size: the number of vectors. */
   readonly vectors: number;
   readonly #table: Buffer;
   readonly #pending: Uint8Array;
@@ -77,6 +82,7 @@ export class MsixTableShadow {
     }
   }
 
+  /** The message the guest programmed for `vector`. Throws RangeError for a vector outside the table. */
   message(vector: number): MsixMessage {
     const at = this.#checkVector(vector) * MSIX_ENTRY_SIZE;
     return { addressLo: this.#table.readUInt32LE(at), addressHi: this.#table.readUInt32LE(at + 4), data: this.#table.readUInt32LE(at + 8) };
@@ -97,10 +103,12 @@ export class MsixTableShadow {
     return this.enabled && !this.masked(vector);
   }
 
+  /** Whether the library holds a pending interrupt for masked `vector` (shown in the guest's PBA). */
   pending(vector: number): boolean {
     return this.#pending[this.#checkVector(vector)] === 1;
   }
 
+  /** Records or clears a pending interrupt for `vector`. */
   setPending(vector: number, pending: boolean): void {
     this.#pending[this.#checkVector(vector)] = pending ? 1 : 0;
   }

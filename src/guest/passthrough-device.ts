@@ -1,10 +1,4 @@
-/**
- * `PassthroughDevice`: the guest's view of one passed-through VFIO PCI device, so a VMM's config-space
- * and MMIO handlers are one-line calls. It ties together the virtual config space (config-space.ts),
- * the trapped-access dispatcher (mmio-dispatch.ts) and MSI-X interrupts (msix-interrupts.ts) over the
- * BARs the mapper placed. The VMM still owns its run loop, INTx (not supported), I/O BARs, the
- * in-kernel irqchip and the GSI numbers it grants.
- */
+/* PassthroughDevice: the guest's view of one passed-through device (documented on the class). */
 import type { Syscalls } from '../sys/syscalls.js';
 import { VFIO_IRQ_FLAGS, VFIO_PCI_IRQ } from '../uapi/index.js';
 import type { VfioDeviceHandle } from '../vfio/device-handle.js';
@@ -22,12 +16,26 @@ import type { KvmRoutingEntry } from '../uapi/index.js';
 /** How the device's MSI-X vectors reach the guest. */
 export type InterruptOptions =
   /** In the kernel (device → eventfd → KVM irqfd → guest), through the VMM's router for this VM. */
-  | { readonly mode: 'irqfd'; readonly router: GsiRouter; readonly devid?: number }
+  | {
+    /** Kernel delivery. */ readonly mode: 'irqfd';
+    /** The VMM's router for this VM (shared by its devices). */ readonly router: GsiRouter;
+    /** arm64 ITS: the device id (requester id) MSI routes carry; omit on x86. */ readonly devid?: number;
+  }
   /** In the kernel, with a router of the device's own over a GSI grant (when the VMM routes nothing itself). */
-  | { readonly mode: 'irqfd'; readonly gsis: GsiRange; readonly vmmRoutes?: readonly KvmRoutingEntry[]; readonly devid?: number }
+  | {
+    /** Kernel delivery. */ readonly mode: 'irqfd';
+    /** The GSIs this device may use. */ readonly gsis: GsiRange;
+    /** The VMM's own routes, written with every routing table. */ readonly vmmRoutes?: readonly KvmRoutingEntry[];
+    /** arm64 ITS: the device id MSI routes carry; omit on x86. */ readonly devid?: number;
+  }
   /** In JavaScript: call `pollInterrupts()`; `onVector` gets each unmasked vector's message. */
-  | { readonly mode: 'callback'; readonly onVector: (vector: number, message: MsixMessage) => void };
+  | {
+    /** JavaScript delivery. */ readonly mode: 'callback';
+    /** Called by `pollInterrupts()` for each signalled, unmasked vector. */
+    readonly onVector: (vector: number, message: MsixMessage) => void;
+  };
 
+/** Options of the {@link PassthroughDevice} constructor. */
 export interface PassthroughDeviceOptions {
   /** Default: no MSI-X delivery (the table is still emulated; SET_IRQS is never called). */
   readonly interrupts?: InterruptOptions;
@@ -39,11 +47,28 @@ export interface PassthroughDeviceOptions {
 
 /** A VM as the device needs it for irqfd delivery (KvmVm satisfies it). */
 export interface GuestVm {
+  /** The VM fd (KVM_IRQFD and KVM_SET_GSI_ROUTING go to it). */
   readonly fd: number;
+  /** The kernel interface. */
   readonly syscalls: Syscalls;
 }
 
+/**
+ * The guest's view of one passed-through VFIO PCI device, so a VMM's config-space and MMIO handlers are
+ * one-line calls. It ties together the virtual config space ({@link VirtualConfigSpace}), the trapped-access
+ * dispatcher ({@link MmioDispatcher}) and MSI-X interrupts ({@link MsixInterrupts}) over the BARs the mapper
+ * placed; a guest BAR write moves the BAR through the mapper, COMMAND.MEM toggles its decode. The VMM still
+ * owns its run loop, INTx and MSI (not supported), I/O BARs, the in-kernel irqchip and the GSI numbers it
+ * grants. Not thread-safe: call its handlers on the thread that owns it (see the README, Threads).
+ *
+ * @example
+ * using guest = new PassthroughDevice(device, mapper, vm, { interrupts: { mode: 'irqfd', router } });
+ * vmm.onConfigRead((offset, size) => guest.configRead(offset, size));
+ * vmm.onConfigWrite((offset, size, value) => guest.configWrite(offset, size, value));
+ * vmm.onMmioExit((gpa, data, isWrite) => guest.handleMmio(gpa, data, isWrite)); // false: not this device's
+ */
 export class PassthroughDevice implements Disposable {
+  /** PCI address of the device, for messages. */
   readonly bdf: string;
   /** MSI-X emulation and interrupts, when the device has MSI-X. */
   readonly msix: MsixInterrupts | undefined;
@@ -56,6 +81,9 @@ export class PassthroughDevice implements Disposable {
    * @param device the open VFIO device
    * @param host where its BARs are placed (a BarMapper that has mapped the plan)
    * @param vm the VM, for irqfd delivery (may be undefined otherwise)
+   * @param options interrupt delivery, extended capabilities to hide, a description the VMM already has
+   * @throws GuestError when MSI-X setup fails (the device's description or its VFIO queries);
+   *   RangeError when irqfd delivery is asked for without a VM.
    * @example
    * const guest = new PassthroughDevice(device, mapper, vm, { interrupts: { mode: 'irqfd', router } });
    * // in the VMM's handlers:
@@ -82,13 +110,24 @@ export class PassthroughDevice implements Disposable {
     });
   }
 
-  /** A guest config-space read (1, 2 or 4 bytes, naturally aligned). See VirtualConfigSpace.configRead. */
+  /**
+   * A guest config-space read (1, 2 or 4 bytes, naturally aligned). See VirtualConfigSpace.configRead.
+   *
+   * @throws GuestError `CLOSED` after close, `BAD_CONFIG_ACCESS` for an access that is not naturally aligned in 0-0xfff;
+   *   VfioError when the device's config region cannot be read.
+   */
   configRead(offset: number, size: 1 | 2 | 4): number {
     this.#assertOpen();
     return this.#config.configRead(offset, size);
   }
 
-  /** A guest config-space write. See VirtualConfigSpace.configWrite. */
+  /**
+   * A guest config-space write: emulated bits update the virtual state (and may move a BAR, toggle decode or
+   * enable MSI-X), the rest reaches the device. See VirtualConfigSpace.configWrite.
+   *
+   * @throws GuestError `CLOSED` after close, `BAD_CONFIG_ACCESS`, or the wrapped failure of a BAR move, decode change or
+   *   SET_IRQS (with its errno); RangeError for a value that does not fit `size` bytes.
+   */
   configWrite(offset: number, size: 1 | 2 | 4, value: number): void {
     this.#assertOpen();
     this.#config.configWrite(offset, size, value);
@@ -97,13 +136,23 @@ export class PassthroughDevice implements Disposable {
   /**
    * A guest MMIO exit: true when one of this device's BARs holds `gpa` (reads fill `data` in place).
    * See MmioDispatcher.handleMmio.
+   *
+   * @throws GuestError `CLOSED` after close, `BAD_ARGUMENT` for a gpa that is not a bigint or 1-8 data bytes;
+   *   VfioError when the device access (pread/pwrite) fails.
+   * @example
+   * const exit = vcpu.run();
+   * if (exit.kind === 'mmio') guest.handleMmio(exit.address, vcpu.mmioData().subarray(0, exit.length), exit.isWrite);
    */
   handleMmio(gpa: bigint, data: Uint8Array, isWrite: boolean): boolean {
     if (this.#closed) this.#assertOpen();
     return this.#dispatch.handleMmio(gpa, data, isWrite);
   }
 
-  /** Moves a BAR on the VMM's initiative (not through config space) and keeps dispatch in step. */
+  /**
+   * Moves a BAR on the VMM's initiative (not through config space) and keeps dispatch in step.
+   *
+   * @throws MapError from the mapper's `move` (the BAR stays where it was).
+   */
   moveBar(index: number, guestAddress: bigint): void {
     this.#host.move(index, guestAddress);
     this.#dispatch.refresh();
@@ -128,6 +177,7 @@ export class PassthroughDevice implements Disposable {
     this.msix?.close();
   }
 
+  /** Same as `close()` (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -14,8 +14,18 @@ export type KindedTrappedRange = TrappedRange;
 
 /** What backs one byte range of a guest BAR. */
 export type BarPiece =
-  | { readonly start: bigint; readonly end: bigint; readonly backing: 'mapped'; readonly mapping: DirectMapping }
-  | { readonly start: bigint; readonly end: bigint; readonly backing: 'trapped'; readonly range: KindedTrappedRange };
+  | {
+    /** First BAR offset of the piece. */ readonly start: bigint;
+    /** BAR offset just past the piece. */ readonly end: bigint;
+    /** A direct mapping backs it. */ readonly backing: 'mapped';
+    /** The mapping. */ readonly mapping: DirectMapping;
+  }
+  | {
+    /** First BAR offset of the piece. */ readonly start: bigint;
+    /** BAR offset just past the piece. */ readonly end: bigint;
+    /** A trapped range backs it. */ readonly backing: 'trapped';
+    /** The range (its `kind` says how to serve it). */ readonly range: KindedTrappedRange;
+  };
 
 /** The BAR's pieces, sorted and covering [0, guestSize): direct mappings and kinded trapped ranges. */
 export function barPieces(bar: PlannedBar): BarPiece[] {

@@ -9,6 +9,7 @@ import { hex } from '../errors.js';
 import type { KvmVcpu } from './vcpu.js';
 import type { KvmVm } from './vm.js';
 
+/** The vCPU features {@link initArm64Vcpu} asks KVM for. */
 export interface Arm64VcpuFeatures {
   /** Let KVM implement PSCI 0.2+ (SYSTEM_OFF/RESET become `system-event` exits). Default true. */
   readonly psci02?: boolean;
@@ -42,6 +43,7 @@ export function featureWord(features: Arm64VcpuFeatures): number {
   return word;
 }
 
+/** The registers the arm64 boot protocol sets: see {@link setArm64BootRegisters}. */
 export interface Arm64BootState {
   /** Guest physical address of the first instruction (the loaded Image's start). */
   readonly entry: bigint;

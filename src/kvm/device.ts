@@ -1,8 +1,4 @@
-/**
- * `KvmDevice`: an in-kernel device made with KVM_CREATE_DEVICE (on arm64 the vGICv3 and its ITS) and
- * configured through its attributes. Attribute values travel by host address, so they go through a
- * scratch page the device owns (see scratch.ts).
- */
+/* KvmDevice: an in-kernel KVM device (documented on the class). */
 import { decodeCreateDevice, encodeCreateDevice, encodeDeviceAttr, type IoctlName } from '../uapi/index.js';
 import { SystemError } from '../sys/system-error.js';
 import { UndoStack } from '../vfio/cleanup.js';
@@ -10,6 +6,14 @@ import { KvmError } from './errors.js';
 import { HostScratch } from './scratch.js';
 import type { KvmVm } from './vm.js';
 
+/**
+ * `KvmDevice`: an in-kernel device made with KVM_CREATE_DEVICE (on arm64 the vGICv3 and its ITS) and
+ * configured through its attributes. Attribute values travel by host address, so they go through a
+ * scratch page the device owns (see scratch.ts).
+ *
+ * @example
+ * using its = KvmDevice.create(vm, KVM_DEV_TYPE_ARM.VGIC_ITS, 'ITS');
+ */
 export class KvmDevice implements Disposable {
   /** The device fd KVM returned. */
   readonly fd: number;
@@ -97,6 +101,7 @@ export class KvmDevice implements Disposable {
     if (errors.length > 0) throw errors[0];
   }
 
+  /** Same as `close()` (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }

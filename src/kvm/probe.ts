@@ -1,9 +1,4 @@
-/**
- * `GuestMemoryProbe`: runs a tiny guest program on a real vCPU that reads guest-physical memory, so a
- * test or an operator (`vfio-bars map --verify`) can check that a KVM slot really exposes the device
- * memory at the GPA it claims. The value comes back through an exit the VMM sees (an x86 I/O port
- * write, an arm64 MMIO write); an access that hits no slot comes back as an MMIO exit at that address.
- */
+/* GuestMemoryProbe: read guest memory through a real vCPU (documented on the class). */
 import { PROT, type HostMapping } from '../sys/syscalls.js';
 import { hex } from '../errors.js';
 import { KvmError } from './errors.js';
@@ -12,12 +7,21 @@ import type { KvmVm } from './vm.js';
 import { X86_REPORT_PORT, setupX86, x86ReadProgram } from './probe-x86.js';
 import { arm64ReadProgram, initArm64, setArm64Registers } from './probe-arm64.js';
 
+/** What {@link GuestMemoryProbe.read} saw. */
 export type ProbeResult =
   /** The guest read `value` at the address: memory (a slot) answered. */
-  | { readonly kind: 'value'; readonly value: bigint }
+  | {
+    /** Memory answered. */ readonly kind: 'value';
+    /** The value read (little-endian, `width` bytes). */ readonly value: bigint;
+  }
   /** The guest's access to `address` left the guest as MMIO: no slot backs it, the VMM must emulate it. */
-  | { readonly kind: 'mmio'; readonly address: bigint; readonly isWrite: boolean };
+  | {
+    /** The access exited. */ readonly kind: 'mmio';
+    /** The guest physical address of the exit. */ readonly address: bigint;
+    /** Whether the exiting access was a write. */ readonly isWrite: boolean;
+  };
 
+/** Options of {@link GuestMemoryProbe.create}. */
 export interface ProbeOptions {
   /**
    * Guest physical address of the probe's code page. It and the page after it (the arm64 report
@@ -30,6 +34,17 @@ export interface ProbeOptions {
 
 const MAX_EXITS_PER_READ = 8;
 
+/**
+ * `GuestMemoryProbe`: runs a tiny guest program on a real vCPU that reads guest-physical memory, so a
+ * test or an operator (`vfio-bars map --verify`) can check that a KVM slot really exposes the device
+ * memory at the GPA it claims. The value comes back through an exit the VMM sees (an x86 I/O port
+ * write, an arm64 MMIO write); an access that hits no slot comes back as an MMIO exit at that address.
+ *
+ * @example
+ * using probe = GuestMemoryProbe.create(vm);          // one vCPU and a page of code at 0x7ff00000
+ * mapper.map(plan);
+ * const result = probe.read(0x4000_0000n, 8);          // { kind: 'value', value } or { kind: 'mmio', address }
+ */
 export class GuestMemoryProbe implements Disposable {
   readonly #vm: KvmVm;
   readonly #vcpu: KvmVcpu;
@@ -48,7 +63,12 @@ export class GuestMemoryProbe implements Disposable {
     this.#pageSize = BigInt(vm.syscalls.pageSize());
   }
 
-  /** Creates the vCPU and registers one page of probe code. Undoes both on failure. */
+  /**
+   * Creates the vCPU and registers one page of probe code. Undoes both on failure.
+   *
+   * @throws RangeError for a code GPA that is not page-aligned; KvmError from the slot or vCPU creation
+   *   (`SLOTS_EXHAUSTED`, an errno name, `NO_RUN_PAGE`).
+   */
   static create(vm: KvmVm, options: ProbeOptions = {}): GuestMemoryProbe {
     const sys = vm.syscalls;
     const pageSize = BigInt(sys.pageSize());
@@ -73,7 +93,11 @@ export class GuestMemoryProbe implements Disposable {
     }
   }
 
-  /** Reads `width` bytes at guest physical `gpa` from inside the guest. */
+  /**
+   * Reads `width` bytes at guest physical `gpa` from inside the guest.
+   *
+   * @throws KvmError `CLOSED`, `PROBE_STUCK`, `PROBE_UNEXPECTED_EXIT`, `UNSUPPORTED_ARCH` (not x86-64 or arm64).
+   */
   read(gpa: bigint, width: 4 | 8 = 4): ProbeResult {
     if (this.#closed) throw new KvmError('probe is closed', { code: 'CLOSED' });
     switch (process.arch) {
@@ -86,6 +110,7 @@ export class GuestMemoryProbe implements Disposable {
     }
   }
 
+  /** Closes the vCPU, removes the code slot and unmaps the code page. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -94,6 +119,7 @@ export class GuestMemoryProbe implements Disposable {
     this.#vm.syscalls.munmap(this.#code);
   }
 
+  /** Same as `close()` (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -1,8 +1,4 @@
-/**
- * A KVM vCPU with its shared `kvm_run` page: create, run, decode the exit, answer an MMIO read in place,
- * get and set registers through KVM_{GET,SET}_ONE_REG. Boot-time arm64 setup is in arm64-vcpu.ts; the
- * probe programs (probe-x86.ts, probe-arm64.ts) set up their own tiny guests.
- */
+/* KvmVcpu: a KVM vCPU (documented on the class). */
 import { KVM_EXIT, KVM_SYSTEM_EVENT, encodeOneReg } from '../uapi/index.js';
 import { PROT, type HostMapping } from '../sys/syscalls.js';
 import { SystemError } from '../sys/system-error.js';
@@ -23,16 +19,63 @@ const RUN = {
 /** What a KVM_EXIT_SYSTEM_EVENT asks the VMM to do (arm64: the guest called PSCI SYSTEM_OFF / SYSTEM_RESET). */
 export type SystemEventKind = 'shutdown' | 'reset' | 'crash' | 'unknown';
 
+/** Why KVM_RUN returned, decoded from `kvm_run` (see {@link KvmVcpu.run}). */
 export type VcpuExit =
-  | { readonly kind: 'io'; readonly direction: 'in' | 'out'; readonly port: number; readonly size: number; readonly data: bigint }
-  | { readonly kind: 'mmio'; readonly address: bigint; readonly isWrite: boolean; readonly length: number; readonly data: bigint }
-  | { readonly kind: 'hlt' }
-  | { readonly kind: 'shutdown' }
+  /** KVM_EXIT_IO (x86 port I/O). */
+  | {
+    /** Port I/O. */ readonly kind: 'io';
+    /** `'out'`: the guest wrote `data`; `'in'`: it reads. */ readonly direction: 'in' | 'out';
+    /** The I/O port. */ readonly port: number;
+    /** Access size in bytes. */ readonly size: number;
+    /** The value written (for `'out'`). */ readonly data: bigint;
+  }
+  /** KVM_EXIT_MMIO: an access no slot backs (answer reads with `answerMmioRead` or `mmioData()`). */
+  | {
+    /** MMIO. */ readonly kind: 'mmio';
+    /** Guest physical address of the access. */ readonly address: bigint;
+    /** Whether the guest writes. */ readonly isWrite: boolean;
+    /** Access size in bytes (1-8). */ readonly length: number;
+    /** The value written (for a write), little-endian. */ readonly data: bigint;
+  }
+  /** KVM_EXIT_HLT: the guest halted. */
+  | {
+    /** Halted. */ readonly kind: 'hlt';
+  }
+  /** KVM_EXIT_SHUTDOWN (x86 triple fault). */
+  | {
+    /** Shut down. */ readonly kind: 'shutdown';
+  }
   /** `type` is the raw KVM_SYSTEM_EVENT_* value; `data` its `ndata` words (e.g. the PSCI function id). */
-  | { readonly kind: 'system-event'; readonly event: SystemEventKind; readonly type: number; readonly data: readonly bigint[] }
-  | { readonly kind: 'other'; readonly reason: number };
+  | {
+    /** KVM_EXIT_SYSTEM_EVENT. */ readonly kind: 'system-event';
+    /** What the guest asks for. */ readonly event: SystemEventKind;
+    /** The raw KVM_SYSTEM_EVENT_* value. */ readonly type: number;
+    /** The event's data words. */ readonly data: readonly bigint[];
+  }
+  /** Any other exit reason. */
+  | {
+    /** Not decoded. */ readonly kind: 'other';
+    /** The raw KVM_EXIT_* value. */ readonly reason: number;
+  };
 
+/**
+ * A KVM vCPU with its shared `kvm_run` page: create, run, decode the exit, answer an MMIO read in place,
+ * get and set registers through KVM_{GET,SET}_ONE_REG. Boot-time arm64 setup is in arm64-vcpu.ts; the
+ * probe programs (probe-x86.ts, probe-arm64.ts) set up their own tiny guests.
+ *
+ * Not thread-shared: create and run it on one thread. A VMM that runs vCPUs on worker threads issues KVM_RUN
+ * on the vCPU fd there itself (see the README, Threads).
+ *
+ * @example
+ * using vcpu = KvmVcpu.create(vm, 0);
+ * for (;;) {
+ *   const exit = vcpu.run();
+ *   if (exit.kind === 'mmio') guest.handleMmio(exit.address, vcpu.mmioData().subarray(0, exit.length), exit.isWrite);
+ *   else if (exit.kind === 'hlt' || exit.kind === 'shutdown') break;
+ * }
+ */
 export class KvmVcpu implements Disposable {
+  /** The vCPU fd. */
   readonly fd: number;
   readonly #vm: KvmVm;
   readonly #run: HostMapping;
@@ -146,6 +189,7 @@ export class KvmVcpu implements Disposable {
     return this.#mmioData;
   }
 
+  /** Unmaps the run page and closes the vCPU fd. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -154,6 +198,7 @@ export class KvmVcpu implements Disposable {
     this.#vm.syscalls.close(this.fd);
   }
 
+  /** Same as `close()` (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }

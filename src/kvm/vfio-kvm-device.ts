@@ -1,12 +1,4 @@
-/**
- * `KvmVfioDevice`: KVM's VFIO pseudo-device (`KVM_CREATE_DEVICE` type `KVM_DEV_TYPE_VFIO`). A VM that
- * has VFIO devices tells KVM about their groups (legacy container path) or device files (cdev path) through
- * it: KVM then knows the VM does non-coherent DMA (x86 honours guest cache attributes) and, on the cdev path,
- * the device may only be bound to iommufd after it was added. `VfioDevice.open(bdf, { kvm })` does the adding.
- *
- * The attribute's `addr` is the host address of an `__s32` fd. It points into one page of memfd memory this
- * object owns (never a JS Buffer, whose address is not ours to hand out), released with the object.
- */
+/* KVM's VFIO pseudo-device (documented on KvmVfioDevice). */
 import {
   KVM_CREATE_DEVICE_TEST, KVM_DEV_TYPE, KVM_DEV_VFIO, decodeCreateDevice, encodeCreateDevice, encodeDeviceAttr,
 } from '../uapi/index.js';
@@ -17,7 +9,9 @@ import { KvmError } from './errors.js';
 
 /** What the pseudo-device needs of a VM: its fd and the syscalls it was made with (`KvmVm` has both). */
 export interface KvmVmRef {
+  /** The VM fd. */
   readonly fd: number;
+  /** The kernel interface; default `realSyscalls()`. */
   readonly syscalls?: Syscalls;
 }
 
@@ -28,10 +22,21 @@ export interface KvmVmRef {
  * Ownership: the VMM owns it. `close()` deletes every file still added and closes the device fd; a
  * `VfioDevice` closed after that finds nothing left to delete. The kernel keeps the pseudo-device itself
  * until the VM is destroyed, so files, not the fd, are what must not leak: a group left added stays busy.
+ *
+ * Why it exists: a VM that has VFIO devices tells KVM about their groups (legacy container path) or device files
+ * (cdev path) through it: KVM then knows the VM does non-coherent DMA (x86 honours guest cache attributes) and,
+ * on the cdev path, the device may only be bound to iommufd after it was added. `VfioDevice.open(bdf, { kvm })`
+ * does the adding. The attribute's `addr` is the host address of an `__s32` fd; it points into one page of memfd
+ * memory this object owns (never a JS Buffer, whose address is not ours to hand out), released with the object.
+ *
+ * @example
+ * using kvmVfio = KvmVfioDevice.create(vm);   // one per VM
+ * using nic = VfioDevice.open('0000:01:00.0', { context, kvm: kvmVfio });
  */
 export class KvmVfioDevice implements Disposable {
   /** The fd KVM_CREATE_DEVICE returned. */
   readonly fd: number;
+  /** The kernel interface it was made with. */
   readonly syscalls: Syscalls;
   readonly #scratch: HostMapping;
   readonly #slot: DataView;
@@ -167,6 +172,7 @@ export class KvmVfioDevice implements Disposable {
     if (!this.#adopted) quietly(() => this.syscalls.close(this.fd));
   }
 
+  /** Same as `close()` (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }

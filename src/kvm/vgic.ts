@@ -1,8 +1,4 @@
-/**
- * `Arm64Gic`: the in-kernel interrupt controller of an arm64 VM — a vGICv3 (distributor +
- * redistributors) and optionally an ITS for MSIs — placed at the guest physical addresses the VMM's
- * device tree announces, plus KVM_IRQ_LINE for the VMM's own level-triggered devices (a UART).
- */
+/* Arm64Gic: the arm64 in-kernel interrupt controller (documented on the class). */
 import { ARM64_GIC_SIZE, KVM_DEV_ARM_VGIC, KVM_DEV_TYPE_ARM, encodeArm64SpiLine, encodeIrqLevel } from '../uapi/index.js';
 import { SystemError } from '../sys/system-error.js';
 import { UndoStack } from '../vfio/cleanup.js';
@@ -11,6 +7,7 @@ import { KvmDevice } from './device.js';
 import { KvmError } from './errors.js';
 import type { KvmVm } from './vm.js';
 
+/** Where the GIC's frames sit in guest physical memory (what the VMM's device tree announces). */
 export interface Arm64GicLayout {
   /** Distributor base (64 KiB frame), 64 KiB aligned. */
   readonly distributor: bigint;
@@ -22,7 +19,16 @@ export interface Arm64GicLayout {
 
 const FRAME_ALIGN = 0x1_0000n;
 
+/**
+ * `Arm64Gic`: the in-kernel interrupt controller of an arm64 VM — a vGICv3 (distributor +
+ * redistributors) and optionally an ITS for MSIs — placed at the guest physical addresses the VMM's
+ * device tree announces, plus KVM_IRQ_LINE for the VMM's own level-triggered devices (a UART).
+ *
+ * @example
+ * using gic = Arm64Gic.create(vm, { distributor: 0x0800_0000n, redistributors: 0x080a_0000n, its: 0x0808_0000n });
+ */
 export class Arm64Gic implements Disposable {
+  /** The layout it was created with. */
   readonly layout: Arm64GicLayout;
   readonly #vm: KvmVm;
   readonly #gic: KvmDevice;
@@ -110,6 +116,7 @@ export class Arm64Gic implements Disposable {
     if (errors.length > 0) throw errors[0];
   }
 
+  /** Same as `close()` (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -1,7 +1,4 @@
-/**
- * `KvmVm`: a KVM virtual machine handle that owns its memory slots. Slot registration goes through
- * `Syscalls.setUserMemoryRegion` (the N-API shim), so u64 values reach the kernel unchanged.
- */
+/* KvmVm: a KVM VM handle that owns its memory slots (documented on the class). */
 import { KVM_API_VERSION, KVM_CAP, KVM_MEM_FLAGS } from '../uapi/index.js';
 import { O_FLAGS, type Syscalls } from '../sys/syscalls.js';
 import { realSyscalls } from '../sys/real-syscalls.js';
@@ -10,9 +7,13 @@ import { KvmError } from './errors.js';
 import { SlotAllocator } from './slot-allocator.js';
 import { GrantChecker } from './grant-checker.js';
 
+/** One KVM memory slot (the fields of `kvm_userspace_memory_region`). */
 export interface SlotRegion {
+  /** Guest physical address; a host-page multiple. */
   readonly guestPhysAddr: bigint;
+  /** Size in bytes; a host-page multiple. */
   readonly memorySize: bigint;
+  /** Host virtual address of the memory backing it (an mmap); a host-page multiple. */
   readonly userspaceAddr: bigint;
   /** Register with KVM_MEM_READONLY: guest writes exit to the VMM as MMIO. */
   readonly readonly?: boolean;
@@ -26,7 +27,9 @@ interface MutableSlot {
   readonly readonly: boolean;
 }
 
+/** Options of {@link KvmVm.create} (and of {@link KvmVm.adopt}). */
 export interface KvmVmOptions {
+  /** The kernel interface; default `realSyscalls()`. */
   syscalls?: Syscalls;
   /** Default `/dev/kvm`. */
   kvmPath?: string;
@@ -34,10 +37,13 @@ export interface KvmVmOptions {
 
 /** The slot ids a VMM lets the library use in a VM it owns: [first, first + count). */
 export interface SlotRange {
+  /** The first slot id. */
   readonly first: number;
+  /** How many ids. */
   readonly count: number;
 }
 
+/** Options of {@link KvmVm.adopt}. */
 export interface AdoptOptions extends KvmVmOptions {
   /** Required: the VMM keeps its own slots (RAM, ROM...) outside this range. */
   slots: SlotRange;
@@ -54,9 +60,20 @@ interface VmParts {
   adopted: boolean;
 }
 
-/** A KVM VM and the memory slots registered in it. Dispose it (or `close()`) to release everything. */
+/**
+ * A KVM VM and the memory slots registered in it. Dispose it (or `close()`) to release everything: a VM it
+ * created is destroyed, an adopted one keeps the VMM's slots and loses only the library's. Slot registration
+ * goes through `Syscalls.setUserMemoryRegion` (the N-API shim), so u64 values reach the kernel unchanged.
+ * Slot changes are safe while vCPUs run on other threads (KVM's SRCU); the object itself belongs to one thread.
+ *
+ * @example
+ * using vm = KvmVm.adopt(vmm.vmFd, { slots: { first: 64, count: 256 } }); // in the VMM's VM
+ * using own = KvmVm.create();                                              // or a VM of its own
+ */
 export class KvmVm implements Disposable {
+  /** The VM fd. */
   readonly fd: number;
+  /** The kernel interface it was made with. */
   readonly syscalls: Syscalls;
   /** KVM_CAP_NR_MEMSLOTS: how many slot ids this VM accepts. */
   readonly maxMemorySlots: number;
@@ -84,7 +101,15 @@ export class KvmVm implements Disposable {
     this.#grant = parts.adopted ? new GrantChecker(parts.syscalls, parts.vmFd) : undefined;
   }
 
-  /** Opens /dev/kvm, checks API version 12 and creates a VM. Closes what it opened if a step fails. */
+  /**
+   * Opens /dev/kvm, checks API version 12 and creates a VM. Closes what it opened if a step fails.
+   *
+   * @throws KvmError `API_VERSION` for a KVM that is not version 12; SystemError for a failed open of /dev/kvm
+   *   (`ENOENT`, `EACCES`) or KVM_CREATE_VM.
+   * @example
+   * using vm = KvmVm.create();
+   * const slot = vm.addSlot({ guestPhysAddr: 0x4000_0000n, memorySize: 0x1000n, userspaceAddr: page.address });
+   */
   static create(options: KvmVmOptions = {}): KvmVm {
     const syscalls = options.syscalls ?? realSyscalls();
     const kvmFd = openKvm(syscalls, options.kvmPath);
@@ -150,6 +175,7 @@ export class KvmVm implements Disposable {
     return this.#slots.size;
   }
 
+  /** The slot registered under `id`, or undefined. */
   slot(id: number): Readonly<SlotRegion> | undefined {
     return this.#slots.get(id);
   }
@@ -239,6 +265,7 @@ export class KvmVm implements Disposable {
     if (errors.length > 0) throw errors[0];
   }
 
+  /** Same as `close()` (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -1,8 +1,4 @@
-/**
- * `BarMapper`: executes a MappingPlan with real syscalls. Each direct mapping is one {@link DirectResource}
- * (mmap → KVM slot → DMA map) whose attach, detach and move return their own undo; `map`, `move` and
- * `setDecode` compose those verbs on an undo stack, so any failure puts back exactly what the call changed.
- */
+/* BarMapper executes a MappingPlan with real syscalls (documented on the class). */
 import { hex } from '../errors.js';
 import type { HostMapping } from '../sys/syscalls.js';
 import type { KvmVm } from '../kvm/vm.js';
@@ -16,6 +12,7 @@ import { checkBarIndex, checkConstructorArguments, checkGuestAddress, checkPlanS
 import { replanBar } from '../plan/planner.js';
 import { hugePfnPlacement } from './huge-pfn.js';
 
+/** Options of the {@link BarMapper} constructor. */
 export interface BarMapperOptions {
   /** DMA-map each direct mapping at its GPA (for guests without a vIOMMU, so the device reaches peer BARs). */
   dmaMap?: boolean;
@@ -24,6 +21,7 @@ export interface BarMapperOptions {
    * modulo the block (see `hugePfnPlacement`). Default true.
    */
   hugePfnAlign?: boolean;
+  /** Receives every decision that changes the guest (also written to `NODE_DEBUG=vfio-bars`). A logger that throws is ignored. */
   logger?: MapperLogger;
 }
 
@@ -43,26 +41,35 @@ export interface MappedRegion {
 
 /** A mapped BAR, as a frozen snapshot taken when it was asked for. */
 export interface MappedBar {
+  /** BAR index, 0-5. */
   readonly index: number;
   /** The plan for this BAR as currently applied (GPAs included). */
   readonly planned: PlannedBar;
+  /** Where the guest currently has the BAR (undefined only for a plan without addresses). */
   readonly guestAddress: bigint | undefined;
   /** `direct`: placed where slots can be registered; `trapped`: mmaps kept, no slots (address not mappable). */
   readonly state: 'direct' | 'trapped';
   /** PCI COMMAND.MEM as last set by {@link BarMapper.setDecode}: false means no slots and no DMA maps. */
   readonly decode: boolean;
+  /** One per kept mmap, in the order of the planned (or suspended) mappings. */
   readonly regions: readonly MappedRegion[];
 }
 
+/** What {@link BarMapper.move} did with the BAR. */
 export interface MoveResult {
+  /** `'direct'`: slots registered at the new address; `'trapped'`: the address cannot be mapped, every access exits. */
   readonly state: 'direct' | 'trapped';
+  /** The decision in words, for logs; never parsed. */
   readonly reason: string;
 }
 
 /** A warning-level decision the mapper made (today: placements a move could not map directly). */
 export interface MapperWarning {
+  /** BAR index the warning is about. */
   readonly bar: number;
+  /** The plan's warning code (a {@link PlanWarningCode}, e.g. `'suspended'`), for programs. */
   readonly code: string;
+  /** The warning in words, for people. */
   readonly message: string;
 }
 
@@ -78,7 +85,12 @@ interface BarState {
 const MAX_WARNINGS = 256;
 
 /**
- * Maps a device's BARs into a KVM VM and keeps them there across guest BAR moves and decode changes.
+ * Maps a device's BARs into a KVM VM and keeps them there across guest BAR moves and decode changes: it
+ * executes a {@link MappingPlan} with real syscalls. Each direct mapping is one resource (mmap → KVM slot →
+ * DMA map) whose attach, detach and move return their own undo; `map`, `move` and `setDecode` compose
+ * those on an undo stack, so any failure puts back exactly what the call changed and throws one
+ * {@link MapError} naming the step, BAR, GPA and errno. The mmaps live as long as the BAR is mapped: moves
+ * and decode changes only re-register slots. Not thread-safe: use it on one thread (see the README, Threads).
  *
  * @example
  * using mapper = new BarMapper(device, vm, { dmaMap: true });
@@ -99,6 +111,7 @@ export class BarMapper implements Disposable {
   /**
    * @param device the open device whose regions are mmapped (and whose IOMMU gets the DMA maps).
    * @param vm the VM the slots go into.
+   * @param options DMA mapping, huge-PFN placement, logger.
    * @throws MapError `BAD_ARGUMENT` when the device, VM or options are not what they claim to be.
    */
   constructor(device: VfioDeviceHandle, vm: KvmVm, options: BarMapperOptions = {}) {
@@ -126,6 +139,8 @@ export class BarMapper implements Disposable {
    * the object is immutable and replaced, never changed, by `move`.
    *
    * @throws MapError `BAD_ARGUMENT` for an index that is not an integer 0-5; `DISPOSED` after dispose.
+   * @example
+   * const gpa = mapper.plannedBar(0)?.guestAddress;   // where the guest has BAR0 now
    */
   plannedBar(index: number): PlannedBar | undefined {
     this.#assertUsable('validate');
@@ -139,6 +154,9 @@ export class BarMapper implements Disposable {
    *
    * @throws MapError `BAD_PLAN`/`DUPLICATE_BAR`/`NO_GUEST_ADDRESS` for a plan it cannot apply,
    *   `ALREADY_MAPPED` for a BAR mapped earlier, the errno name of a failed mmap/slot/DMA map, `DISPOSED`.
+   * @example
+   * const plan = planBarMappings(device.describe(), { pageSize, barAddresses: { 0: 0xc000_0000n } });
+   * const [bar0] = mapper.map(plan);           // bar0.regions[i].slot, .host (the mmap)
    */
   map(plan: MappingPlan): MappedBar[] {
     this.#assertUsable('validate');
@@ -178,6 +196,9 @@ export class BarMapper implements Disposable {
    * the previous placement.
    *
    * @throws MapError `BAD_ARGUMENT`, `NOT_MAPPED`, `DISPOSED`, or step `move` with the failing call's errno.
+   * @example
+   * const { state, reason } = mapper.move(0, 0xd000_0000n);  // 'direct', or 'trapped' with the reason
+   * plan = replan(plan, 0, 0xd000_0000n);                     // keep your own copy of the plan in step
    */
   move(index: number, guestAddress: bigint): MoveResult {
     const bar = this.#barFor('move', index);
@@ -201,6 +222,8 @@ export class BarMapper implements Disposable {
    * restores them at the current placement (after any moves made meanwhile). Idempotent; all or nothing.
    *
    * @throws MapError `BAD_ARGUMENT`, `NOT_MAPPED`, `DISPOSED`, or step `decode` with the failing call's errno.
+   * @example
+   * vmm.onCommandWrite((command) => mapper.setDecode(0, (command & 0x2) !== 0)); // COMMAND.MEM
    */
   setDecode(index: number, enabled: boolean): void {
     const bar = this.#barFor('decode', index);
@@ -223,6 +246,8 @@ export class BarMapper implements Disposable {
    * closed first are already gone: only the mmaps (and DMA maps) are released then.
    *
    * @throws MapError `BAD_ARGUMENT`, `DISPOSED`, or step `unmap` with the first failure.
+   * @example
+   * mapper.unmap(2);   // hot-unplug of BAR2's function, or before closing the device
    */
   unmap(index: number): void {
     this.#assertUsable('unmap');
@@ -230,7 +255,11 @@ export class BarMapper implements Disposable {
     this.#unmap(index);
   }
 
-  /** Unmaps every BAR (newest index first); throws the first failure after trying them all. */
+  /**
+   * Unmaps every BAR (newest index first); throws the first failure after trying them all.
+   *
+   * @throws MapError `DISPOSED`, or step `unmap` with the first failure (the rest in `rollbackErrors`).
+   */
   unmapAll(): void {
     this.#assertUsable('unmap');
     this.#unmapAll();

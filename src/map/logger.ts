@@ -2,8 +2,11 @@ import { debuglog } from 'node:util';
 
 /** Where the mapper reports decisions that change the guest. */
 export interface MapperLogger {
+  /** Detail: each slot and mmap. */
   debug(message: string): void;
+  /** Decisions: a BAR mapped, moved, decode toggled. */
   info(message: string): void;
+  /** Something a user may not expect: a BAR left trapped, a huge-PFN misalignment. */
   warn(message: string): void;
 }
 

@@ -1,7 +1,4 @@
-/**
- * `planBarMappings`: a pure function of (device description, host page size, guest BAR addresses) that
- * decides, per BAR, the guest-visible size, where MSI-X appears, what to map directly and what to trap.
- */
+/* The planner's entry points (documented on planBarMappings and replan). */
 import type { DeviceDescription } from '../vfio/description.js';
 import { regionByIndex } from '../vfio/description.js';
 import type { MappingPlan, PlanOptions, PlannedBar, PlanWarning, SkipCode, SkippedBar } from './types.js';
@@ -20,7 +17,12 @@ export { replanBar, movedBar } from './replan-bar.js';
 const BAR_INDICES = [0, 1, 2, 3, 4, 5] as const;
 
 /**
- * Plans every BAR of `description` for a host with `options.pageSize` pages.
+ * Plans every BAR of `description` for a host with `options.pageSize` pages: a pure function of (device
+ * description, host page size, guest BAR addresses) that decides, per BAR, the guest-visible size (and the
+ * config-space `sizeMask`), where MSI-X appears, what to map directly and what to trap, each with a reason.
+ * No I/O: plan a captured description on any machine. Without `barAddresses` the plan is relative (no GPAs);
+ * the mapper needs addresses, so give them, or place BARs later with {@link replan}.
+ *
  * @throws PlanError: the description's defects (validateDescription's codes), bad options (`BAD_OPTIONS`,
  *   `BAD_PAGE_SIZE`, `BAD_MSIX_STRATEGY`, `NO_SUCH_BAR`, `BAD_GUEST_ADDRESS`), or placements the plan cannot
  *   represent (validatePlan's codes, e.g. `BAR_ABOVE_4G`, `BAR_WRAPS`, `BARS_OVERLAP`).

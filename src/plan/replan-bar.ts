@@ -27,7 +27,10 @@ const U64_LIMIT = 1n << 64n;
  * for (const m of moved.mappings) console.log(m.gpa); // 0x9000000000 + m.barOffset
  * ```
  */
-export function replanBar(bar: PlannedBar, pageSize: bigint, guestAddress: bigint): { bar: PlannedBar; warnings: readonly PlanWarning[] } {
+export function replanBar(bar: PlannedBar, pageSize: bigint, guestAddress: bigint): {
+  /** The BAR at its new address (GPAs filled, mappings suspended or restored). */ bar: PlannedBar;
+  /** Warnings about the new placement (e.g. `'suspended'`). */ warnings: readonly PlanWarning[];
+} {
   const page = validatePageSize(pageSize);
   if (typeof guestAddress !== 'bigint' || guestAddress < 0n || guestAddress >= U64_LIMIT) {
     throw new PlanError('BAD_GUEST_ADDRESS', `guest address for BAR${bar.index} must be a u64 bigint, got ` +

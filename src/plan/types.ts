@@ -1,10 +1,7 @@
-/**
- * `MappingPlan`: what the mapper must do for each BAR, and why. Plain data; `planToJSON` writes u64 as
- * `"0x..."` strings. Offsets are relative to the start of the BAR as the guest sees it (`barOffset`) or
- * to the start of the VFIO region in the device fd (`fileOffset`).
- */
+/* The plan's types: plain data (documented on MappingPlan). */
 import type { ByteRange } from '../util/byte-range.js';
 
+/** Access a direct mapping allows: `'read'` for a read-only region (writes exit as MMIO), else `'read-write'`. */
 export type Protection = 'read' | 'read-write';
 
 /** One direct mapping: mmap `size` bytes of the region at `fileOffset`, register them at `barOffset`. */
@@ -17,6 +14,7 @@ export interface DirectMapping {
   readonly size: bigint;
   /** Guest physical address (BAR base + barOffset), when the BAR's guest address is known. */
   readonly gpa?: bigint;
+  /** Access the mmap and the KVM slot allow (`'read'`: a read-only slot, writes exit as MMIO). */
   readonly prot: Protection;
   /** Why this mapping exists and has this size, e.g. `expanded 0x4000 -> 0x10000: sub-page BAR, page-aligned`. */
   readonly reason: string;
@@ -66,7 +64,9 @@ export type TrapCause =
 export interface TrappedRange {
   /** Offset in the guest BAR. */
   readonly barOffset: bigint;
+  /** Length in bytes. */
   readonly size: bigint;
+  /** What backs these bytes, i.e. how to serve an access (see {@link TrapKind}). */
   readonly kind: TrapKind;
   /**
    * `'device'`: VFIO-region offset of the byte at `barOffset` (forward an access at `off` to
@@ -75,6 +75,7 @@ export interface TrappedRange {
    * `barOffset` (equal to `barOffset` unless relocated). Absent for `'padding'`.
    */
   readonly fileOffset?: bigint;
+  /** Why the range is trapped (see {@link TrapCause}). */
   readonly cause: TrapCause;
   /** Human text, never parsed by code. */
   readonly reason: string;
@@ -88,9 +89,14 @@ export interface PlannedMsix {
   readonly pba?: ByteRange;
   /** True when the guest offsets differ from the device's (moved into a doubled BAR's upper half). */
   readonly relocated: boolean;
+  /** Human text explaining the placement, never parsed by code. */
   readonly reason: string;
 }
 
+/**
+ * The plan for one memory BAR: how big the guest sees it, which parts are mapped directly (`mappings`) and
+ * which are trapped (`trapped`), and why. `mappings` and `trapped` tile `[0, guestSize)` exactly.
+ */
 export interface PlannedBar {
   /** BAR / VFIO region index (0-5). */
   readonly index: number;
@@ -104,8 +110,11 @@ export interface PlannedBar {
   readonly guestAddress?: bigint;
   /** The BAR's config-space size mask as the guest must see it: ~(guestSize - 1), width of the BAR. */
   readonly sizeMask: bigint;
+  /** A 64-bit BAR (two config-space registers). */
   readonly is64Bit: boolean;
+  /** The prefetchable bit the guest sees, copied from the device. */
   readonly prefetchable: boolean;
+  /** Where the guest sees the MSI-X table and PBA of this BAR, when it holds them. */
   readonly msix?: PlannedMsix;
   /** Sorted by `barOffset`, non-overlapping. */
   readonly mappings: readonly DirectMapping[];
@@ -144,7 +153,9 @@ export type BarNoteCode =
 
 /** One BAR-level decision: a code for programs, a message for people. */
 export interface BarNote {
+  /** What the decision was about, for programs. */
   readonly code: BarNoteCode;
+  /** The decision in words, for people; never parsed. */
   readonly message: string;
 }
 
@@ -167,8 +178,11 @@ export type PlanWarningCode =
 
 /** A warning-level decision about BAR `bar` (something a user might expect to be mapped is trapped). */
 export interface PlanWarning {
+  /** The BAR index the warning is about. */
   readonly bar: number;
+  /** What the warning is about, for programs. */
   readonly code: PlanWarningCode;
+  /** The warning in words, for people; never parsed. */
   readonly message: string;
 }
 
@@ -177,13 +191,22 @@ export type SkipCode = 'upper-half' | 'io-bar' | 'no-region' | 'empty-region';
 
 /** A region 0-5 that produced no planned BAR. */
 export interface SkippedBar {
+  /** The region (BAR) index, 0-5. */
   readonly index: number;
+  /** Why no BAR was planned, for programs. */
   readonly code: SkipCode;
+  /** The same in words, for people; never parsed. */
   readonly reason: string;
 }
 
+/**
+ * How the planner keeps the MSI-X table and PBA trapped when their pages would cut a direct mapping:
+ * `'relocate'` doubles the guest BAR and moves them into a trapped upper half (the real BAR stays mapped);
+ * `'hole'` (QEMU's way) cuts their pages out of the mapping and traps them in place.
+ */
 export type MsixStrategy = 'relocate' | 'hole';
 
+/** Options of {@link planBarMappings}. */
 export interface PlanOptions {
   /** Host page size in bytes (a power of two, >= 4096). */
   readonly pageSize: number | bigint;
@@ -193,9 +216,17 @@ export interface PlanOptions {
   readonly msix?: MsixStrategy;
 }
 
+/**
+ * What the mapper must do for each BAR, and why: the output of {@link planBarMappings}. Plain data;
+ * {@link planToJSON} writes u64 as `"0x..."` strings. Offsets are relative to the start of the BAR as the
+ * guest sees it (`barOffset`) or to the start of the VFIO region in the device fd (`fileOffset`).
+ */
 export interface MappingPlan {
+  /** The host page size the plan was made for, in bytes. */
   readonly pageSize: bigint;
+  /** The MSI-X strategy the plan was made with. */
   readonly msixStrategy: MsixStrategy;
+  /** One entry per planned memory BAR, in index order. */
   readonly bars: readonly PlannedBar[];
   /** Warning-level decisions (a BAR or area left trapped that a user might expect to be mapped). */
   readonly warnings: readonly PlanWarning[];
@@ -208,7 +239,16 @@ export interface MappingPlan {
  * mapping is suspended in a mapper) or a trapped range (whose `kind` says how to serve it).
  * `barOffset` is the byte's offset in the guest BAR.
  */
-export type BarLocation = { readonly bar: PlannedBar; readonly barOffset: bigint } & (
-  | { readonly backing: 'mapped'; readonly mapping: DirectMapping }
-  | { readonly backing: 'trapped'; readonly range: TrappedRange }
+export type BarLocation = {
+  /** The BAR holding the byte. */ readonly bar: PlannedBar;
+  /** The byte's offset in the guest BAR. */ readonly barOffset: bigint;
+} & (
+  | {
+    /** A direct mapping backs the byte. */ readonly backing: 'mapped';
+    /** The mapping. */ readonly mapping: DirectMapping;
+  }
+  | {
+    /** A trapped range backs the byte: serve the access by `range.kind`. */ readonly backing: 'trapped';
+    /** The range. */ readonly range: TrappedRange;
+  }
 );

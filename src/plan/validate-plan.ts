@@ -20,7 +20,16 @@ import { U64_LIMIT, boolean, failWith, integer, list, oneOf, record, text, u64 }
 import { compareBigint } from '../util/compare.js';
 
 /** Bounds on list lengths: a BAR with 4,096 sparse areas has fewer mappings and trapped ranges than this. */
-export const PLAN_LIMITS = { bars: 6, ranges: 32_768, reasons: 32_768, reasonLength: 1 << 20 } as const;
+export const PLAN_LIMITS = {
+  /** Planned BARs per plan. */
+  bars: 6,
+  /** Direct mappings plus trapped ranges per BAR. */
+  ranges: 32_768,
+  /** Notes and warnings per plan. */
+  reasons: 32_768,
+  /** Characters of one reason or message. */
+  reasonLength: 1 << 20,
+} as const;
 
 const U32_LIMIT = 1n << 32n;
 const U32_MASK = U32_LIMIT - 1n;

@@ -138,7 +138,15 @@ class RealSyscalls implements Syscalls {
 
 let instance: Syscalls | undefined;
 
-/** The process-wide real `Syscalls`. */
+/**
+ * The process-wide real {@link Syscalls}: libc through koffi (errno read right after each failing call), and
+ * the N-API shim for mmap, munmap and KVM_SET_USER_MEMORY_REGION. libc and the shim load on first use, not here.
+ *
+ * @throws NativeShimError `NATIVE_MISSING` / `NATIVE_LOAD_FAILED` from the first mmap or slot call when
+ *   no prebuilt or locally built binary loads (the message says what to install).
+ * @example
+ * const pageSize = BigInt(realSyscalls().pageSize()); // 4096, 16384 or 65536
+ */
 export function realSyscalls(): Syscalls {
   instance ??= new RealSyscalls();
   return instance;

@@ -27,14 +27,30 @@ export interface SystemErrorDetails {
   fd?: number;
 }
 
-/** A failed system call, with errno read right after the call. */
+/**
+ * A failed system call, with errno read right after the call. Every method of {@link Syscalls} throws it;
+ * the library's layers wrap it in their own error (VfioError, KvmError, MapError) with it as `cause`.
+ *
+ * @example
+ * try {
+ *   realSyscalls().open('/dev/vfio/7', 2); // O_RDWR
+ * } catch (e) {
+ *   if (e instanceof SystemError && e.code === 'EBUSY') console.error(`${e.path} is open elsewhere`);
+ *   else throw e;
+ * }
+ */
 export class SystemError extends VfioBarsError {
   /** errno name, e.g. `'EINVAL'`. */
   readonly code: string;
+  /** The errno number, e.g. 22. */
   readonly errno: number;
+  /** The system call that failed, e.g. `'ioctl'`, `'mmap'`, `'open'`. */
   readonly syscall: string;
+  /** The ioctl request name, for ioctl(2) failures (e.g. `'VFIO_DEVICE_GET_REGION_INFO'`). */
   readonly ioctl: string | undefined;
+  /** The path, for open(2) and friends. */
   readonly path: string | undefined;
+  /** The file descriptor the call was made on, when there was one. */
   readonly fd: number | undefined;
 
   constructor(details: SystemErrorDetails, options?: ErrorOptions) {

@@ -16,12 +16,16 @@ function coreReg(byteOffset: number): bigint {
 
 /** struct user_pt_regs: x0..x30, sp, pc, pstate (u64 each) at the start of struct kvm_regs. */
 export const ARM64_CORE_REG = {
+  /** The id of general register x`n` (0-30); RangeError for any other `n`. */
   x: (n: number): bigint => {
     if (!Number.isInteger(n) || n < 0 || n > 30) throw new RangeError(`x${n} is not a general register`);
     return coreReg(n * 8);
   },
+  /** The id of SP (SP_EL0). */
   sp: coreReg(31 * 8),
+  /** The id of PC. */
   pc: coreReg(32 * 8),
+  /** The id of PSTATE. */
   pstate: coreReg(33 * 8),
 } as const;
 
@@ -79,9 +83,11 @@ export const KVM_DEV_ARM_VGIC = {
 
 /** Sizes of the vGIC frames in the guest's address space (GICv3 architecture). */
 export const ARM64_GIC_SIZE = {
+  /** The distributor: one 64 KiB frame. */
   distributor: 0x1_0000n,
   /** RD_base + SGI_base frames: 128 KiB per vCPU. */
   redistributorPerVcpu: 0x2_0000n,
+  /** The ITS: control + translation frames, 128 KiB. */
   its: 0x2_0000n,
 } as const;
 

@@ -60,11 +60,22 @@ export const KVM_IRQFD_FLAGS = { DEASSIGN: 1, RESAMPLE: 2 } as const;
 
 /** One routing entry: an MSI message, or an irqchip pin (which the VMM may own for its own devices). */
 export type KvmRoutingEntry =
+  /** An MSI route: KVM injects this message when the GSI fires. */
   | {
-    readonly gsi: number; readonly type: 'msi';
-    readonly addressLo: number; readonly addressHi: number; readonly data: number; readonly devid?: number;
+    /** The GSI the route serves. */ readonly gsi: number;
+    /** An MSI route. */ readonly type: 'msi';
+    /** Message Address, low dword. */ readonly addressLo: number;
+    /** Message Upper Address. */ readonly addressHi: number;
+    /** Message Data. */ readonly data: number;
+    /** arm64 ITS: the device id (sets KVM_MSI_VALID_DEVID); omit on x86. */ readonly devid?: number;
   }
-  | { readonly gsi: number; readonly type: 'irqchip'; readonly irqchip: number; readonly pin: number };
+  /** An irqchip pin route (the VMM's own, e.g. x86 PIC/IOAPIC pins). */
+  | {
+    /** The GSI the route serves. */ readonly gsi: number;
+    /** An irqchip route. */ readonly type: 'irqchip';
+    /** KVM_IRQCHIP_* (x86: PIC master 0, PIC slave 1, IOAPIC 2). */ readonly irqchip: number;
+    /** The pin on that irqchip. */ readonly pin: number;
+  };
 
 /** struct kvm_irq_routing with `entries.length` entries (the whole table KVM_SET_GSI_ROUTING replaces). */
 export function encodeIrqRouting(entries: readonly KvmRoutingEntry[]): Buffer {

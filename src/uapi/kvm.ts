@@ -96,7 +96,11 @@ export const KVM_EXIT = {
 } as const;
 
 /** `kvm_run.system_event.type` (KVM_EXIT_SYSTEM_EVENT): on arm64, PSCI SYSTEM_OFF / SYSTEM_RESET from the guest. */
-export const KVM_SYSTEM_EVENT = { SHUTDOWN: 1, RESET: 2, CRASH: 3 } as const;
+export const KVM_SYSTEM_EVENT = {
+  /** Power off (PSCI SYSTEM_OFF). */ SHUTDOWN: 1,
+  /** Reboot (PSCI SYSTEM_RESET). */ RESET: 2,
+  /** The guest reported a crash. */ CRASH: 3,
+} as const;
 
 /** struct kvm_userspace_memory_region. `memorySize` 0 deletes the slot. */
 export interface KvmUserspaceMemoryRegion {

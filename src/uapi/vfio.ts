@@ -53,7 +53,17 @@ export const VFIO_GROUP_FLAGS = { VIABLE: 1, CONTAINER_SET: 2 } as const;
 export const VFIO_DEVICE_FLAGS = {
   RESET: 1 << 0, PCI: 1 << 1, PLATFORM: 1 << 2, AMBA: 1 << 3, CCW: 1 << 4, AP: 1 << 5, FSL_MC: 1 << 6, CAPS: 1 << 7, CDX: 1 << 8,
 } as const;
-export const VFIO_REGION_FLAGS = { READ: 1, WRITE: 2, MMAP: 4, CAPS: 8 } as const;
+/** `vfio_region_info.flags` (VFIO_REGION_INFO_FLAG_*): what a region allows. */
+export const VFIO_REGION_FLAGS = {
+  /** The region can be read (pread). */
+  READ: 1,
+  /** The region can be written (pwrite). */
+  WRITE: 2,
+  /** The region can be mmapped: never mmap one without it. */
+  MMAP: 4,
+  /** The reply carries a capability chain (sparse areas, MSIX_MAPPABLE, type). */
+  CAPS: 8,
+} as const;
 export const VFIO_IRQ_FLAGS = { EVENTFD: 1, MASKABLE: 2, AUTOMASKED: 4, NORESIZE: 8 } as const;
 export const VFIO_DMA_MAP_FLAGS = { READ: 1, WRITE: 2 } as const;
 

@@ -1,7 +1,4 @@
-/**
- * `describeDevice`: everything the planner needs, read from an open VFIO device fd — device info,
- * every region (keyed by index, never by position), irqs, and config space (header, BARs, MSI-X).
- */
+/* Reading a DeviceDescription from a device fd (documented on describeDevice). */
 import {
   SIZEOF, VFIO_PCI_NUM_REGIONS, VFIO_PCI_REGION, decodeDeviceInfo, decodeIrqInfo, encodeDeviceInfo, encodeIrqInfo,
 } from '../uapi/vfio.js';
@@ -27,6 +24,20 @@ export const MAX_DEVICE_IRQS = 16;
 /** PCI allows at most 2048 MSI-X vectors (32 MSI, 1 INTx); a larger `count` is `IRQ_COUNT_ABSURD`. */
 export const MAX_IRQ_VECTORS = 2048;
 
+/**
+ * Reads everything the planner needs from an open VFIO device fd: device info, every region (keyed by index,
+ * never by position, with its capability chain), irqs, and config space (header, BARs, MSI-X). What
+ * `VfioDevice.describe()` calls; exported for VMMs that open device fds themselves.
+ *
+ * @param sys the kernel interface (`realSyscalls()`).
+ * @param deviceFd a VFIO device fd (from VFIO_GROUP_GET_DEVICE_FD or a bound /dev/vfio/devices/vfioN).
+ * @param bdf the PCI address, for messages and `description.bdf`.
+ * @throws VfioError with the failing ioctl's errno name, or a code for data it cannot trust: `TOO_MANY_REGIONS`,
+ *   `TOO_MANY_IRQS`, `IRQ_COUNT_ABSURD`, `ARGSZ_UNSTABLE`, `ARGSZ_TOO_LARGE`, `CONFIG_SHORT_READ`, `MSIX_BAD_BIR`,
+ *   `CAP_*` and `SPARSE_*` (see parseRegionCapabilities).
+ * @example
+ * const description = describeDevice(realSyscalls(), vmmDeviceFd, '0000:01:00.0');
+ */
 export function describeDevice(sys: Syscalls, deviceFd: number, bdf: string): DeviceDescription {
   const wrap = <T>(what: string, region: number | undefined, fn: () => T): T => {
     try {

@@ -1,14 +1,18 @@
-/**
- * DeviceDescription ⇄ JSON (u64 as `"0x..."` strings), so a description captured on one machine can be
- * planned on another (`vfio-bars plan --description FILE`). Input is validated: a malformed file is a
- * VfioError naming the JSON path, never a crash later in the planner.
- */
+/* DeviceDescription <-> JSON (documented on descriptionToJSON and descriptionFromJSON). */
 import { formatU64 } from '../uapi/u64.js';
 import { jsonFields } from '../json-fields.js';
 import type { BarRegister, ByteRange, DeviceDescription, IrqDescription, MsixDescription, PciConfigSummary, RegionCapability, RegionDescription } from './description.js';
 import { DESCRIPTION_LIMITS, MAX_MSIX_VECTORS } from './description-limits.js';
 import { VfioError } from './errors.js';
 
+/**
+ * A DeviceDescription as JSON-ready data (u64 as `"0x..."` strings), so a description captured on one
+ * machine can be planned on another (`vfio-bars plan --description FILE`). Read it back with
+ * {@link descriptionFromJSON}. Does not validate: it writes what it is given.
+ *
+ * @example
+ * writeFileSync('nvme.json', JSON.stringify(descriptionToJSON(device.describe()), null, 2));
+ */
 export function descriptionToJSON(d: DeviceDescription): unknown {
   return {
     bdf: d.bdf,

@@ -3,13 +3,19 @@
  * capture stays cheap to read and plan. Shared by descriptionFromJSON and the planner's validateDescription.
  */
 export const DESCRIPTION_LIMITS = {
+  /** Regions per description. */
   regions: 256,
+  /** Interrupt indexes per description. */
   irqs: 256,
+  /** BAR registers (PCI has six). */
   bars: 6,
+  /** Capabilities per region chain. */
   capabilities: 64,
   /** A 64 KiB region-info reply holds at most 4,093 sparse areas. */
   sparseAreas: 4096,
+  /** Entries of the config-space capability list. */
   configCapabilities: 256,
+  /** Characters of `bdf`. */
   bdfLength: 256,
   /** Hex text of an unknown capability's body (a 64 KiB reply at most). */
   capabilityData: 128 * 1024,

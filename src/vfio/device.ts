@@ -1,10 +1,4 @@
-/**
- * `VfioDevice`: an open VFIO PCI device, by any of the kernel's paths —
- * iommufd + cdev (Linux 6.6+), a type1/type1v2 container, or a no-IOMMU container — and the fds that
- * hold it open. Devices of one VM share an {@link IommuContext} (one container or IOAS, groups opened once);
- * a device opened without one gets a private context that closes with it. A failure half-way releases
- * exactly what was acquired, newest first.
- */
+/* VfioDevice: an open VFIO PCI device (documented on the class). */
 import type { Syscalls } from '../sys/syscalls.js';
 import { O_FLAGS } from '../sys/syscalls.js';
 import { SystemError } from '../sys/system-error.js';
@@ -23,12 +17,14 @@ import { isKvmVfioFileRegistry, type KvmVfioFileRegistry } from './kvm-file-regi
 
 export type { IommuMode } from './iommu-context.js';
 
+/** Options of {@link VfioDevice.open}. */
 export interface VfioOpenOptions extends SysfsOptions {
   /**
    * Which kernel path to use for a private context. `'auto'` (default): iommufd, then type1v2, then type1,
    * then noiommu. With `context` it must be absent or equal to the context's own request.
    */
   iommu?: IommuRequest;
+  /** The kernel interface; default `realSyscalls()` (pass a wrapper to log or inject faults). */
   syscalls?: Syscalls;
   /**
    * The VM's shared IOMMU context: the device joins its container (its group opened once and shared) or
@@ -49,6 +45,20 @@ interface Opened {
   reason: string;
 }
 
+/**
+ * `VfioDevice`: an open VFIO PCI device, by any of the kernel's paths —
+ * iommufd + cdev (Linux 6.6+), a type1/type1v2 container, or a no-IOMMU container — and the fds that
+ * hold it open. Devices of one VM share an {@link IommuContext} (one container or IOAS, groups opened once);
+ * a device opened without one gets a private context that closes with it. A failure half-way releases
+ * exactly what was acquired, newest first.
+ *
+ * Implements {@link VfioDeviceHandle}, the contract {@link BarMapper} and {@link PassthroughDevice} use.
+ *
+ * @example
+ * using device = VfioDevice.open('0000:01:00.0', { iommu: 'auto' });
+ * const description = device.describe();
+ * console.log(device.iommuMode, device.iommuReason);
+ */
 export class VfioDevice implements VfioDeviceHandle, Disposable {
   readonly bdf: string;
   readonly fd: number;
@@ -121,6 +131,7 @@ export class VfioDevice implements VfioDeviceHandle, Disposable {
     this.#owned.unwind();
   }
 
+  /** Same as `close()` (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }

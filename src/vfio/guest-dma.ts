@@ -7,13 +7,18 @@ import { VfioError } from './errors.js';
 
 const U64_LIMIT = 1n << 64n;
 
+/** What device DMA may do to a guest RAM range: read it only, or read and write it. */
 export type DmaProtection = 'read' | 'read-write';
 
 /** One guest RAM range as the IOMMU sees it: device DMA to `iova` reaches host memory at `hostAddress`. */
 export interface GuestDmaMapping {
+  /** IO virtual address the device uses (the guest physical address when there is no vIOMMU). */
   readonly iova: bigint;
+  /** Host virtual address of the VMM's mapping of that RAM. */
   readonly hostAddress: bigint;
+  /** Length in bytes, a page multiple. */
   readonly size: bigint;
+  /** What device DMA may do to it. */
   readonly prot: DmaProtection;
 }
 

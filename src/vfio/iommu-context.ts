@@ -1,15 +1,4 @@
-/**
- * `IommuContext`: one IOMMU address space shared by every VFIO device of a VM — a legacy container
- * (type1, type1v2 or noiommu) or an iommufd with one IOAS — opened once. Devices attach to it
- * (`VfioDevice.open(bdf, { context })`), IOMMU groups are opened once per context and shared, and guest RAM
- * is DMA-mapped once for all devices (`mapGuestMemory`).
- *
- * Ownership (reference counted): the code that opens a context holds one reference and gives it back with
- * `close()` (or `using`); each attached device holds one until it closes. The fds, the groups and the DMA
- * mappings are released when the last reference goes, whichever order they go in: closing the last device
- * keeps a context the VMM still holds; closing the context while devices are open keeps it alive for them
- * (no new device or mapping can be added through it then) and releases it with the last of them.
- */
+/* IommuContext: one IOMMU address space shared by a VM's devices (documented on the class). */
 import {
   VFIO_API_VERSION, VFIO_EXTENSION, VFIO_GROUP_FLAGS, decodeAttachIommufdPt, decodeGroupStatus, decodeIoasAlloc,
   encodeAttachIommufdPt, encodeBindIommufd, encodeGroupStatus, encodeIoasAlloc,
@@ -35,9 +24,11 @@ const REQUESTS: readonly string[] = ['auto', 'type1', 'noiommu', 'iommufd'];
 /** What a caller asks for. `'auto'`: iommufd when the kernel has it (Linux 6.6+ cdev), else a legacy container. */
 export type IommuRequest = 'auto' | 'type1' | 'noiommu' | 'iommufd';
 
+/** Options of {@link IommuContext.open}. */
 export interface IommuContextOptions extends SysfsOptions {
   /** Default `'auto'`: iommufd when `/dev/iommu` and `/dev/vfio/devices` exist, else a legacy container. */
   iommu?: IommuRequest;
+  /** The kernel interface; default `realSyscalls()` (pass a wrapper to log or inject faults). */
   syscalls?: Syscalls;
 }
 
@@ -70,13 +61,30 @@ const MAX_GUEST_MAPPINGS = 65_536;
 let internalsOf: (context: IommuContext) => ContextInternals;
 let openWith: (cdevPresent: boolean | undefined, request: IommuRequest, options: IommuContextOptions) => IommuContext;
 
-/** One IOMMU address space (container or iommufd IOAS) shared by the VFIO devices of a VM. */
+/**
+ * One IOMMU address space shared by every VFIO device of a VM — a legacy container (type1, type1v2 or
+ * noiommu) or an iommufd with one IOAS — opened once. Devices attach to it (`VfioDevice.open(bdf, { context })`),
+ * IOMMU groups are opened once per context and shared (two functions of one group can be open together), and
+ * guest RAM is DMA-mapped once for all devices (`mapGuestMemory`).
+ *
+ * Ownership (reference counted): the code that opens a context holds one reference and gives it back with
+ * `close()` (or `using`); each attached device holds one until it closes. The fds, the groups and the DMA
+ * mappings are released when the last reference goes, whichever order they go in: closing the last device
+ * keeps a context the VMM still holds; closing the context while devices are open keeps it alive for them
+ * (no new device or mapping can be added through it then) and releases it with the last of them.
+ *
+ * @example
+ * using context = IommuContext.open({ iommu: 'auto' });
+ * using nic = VfioDevice.open('0000:01:00.0', { context });
+ * context.mapGuestMemory(0n, ramHostAddress, ramSize, 'read-write');
+ */
 export class IommuContext implements Disposable {
   static {
     internalsOf = (context) => context.#internals();
     openWith = (cdevPresent, request, options) => IommuContext.#openWith(cdevPresent, request, options);
   }
 
+  /** The kernel interface this context (and the devices attached to it) uses. */
   readonly syscalls: Syscalls;
   /** `'container'` (legacy VFIO container: type1/type1v2/noiommu) or `'iommufd'` (an IOAS in /dev/iommu). */
   readonly backend: 'container' | 'iommufd';
@@ -228,6 +236,7 @@ export class IommuContext implements Disposable {
     this.#releaseIfUnused();
   }
 
+  /** Same as `close()`: gives back the opener's reference (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -11,7 +11,12 @@ import { SystemError } from '../sys/system-error.js';
 
 /** Why BAR (MMIO) ranges cannot be DMA-mapped through this IOMMU address space; see `DmaMapper`. */
 export interface MmioDmaUnsupported {
+  /**
+   * `'IOMMUFD_NO_DMABUF_EXPORT'`: the kernel cannot export BARs as dma-bufs; `'IOMMUFD_DMABUF_NOT_USED'`: it
+   * can, this library does not use it yet.
+   */
   readonly code: 'IOMMUFD_NO_DMABUF_EXPORT' | 'IOMMUFD_DMABUF_NOT_USED';
+  /** The same in words, logged once by the mapper. */
   readonly message: string;
 }
 

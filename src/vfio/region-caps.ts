@@ -1,9 +1,4 @@
-/**
- * Parser for the capability chain that VFIO_DEVICE_GET_REGION_INFO appends to `vfio_region_info`.
- * The bytes come from the kernel (or a variant driver) and are treated as untrusted: every offset is
- * bounds-checked, the walk is loop-proof and bounded, counts are checked against the space they claim,
- * and each defect is a VfioError naming the region — never a hang, a RangeError or a crash.
- */
+/* The region-info capability-chain parser (documented on parseRegionCapabilities). */
 import {
   SIZEOF, VFIO_INFO_CAP_HEADER, VFIO_REGION_CAP, VFIO_REGION_INFO_CAP_SPARSE_MMAP, VFIO_REGION_INFO_CAP_TYPE,
   VFIO_REGION_SPARSE_MMAP_AREA,
@@ -30,6 +25,22 @@ export interface CapChainInput {
   readonly regionSize: bigint;
 }
 
+/**
+ * Parses the capability chain that VFIO_DEVICE_GET_REGION_INFO appends to `vfio_region_info`. The bytes come
+ * from the kernel (or a variant driver) and are treated as untrusted: every offset is bounds-checked, the walk
+ * is loop-proof and bounded (64 capabilities), counts are checked against the space they claim, and each defect
+ * is a VfioError naming the region — never a hang, a RangeError or a crash. Exported for VMMs that query
+ * regions themselves and for fuzzing.
+ *
+ * @param input the reply buffer, its `argsz`, the `cap_offset` field, and the region's index and size.
+ * @returns the capabilities in chain order (unknown ids kept as `kind: 'unknown'` with their bytes).
+ * @throws VfioError with `region` set and code `CAP_OFFSET_MISSING`, `CAP_CHAIN_TOO_LONG`, `CAP_CHAIN_LOOP`,
+ *   `CAP_OUT_OF_BOUNDS`, `CAP_MISALIGNED`, `CAP_TRUNCATED`, `SPARSE_TOO_MANY_AREAS`, `SPARSE_AREA_OUTSIDE_REGION`
+ *   or `SPARSE_AREAS_OVERLAP`.
+ * @example
+ * const caps = parseRegionCapabilities({ buffer: reply, argsz: reply.readUInt32LE(0), capOffset, regionIndex: 0, regionSize });
+ * const sparse = caps.find((c) => c.kind === 'sparse-mmap');
+ */
 export function parseRegionCapabilities(input: CapChainInput): RegionCapability[] {
   const limit = Math.min(input.argsz, input.buffer.length);
   const fail = (code: string, what: string): never => {
