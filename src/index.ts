@@ -48,7 +48,14 @@ export { planBarMappings, replan } from './plan/planner.js';
 export { replanBar } from './plan/replan-bar.js';
 export { locateInBar, locateGpa } from './plan/locate.js';
 export { checkPlanInvariants } from './plan/invariants.js';
-export { validateDescription, validatePlan, validateBarPlacement, planViolations, DESCRIPTION_LIMITS, PLAN_LIMITS } from './plan/validate.js';
+export {
+  validateDescription,
+  validatePlan,
+  validateBarPlacement,
+  planViolations,
+  DESCRIPTION_LIMITS,
+  PLAN_LIMITS,
+} from './plan/validate.js';
 export { planToJSON, planFromJSON } from './plan/json.js';
 
 // kvm: VM, slots, vCPU probe
@@ -65,7 +72,14 @@ export { initArm64Vcpu, setArm64BootRegisters, type Arm64VcpuFeatures, type Arm6
 export { ARM64_CORE_REG, ARM64_GIC_SIZE, KVM_SYSTEM_EVENT } from './uapi/index.js';
 
 // map: executing plans
-export { BarMapper, type BarMapperOptions, type MappedBar, type MappedRegion, type MapperWarning, type MoveResult } from './map/bar-mapper.js';
+export {
+  BarMapper,
+  type BarMapperOptions,
+  type MappedBar,
+  type MappedRegion,
+  type MapperWarning,
+  type MoveResult,
+} from './map/bar-mapper.js';
 export { hugePfnAlignment, hugePfnBlock, hugePfnPlacement, type HugePfnPlacement } from './map/huge-pfn.js';
 export { MapError, type MapErrorDetails, type MapStep } from './map/errors.js';
 export type { MapperLogger } from './map/logger.js';

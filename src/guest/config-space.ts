@@ -102,7 +102,9 @@ export class VirtualConfigSpace {
   constructor(options: VirtualConfigSpaceOptions) {
     this.#o = options;
     this.#size = Number(options.region.regionSize(CONFIG_REGION) ?? 0n);
-    if (this.#size < 0x40) throw new GuestError(`${options.bdf}: config region of ${this.#size} bytes`, { code: 'NO_CONFIG_SPACE', bdf: options.bdf });
+    if (this.#size < 0x40) {
+      throw new GuestError(`${options.bdf}: config region of ${this.#size} bytes`, { code: 'NO_CONFIG_SPACE', bdf: options.bdf });
+    }
     this.#memoryDecode = (options.region.read(CONFIG_REGION, BigInt(PCI_COMMAND), 2) & COMMAND_MEMORY) !== 0;
     this.#emulateBars();
     this.#registers.set(ROM_BAR, { mask: ALL_ONES, read: () => 0, write: () => undefined });
@@ -142,7 +144,9 @@ export class VirtualConfigSpace {
   configWrite(offset: number, size: 1 | 2 | 4, value: number): void {
     this.#check(offset, size);
     const valueMask = size === 4 ? ALL_ONES : (1 << (size * 8)) - 1;
-    if (!Number.isInteger(value) || value < 0 || value > valueMask) throw new RangeError(`config write value ${value} does not fit ${size} bytes`);
+    if (!Number.isInteger(value) || value < 0 || value > valueMask) {
+      throw new RangeError(`config write value ${value} does not fit ${size} bytes`);
+    }
     if (offset + size > this.#size || this.#inHiddenCap(offset)) return;
     const aligned = offset & ~3;
     const shift = (offset - aligned) * 8;
@@ -161,7 +165,10 @@ export class VirtualConfigSpace {
   // ---- BARs ---------------------------------------------------------------------------------------
 
   #emulateBars(): void {
-    for (let index = 0; index < 6; index++) this.#registers.set(BAR0 + index * 4, { mask: ALL_ONES, read: () => 0, write: () => undefined });
+    for (let index = 0; index < 6; index++) this.#registers.set(
+      BAR0 + index * 4,
+      { mask: ALL_ONES, read: () => 0, write: () => undefined },
+    );
     for (const index of this.#o.bars) {
       const bar = this.#o.host.plannedBar(index);
       if (!bar) continue;

@@ -90,7 +90,9 @@ export class GsiRouter {
   #checkVmmRoutes(routes: readonly KvmRoutingEntry[]): KvmRoutingEntry[] {
     const { first, count } = this.#grant;
     for (const r of routes) {
-      if (r.gsi >= first && r.gsi < first + count) throw new GuestError(`VMM route for GSI ${r.gsi} lies in the granted range`, { code: 'BAD_GSI_RANGE', gsi: r.gsi });
+      if (r.gsi >= first && r.gsi < first + count) {
+        throw new GuestError(`VMM route for GSI ${r.gsi} lies in the granted range`, { code: 'BAD_GSI_RANGE', gsi: r.gsi });
+      }
     }
     return [...routes];
   }

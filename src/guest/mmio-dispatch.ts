@@ -99,7 +99,10 @@ export class MmioDispatcher {
    */
   handleMmio(gpa: bigint, data: Uint8Array, isWrite: boolean): boolean {
     if (typeof gpa !== 'bigint' || !(data instanceof Uint8Array) || data.length === 0 || data.length > 8 || typeof isWrite !== 'boolean') {
-      throw new GuestError(`${this.#bdf}: MMIO access needs a bigint gpa, 1-8 data bytes and a boolean isWrite`, { code: 'BAD_ARGUMENT', bdf: this.#bdf });
+      throw new GuestError(
+        `${this.#bdf}: MMIO access needs a bigint gpa, 1-8 data bytes and a boolean isWrite`,
+        { code: 'BAD_ARGUMENT', bdf: this.#bdf },
+      );
     }
     const bars = this.#bars;
     for (let b = 0; b < bars.length; b++) {
@@ -108,7 +111,9 @@ export class MmioDispatcher {
       const offset = Number(gpa - bar.base);
       const p = findPiece(bar, offset);
       // The common case: one device piece holds the whole access. One bigint for the fd offset, one syscall.
-      if (bar.kinds[p] === KIND.device && offset + data.length <= bar.ends[p]!) this.#deviceAt(bar.index, gpa - bar.deltas[p]!, data, isWrite);
+      if (bar.kinds[p] === KIND.device && offset + data.length <= bar.ends[p]!) {
+        this.#deviceAt(bar.index, gpa - bar.deltas[p]!, data, isWrite);
+      }
       else this.#access(bar, offset, data, isWrite);
       return true;
     }
@@ -192,7 +197,12 @@ function findPiece(bar: CompiledBar, offset: number): number {
 
 /** Flattens a placed BAR's pieces into arrays; an uncovered gap (a plan defect) is treated as padding. */
 export function compileBar(bar: PlannedBar, bdf = '', regionOffset = bar.regionOffset): CompiledBar {
-  if (bar.guestSize > MAX_SAFE) throw new GuestError(`${bdf}: BAR${bar.index} of ${hex(bar.guestSize)} bytes is too large to dispatch`, { code: 'BAR_TOO_LARGE', bdf, bar: bar.index });
+  if (bar.guestSize > MAX_SAFE) {
+    throw new GuestError(
+      `${bdf}: BAR${bar.index} of ${hex(bar.guestSize)} bytes is too large to dispatch`,
+      { code: 'BAR_TOO_LARGE', bdf, bar: bar.index },
+    );
+  }
   const starts: number[] = [];
   const ends: number[] = [];
   const kinds: number[] = [];

@@ -3,7 +3,14 @@ import { constants } from 'node:os';
 import { EFD_FLAGS, type Syscalls } from '../sys/syscalls.js';
 import { SystemError } from '../sys/system-error.js';
 import { ErrorCollector } from '../util/error-collector.js';
-import { KVM_IRQFD_FLAGS, VFIO_PCI_IRQ, encodeIrqSetDisable, encodeIrqSetEventfds, encodeIrqfd, type KvmRoutingEntry } from '../uapi/index.js';
+import {
+  KVM_IRQFD_FLAGS,
+  VFIO_PCI_IRQ,
+  encodeIrqSetDisable,
+  encodeIrqSetEventfds,
+  encodeIrqfd,
+  type KvmRoutingEntry,
+} from '../uapi/index.js';
 import { UndoStack } from '../util/undo-stack.js';
 import type { RegionAccess } from '../vfio/region-access.js';
 import { GuestError } from './errors.js';
@@ -241,7 +248,13 @@ export class MsixInterrupts implements MsixAccess {
     this.#count = 0;
     this.shadow.enabled = false;
     for (let v = 0; v < this.shadow.vectors; v++) this.shadow.setPending(v, false);
-    if (steps.errors.length > 0) throw GuestError.wrap(steps.errors[0], `${this.#o.bdf}: releasing MSI-X`, { bdf: this.#o.bdf, rollbackErrors: steps.errors.slice(1) });
+    if (steps.errors.length > 0) {
+      throw GuestError.wrap(
+        steps.errors[0],
+        `${this.#o.bdf}: releasing MSI-X`,
+        { bdf: this.#o.bdf, rollbackErrors: steps.errors.slice(1) },
+      );
+    }
   }
 
   /** Enables vectors [0, count) in VFIO with one eventfd each (NORESIZE: disable, then re-enable all). */
@@ -262,7 +275,8 @@ export class MsixInterrupts implements MsixAccess {
       this.#vfioOn(all, `re-enabling ${count} MSI-X vectors`, undo);
     } else {
       this.#setIrqs(encodeIrqSetEventfds(VFIO_PCI_IRQ.MSIX, old, all.slice(old)), `adding MSI-X vectors ${old}-${count - 1}`);
-      undo.push(() => this.#setIrqs(encodeIrqSetEventfds(VFIO_PCI_IRQ.MSIX, old, all.slice(old).map(() => NO_FD)), 'undo: removing MSI-X vectors'));
+      const noFds = all.slice(old).map(() => NO_FD);
+      undo.push(() => this.#setIrqs(encodeIrqSetEventfds(VFIO_PCI_IRQ.MSIX, old, noFds), 'undo: removing MSI-X vectors'));
     }
     this.#count = count;
     undo.push(() => { this.#count = old; });
@@ -346,7 +360,14 @@ export class MsixInterrupts implements MsixAccess {
     const gsi = this.#gsis!.first + vector;
     const previous = delivery.router.route(gsi);
     const m = this.shadow.message(vector);
-    const entry: KvmRoutingEntry = { gsi, type: 'msi', addressLo: m.addressLo, addressHi: m.addressHi, data: m.data, ...(delivery.devid !== undefined && { devid: delivery.devid }) };
+    const entry: KvmRoutingEntry = {
+      gsi,
+      type: 'msi',
+      addressLo: m.addressLo,
+      addressHi: m.addressHi,
+      data: m.data,
+      ...(delivery.devid !== undefined && { devid: delivery.devid })
+    };
     delivery.router.setRoute(gsi, entry);
     undo.push(() => delivery.router.setRoute(gsi, previous));
   }
@@ -359,7 +380,11 @@ export class MsixInterrupts implements MsixAccess {
     try {
       this.#o.syscalls.ioctl(delivery.vmFd, 'KVM_IRQFD', args);
     } catch (error) {
-      throw GuestError.wrap(error, `${this.#o.bdf}: KVM_IRQFD ${deassign ? 'deassign' : 'assign'} vector ${vector} gsi ${gsi}`, { bdf: this.#o.bdf, vector, gsi });
+      throw GuestError.wrap(
+        error,
+        `${this.#o.bdf}: KVM_IRQFD ${deassign ? 'deassign' : 'assign'} vector ${vector} gsi ${gsi}`,
+        { bdf: this.#o.bdf, vector, gsi },
+      );
     }
   }
 

@@ -129,7 +129,9 @@ export class MsixTableShadow {
   }
 
   #checkVector(vector: number): number {
-    if (!Number.isInteger(vector) || vector < 0 || vector >= this.vectors) throw new RangeError(`MSI-X vector ${vector} is not 0-${this.vectors - 1}`);
+    if (!Number.isInteger(vector) || vector < 0 || vector >= this.vectors) {
+      throw new RangeError(`MSI-X vector ${vector} is not 0-${this.vectors - 1}`);
+    }
     return vector;
   }
 }

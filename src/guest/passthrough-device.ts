@@ -188,7 +188,13 @@ export class PassthroughDevice implements Disposable {
   }
 }
 
-function msixFor(device: VfioDeviceHandle, description: DeviceDescription, region: RegionAccess, vm: GuestVm | undefined, interrupts: InterruptOptions | undefined): MsixInterrupts {
+function msixFor(
+  device: VfioDeviceHandle,
+  description: DeviceDescription,
+  region: RegionAccess,
+  vm: GuestVm | undefined,
+  interrupts: InterruptOptions | undefined,
+): MsixInterrupts {
   const msix = description.msix!;
   const info = description.irqs.find((i) => i.index === VFIO_PCI_IRQ.MSIX);
   return new MsixInterrupts({
@@ -207,6 +213,8 @@ function delivery(vm: GuestVm | undefined, interrupts: InterruptOptions | undefi
   if (!interrupts) return { mode: 'callback', onVector: () => undefined };
   if (interrupts.mode === 'callback') return interrupts;
   if (!vm) throw new RangeError('irqfd delivery needs the VM');
-  const router = 'router' in interrupts ? interrupts.router : new GsiRouter(vm, { grant: interrupts.gsis, ...(interrupts.vmmRoutes && { vmmRoutes: interrupts.vmmRoutes }) });
+  const router = 'router' in interrupts
+    ? interrupts.router
+    : new GsiRouter(vm, { grant: interrupts.gsis, ...(interrupts.vmmRoutes && { vmmRoutes: interrupts.vmmRoutes }) });
   return { mode: 'irqfd', vmFd: vm.fd, router, ...(interrupts.devid !== undefined && { devid: interrupts.devid }) };
 }

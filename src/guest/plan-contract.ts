@@ -30,7 +30,12 @@ export type BarPiece =
 /** The BAR's pieces, sorted and covering [0, guestSize): direct mappings and kinded trapped ranges. */
 export function barPieces(bar: PlannedBar): BarPiece[] {
   const pieces: BarPiece[] = [];
-  for (const mapping of bar.mappings) pieces.push({ start: mapping.barOffset, end: mapping.barOffset + mapping.size, backing: 'mapped', mapping });
+  for (const mapping of bar.mappings) pieces.push({
+    start: mapping.barOffset,
+    end: mapping.barOffset + mapping.size,
+    backing: 'mapped',
+    mapping,
+  });
   for (const range of bar.trapped) pieces.push({ start: range.barOffset, end: range.barOffset + range.size, backing: 'trapped', range });
   return pieces.sort(byBigint((p) => p.start));
 }

@@ -61,6 +61,18 @@ export class KvmError extends VfioBarsError {
   static fromSlotFailure(cause: unknown, slot: number, gpa: bigint, size: bigint, hva: bigint): unknown {
     if (!(cause instanceof SystemError)) return cause;
     const message = `KVM_SET_USER_MEMORY_REGION slot ${slot} gpa ${hex(gpa)} size ${hex(size)} hva ${hex(hva)}: ${cause.code}`;
-    return new KvmError(message, { code: cause.code, errno: cause.errno, ioctl: 'KVM_SET_USER_MEMORY_REGION', slot, guestPhysAddr: gpa, memorySize: size, userspaceAddr: hva }, { cause });
+    return new KvmError(
+      message,
+      {
+        code: cause.code,
+        errno: cause.errno,
+        ioctl: 'KVM_SET_USER_MEMORY_REGION',
+        slot,
+        guestPhysAddr: gpa,
+        memorySize: size,
+        userspaceAddr: hva,
+      },
+      { cause },
+    );
   }
 }

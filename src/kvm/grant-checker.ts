@@ -50,7 +50,8 @@ export class GrantChecker {
     if (answer === 'in-use-or-invalid') answer = this.#ask(id, 0n);
     if (answer === 'in-use-or-invalid') {
       throw new KvmError(`KVM memory slot ${id} of the grant is in use by the VMM: the grant overlaps its slots (left untouched)`, {
-        code: 'SLOT_IN_USE', slot: id, ioctl: 'KVM_SET_USER_MEMORY_REGION', guestPhysAddr: region.guestPhysAddr, memorySize: region.memorySize,
+        code: 'SLOT_IN_USE', slot: id, ioctl: 'KVM_SET_USER_MEMORY_REGION', guestPhysAddr: region.guestPhysAddr,
+        memorySize: region.memorySize,
       });
     }
     this.#verified.add(id);

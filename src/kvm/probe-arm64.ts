@@ -35,7 +35,12 @@ export function initArm64(sys: Syscalls, vmFd: number, vcpuFd: number): void {
  * Sets pc, x0 (address to read) and x2 (report address). KVM_SET_ONE_REG takes the *host address* of
  * the value, so values go through `scratch`, a u64 inside guest-probe memory we own (never a JS Buffer).
  */
-export function setArm64Registers(sys: Syscalls, vcpuFd: number, scratch: { address: bigint; view: DataView; offset: number }, values: { pc: bigint; x0: bigint; x2: bigint }): void {
+export function setArm64Registers(
+  sys: Syscalls,
+  vcpuFd: number,
+  scratch: { address: bigint; view: DataView; offset: number },
+  values: { pc: bigint; x0: bigint; x2: bigint },
+): void {
   const set = (id: bigint, value: bigint): void => {
     scratch.view.setBigUint64(scratch.offset, value, true);
     sys.ioctl(vcpuFd, 'KVM_SET_ONE_REG', encodeOneReg(id, scratch.address + BigInt(scratch.offset)));

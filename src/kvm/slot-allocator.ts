@@ -41,7 +41,9 @@ export class SlotAllocator {
 
   /** Returns an id obtained from `allocate`. */
   release(id: number): void {
-    if (!Number.isInteger(id) || id < this.#first || id >= this.#first + this.#nextUnused) throw new RangeError(`slot id ${id} was never allocated`);
+    if (!Number.isInteger(id) || id < this.#first || id >= this.#first + this.#nextUnused) {
+      throw new RangeError(`slot id ${id} was never allocated`);
+    }
     this.#released.push(id);
     this.#inUse--;
   }

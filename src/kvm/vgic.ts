@@ -53,7 +53,9 @@ export class Arm64Gic implements Disposable {
    */
   static create(vm: KvmVm, layout: Arm64GicLayout): Arm64Gic {
     for (const [name, base] of Object.entries(layout) as [string, bigint | undefined][]) {
-      if (base !== undefined && (base < 0n || base % FRAME_ALIGN !== 0n)) throw new RangeError(`GIC ${name} base ${hex(base)} is not 64 KiB aligned`);
+      if (base !== undefined && (base < 0n || base % FRAME_ALIGN !== 0n)) {
+        throw new RangeError(`GIC ${name} base ${hex(base)} is not 64 KiB aligned`);
+      }
     }
     const undo = new UndoStack();
     try {
@@ -101,7 +103,11 @@ export class Arm64Gic implements Disposable {
       this.#vm.syscalls.ioctl(this.#vm.fd, 'KVM_IRQ_LINE', arg);
     } catch (error) {
       if (!(error instanceof SystemError)) throw error;
-      throw new KvmError(`KVM_IRQ_LINE SPI ${spi} level ${level ? 1 : 0}: ${error.code}`, { code: error.code, errno: error.errno, ioctl: 'KVM_IRQ_LINE' }, { cause: error });
+      throw new KvmError(
+        `KVM_IRQ_LINE SPI ${spi} level ${level ? 1 : 0}: ${error.code}`,
+        { code: error.code, errno: error.errno, ioctl: 'KVM_IRQ_LINE' },
+        { cause: error },
+      );
     }
   }
 

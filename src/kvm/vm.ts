@@ -191,7 +191,8 @@ export class KvmVm implements Disposable {
     checkRegion(region);
     const id = this.#ids.allocate();
     if (id === undefined) {
-      throw new KvmError(`no free KVM memory slot (all ${this.slotRange.count} in use) for gpa ${hex(region.guestPhysAddr)} size ${hex(region.memorySize)}`, {
+      const where = `gpa ${hex(region.guestPhysAddr)} size ${hex(region.memorySize)}`;
+      throw new KvmError(`no free KVM memory slot (all ${this.slotRange.count} in use) for ${where}`, {
         code: 'SLOTS_EXHAUSTED', guestPhysAddr: region.guestPhysAddr, memorySize: region.memorySize, userspaceAddr: region.userspaceAddr,
       });
     }
@@ -202,7 +203,15 @@ export class KvmVm implements Disposable {
       this.#ids.release(id);
       throw error;
     }
-    this.#slots.set(id, { guestPhysAddr: region.guestPhysAddr, memorySize: region.memorySize, userspaceAddr: region.userspaceAddr, readonly: region.readonly ?? false });
+    this.#slots.set(
+      id,
+      {
+        guestPhysAddr: region.guestPhysAddr,
+        memorySize: region.memorySize,
+        userspaceAddr: region.userspaceAddr,
+        readonly: region.readonly ?? false,
+      },
+    );
     return id;
   }
 
@@ -301,7 +310,10 @@ function checkRegion(region: SlotRegion): void {
 
 function checkU64Arg(name: string, value: unknown): void {
   if (typeof value !== 'bigint' || value < 0n || value >= 1n << 64n) {
-    throw new KvmError(`${name} must be a u64 bigint, got ${typeof value === 'bigint' ? hex(value) : typeof value}`, { code: 'BAD_ARGUMENT' });
+    throw new KvmError(
+      `${name} must be a u64 bigint, got ${typeof value === 'bigint' ? hex(value) : typeof value}`,
+      { code: 'BAD_ARGUMENT' },
+    );
   }
 }
 

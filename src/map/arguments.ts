@@ -35,7 +35,9 @@ export function checkPlanShape(plan: unknown): asserts plan is MappingPlan {
   };
   if (typeof plan !== 'object' || plan === null) return fail(`plan must be a MappingPlan object, got ${describe(plan)}`, 'BAD_ARGUMENT');
   const { pageSize, bars } = plan as Partial<MappingPlan>;
-  if (typeof pageSize !== 'bigint' || pageSize < 4096n || (pageSize & (pageSize - 1n)) !== 0n) return fail(`plan page size ${describe(pageSize)} is not a power of two >= 4096`);
+  if (typeof pageSize !== 'bigint' || pageSize < 4096n || (pageSize & (pageSize - 1n)) !== 0n) {
+    return fail(`plan page size ${describe(pageSize)} is not a power of two >= 4096`);
+  }
   if (!Array.isArray(bars)) return fail('plan.bars must be an array');
   const seen = new Set<number>();
   for (const bar of bars as unknown[]) {
@@ -62,12 +64,14 @@ export function checkConstructorArguments(device: unknown, vm: unknown, options:
     throw new MapError(message, { step: 'validate', code: 'BAD_ARGUMENT' });
   };
   const handle = device as Partial<VfioDeviceHandle> | null;
-  if (typeof handle !== 'object' || handle === null || !Number.isInteger(handle.fd) || typeof handle.syscalls !== 'object' || handle.syscalls === null) {
+  const hasSyscalls = typeof handle?.syscalls === 'object' && handle.syscalls !== null;
+  if (typeof handle !== 'object' || handle === null || !Number.isInteger(handle.fd) || !hasSyscalls) {
     fail(`device must be an open VfioDeviceHandle (fd, syscalls), got ${describe(device)}`);
   }
   // Duck-typed, not instanceof: two copies of the package in one process must still work together.
   const slots = vm as Partial<Record<'addSlot' | 'moveSlot' | 'removeSlot', unknown>> | null;
-  if (typeof slots !== 'object' || slots === null || [slots.addSlot, slots.moveSlot, slots.removeSlot].some((f) => typeof f !== 'function')) {
+  const slotMethods = [slots?.addSlot, slots?.moveSlot, slots?.removeSlot];
+  if (typeof slots !== 'object' || slots === null || slotMethods.some((f) => typeof f !== 'function')) {
     fail(`vm must be a KvmVm, got ${describe(vm)}`);
   }
   if (typeof options !== 'object' || options === null) return fail(`options must be an object, got ${describe(options)}`);
@@ -76,7 +80,8 @@ export function checkConstructorArguments(device: unknown, vm: unknown, options:
     if (value !== undefined && typeof value !== 'boolean') fail(`options.${name} must be a boolean, got ${describe(value)}`);
   }
   const levels = ['debug', 'info', 'warn'] as const;
-  if (logger !== undefined && (typeof logger !== 'object' || logger === null || levels.some((l) => typeof (logger as Record<string, unknown>)[l] !== 'function'))) {
+  const lacksLevel = (l: (typeof levels)[number]): boolean => typeof (logger as Record<string, unknown>)[l] !== 'function';
+  if (logger !== undefined && (typeof logger !== 'object' || logger === null || levels.some(lacksLevel))) {
     fail('options.logger must have debug, info and warn functions');
   }
 }
@@ -98,7 +103,11 @@ export function checkPlanSoundness(plan: MappingPlan): void {
     validatePlan(plan);
   } catch (error) {
     if (!(error instanceof PlanError)) throw error;
-    throw new MapError(`unsound plan (${error.code}): ${error.message}`, { step: 'validate', code: 'BAD_PLAN', ...(error.bar !== undefined && { bar: error.bar }) }, { cause: error });
+    throw new MapError(
+      `unsound plan (${error.code}): ${error.message}`,
+      { step: 'validate', code: 'BAD_PLAN', ...(error.bar !== undefined && { bar: error.bar }) },
+      { cause: error },
+    );
   }
 }
 

@@ -164,7 +164,9 @@ export class BarMapper implements Disposable {
     checkPlanShape(plan);
     checkPlanSoundness(plan);
     for (const bar of plan.bars) {
-      if (this.#bars.has(bar.index)) throw new MapError(`BAR${bar.index} is already mapped`, { step: 'validate', code: 'ALREADY_MAPPED', bar: bar.index });
+      if (this.#bars.has(bar.index)) {
+        throw new MapError(`BAR${bar.index} is already mapped`, { step: 'validate', code: 'ALREADY_MAPPED', bar: bar.index });
+      }
     }
     const undo = new UndoStack();
     const states = new Map<number, BarState>();
@@ -227,7 +229,12 @@ export class BarMapper implements Disposable {
    */
   setDecode(index: number, enabled: boolean): void {
     const bar = this.#barFor('decode', index);
-    if (typeof enabled !== 'boolean') throw new MapError(`BAR${index}: decode must be a boolean, got ${typeof enabled}`, { step: 'decode', code: 'BAD_ARGUMENT', bar: index });
+    if (typeof enabled !== 'boolean') {
+      throw new MapError(
+        `BAR${index}: decode must be a boolean, got ${typeof enabled}`,
+        { step: 'decode', code: 'BAD_ARGUMENT', bar: index },
+      );
+    }
     if (bar.decode === enabled) return;
     const undo = new UndoStack();
     try {
@@ -376,10 +383,13 @@ export class BarMapper implements Disposable {
     for (const resource of bar.resources) {
       const { gpa, size, fileOffset } = resource.placed;
       const placement = hugePfnPlacement(size, bar.planned.regionOffset + fileOffset, bar.pageSize);
-      if (!resource.attached || gpa === undefined || !placement || gpa % placement.align === resource.host.address % placement.align) continue;
+      if (!resource.attached || gpa === undefined || !placement || gpa % placement.align === resource.host.address % placement.align) {
+        continue;
+      }
       this.#warn({
         bar: bar.planned.index, code: 'HUGE_PFN_GPA_MISMATCH',
-        message: `BAR${bar.planned.index}: gpa ${hex(gpa)} and host address ${hex(resource.host.address)} differ modulo ${hex(placement.align)}: `
+        message: `BAR${bar.planned.index}: gpa ${hex(gpa)} and host address ${hex(resource.host.address)} `
+          + `differ modulo ${hex(placement.align)}: `
           + 'KVM maps this range with small pages (slower, still correct)',
       });
     }
@@ -395,7 +405,9 @@ export class BarMapper implements Disposable {
     if (!dmaMap) return undefined;
     const dma = this.#device.dma;
     if (!dma) {
-      this.#log.info(`${this.#device.bdf}: no IOMMU (${this.#device.iommuMode}): DMA mapping skipped, the device uses host physical addresses`);
+      this.#log.info(
+        `${this.#device.bdf}: no IOMMU (${this.#device.iommuMode}): DMA mapping skipped, the device uses host physical addresses`
+      );
       return undefined;
     }
     if (dma.mmioDmaUnsupported) {
@@ -425,7 +437,9 @@ export class BarMapper implements Disposable {
   }
 
   #logBar(bar: PlannedBar): void {
-    for (const m of bar.mappings) this.#log.info(`BAR${bar.index}: mapped ${hex(m.barOffset)}+${hex(m.size)} at gpa ${hex(m.gpa!)}: ${m.reason}`);
+    for (const m of bar.mappings) this.#log.info(
+      `BAR${bar.index}: mapped ${hex(m.barOffset)}+${hex(m.size)} at gpa ${hex(m.gpa!)}: ${m.reason}`
+    );
     if (bar.msix?.relocated) this.#log.info(`BAR${bar.index}: ${bar.msix.reason}`);
     for (const t of bar.trapped) this.#log.debug(`BAR${bar.index}: trapped ${hex(t.barOffset)}+${hex(t.size)}: ${t.reason}`);
   }
@@ -441,14 +455,23 @@ function travelOrder(count: number, from: bigint | undefined, to: bigint | undef
 function checkSameShape(bar: BarState, targets: readonly DirectMapping[]): void {
   const same = targets.length === bar.resources.length
     && targets.every((t, i) => t.fileOffset === bar.resources[i]!.placed.fileOffset && t.size === bar.resources[i]!.placed.size);
-  if (!same) throw new MapError(`BAR${bar.planned.index}: the new placement changes the mapped file ranges`, { step: 'move', code: 'PLAN_MISMATCH', bar: bar.planned.index });
+  if (!same) {
+    throw new MapError(
+      `BAR${bar.planned.index}: the new placement changes the mapped file ranges`,
+      { step: 'move', code: 'PLAN_MISMATCH', bar: bar.planned.index },
+    );
+  }
 }
 
 /** Unwinds `undo` and wraps the cause (a resource's StepFailure keeps its own rollback errors). */
 function failure(error: unknown, step: MapStep, bar: number, gpa: bigint | undefined, undo: UndoStack): MapError {
   if (error instanceof MapError) {
     const rollback = undo.unwind();
-    return rollback.length === 0 ? error : new MapError(error.message, { step: error.step, code: error.code, bar, rollbackErrors: rollback }, { cause: error });
+    return rollback.length === 0 ? error : new MapError(
+      error.message,
+      { step: error.step, code: error.code, bar, rollbackErrors: rollback },
+      { cause: error },
+    );
   }
   const inner = error instanceof StepFailure ? error : undefined;
   const rollback = [...(inner?.rollbackErrors ?? []), ...undo.unwind()];
@@ -465,7 +488,14 @@ function snapshot(index: number, s: BarState): MappedBar {
     iova: r.iova,
     ...(r.released && { released: true }),
   }));
-  return Object.freeze({ index, planned: s.planned, guestAddress: s.planned.guestAddress, state: stateOf(s.planned), decode: s.decode, regions: Object.freeze(regions) });
+  return Object.freeze({
+    index,
+    planned: s.planned,
+    guestAddress: s.planned.guestAddress,
+    state: stateOf(s.planned),
+    decode: s.decode,
+    regions: Object.freeze(regions),
+  });
 }
 
 /** Trapped: the placement withholds every direct mapping (unaligned GPA); direct otherwise. */
@@ -478,7 +508,11 @@ function frozenCopy(bar: PlannedBar): PlannedBar {
   try {
     return deepFreeze(structuredClone(bar));
   } catch (error) {
-    throw new MapError(`BAR${bar.index}: the plan is not plain data`, { step: 'validate', code: 'BAD_PLAN', bar: bar.index }, { cause: error });
+    throw new MapError(
+      `BAR${bar.index}: the plan is not plain data`,
+      { step: 'validate', code: 'BAD_PLAN', bar: bar.index },
+      { cause: error },
+    );
   }
 }
 

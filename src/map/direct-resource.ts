@@ -96,15 +96,23 @@ export class DirectResource {
     const undo = new UndoStack();
     this.#placed = target;
     undo.push(() => { this.#placed = previous; });
-    this.#run('kvm-slot', undo, () => {
-      this.#slot = this.#ctx.vm.addSlot({ guestPhysAddr: target.gpa!, memorySize: target.size, userspaceAddr: this.host.address, readonly: target.prot === 'read' });
-    });
+    this.#run('kvm-slot', undo, () => this.#addSlot(target));
     undo.push(() => this.#removeSlot());
     if (this.#ctx.dma) {
       this.#run('dma-map', undo, () => this.#mapDma(target.gpa!));
       undo.push(() => this.#unmapDma());
     }
     return () => this.#runAll(undo);
+  }
+
+  /** Registers the KVM slot that maps this resource's host memory at `at.gpa`. */
+  #addSlot(at: DirectMapping): void {
+    this.#slot = this.#ctx.vm.addSlot({
+      guestPhysAddr: at.gpa!,
+      memorySize: at.size,
+      userspaceAddr: this.host.address,
+      readonly: at.prot === 'read',
+    });
   }
 
   /** Removes the DMA map, then the slot; the mmap stays. Returns the undo that attaches again where it was. */
@@ -118,7 +126,7 @@ export class DirectResource {
     }
     if (this.#slot !== undefined) {
       this.#run('kvm-slot', undo, () => this.#removeSlot());
-      undo.push(() => { this.#slot = this.#ctx.vm.addSlot({ guestPhysAddr: placed.gpa!, memorySize: placed.size, userspaceAddr: this.host.address, readonly: placed.prot === 'read' }); });
+      undo.push(() => this.#addSlot(placed));
     }
     return () => this.#runAll(undo);
   }

@@ -60,10 +60,14 @@ export class MapError extends VfioBarsError {
 
   /** Wraps the failure of one step, keeping errno and naming the BAR and GPA. */
   static fromStep(cause: unknown, step: MapStep, bar: number, gpa: bigint | undefined, rollbackErrors: unknown[]): MapError {
-    const code = cause instanceof SystemError || cause instanceof KvmError ? cause.code : cause instanceof VfioBarsError ? cause.code : 'UNKNOWN';
+    const code = cause instanceof VfioBarsError ? cause.code : 'UNKNOWN'; // SystemError and KvmError are VfioBarsErrors
     const errno = cause instanceof SystemError || cause instanceof KvmError ? cause.errno : undefined;
     const where = gpa === undefined ? `BAR${bar}` : `BAR${bar} at gpa ${hex(gpa)}`;
     const detail = cause instanceof Error ? cause.message : String(cause);
-    return new MapError(`${step} failed for ${where}: ${detail}`, { step, code, bar, ...(gpa !== undefined && { gpa }), ...(errno !== undefined && { errno }), rollbackErrors }, { cause });
+    return new MapError(
+      `${step} failed for ${where}: ${detail}`,
+      { step, code, bar, ...(gpa !== undefined && { gpa }), ...(errno !== undefined && { errno }), rollbackErrors },
+      { cause },
+    );
   }
 }

@@ -43,7 +43,9 @@ export function hugePfnBlock(size: bigint, pageSize: bigint): bigint | undefined
  * hugePfnPlacement(0x4000_0000n, 0x1_0000_0020_0000n, 0x1000n) // { align: 0x200000n, alignOffset: 0n }
  */
 export function hugePfnPlacement(size: bigint, fileOffset: bigint, pageSize: bigint): HugePfnPlacement | undefined {
-  if (typeof fileOffset !== 'bigint' || fileOffset < 0n) throw new RangeError(`fileOffset must be a non-negative bigint, got ${String(fileOffset)}`);
+  if (typeof fileOffset !== 'bigint' || fileOffset < 0n) {
+    throw new RangeError(`fileOffset must be a non-negative bigint, got ${String(fileOffset)}`);
+  }
   checkPositive('size', size);
   checkPositive('pageSize', pageSize);
   const align = blocksFor(pageSize).find((block) => leadIn(fileOffset, block) + block <= size);

@@ -116,7 +116,9 @@ class RealSyscalls implements Syscalls {
   #placement(options: MmapOptions): { align: bigint; alignOffset: bigint } {
     const align = options.align ?? 0n;
     const alignOffset = options.alignOffset ?? 0n;
-    if (typeof align !== 'bigint' || align < 0n || (align !== 0n && (align & (align - 1n)) !== 0n)) throw new RangeError(`mmap align ${String(align)} is not a power of two`);
+    if (typeof align !== 'bigint' || align < 0n || (align !== 0n && (align & (align - 1n)) !== 0n)) {
+      throw new RangeError(`mmap align ${String(align)} is not a power of two`);
+    }
     if (align > MAX_ALIGN) throw new RangeError(`mmap align ${align} exceeds 1 GiB`);
     const page = BigInt(this.pageSize());
     if (typeof alignOffset !== 'bigint' || alignOffset < 0n || alignOffset % page !== 0n || (alignOffset !== 0n && alignOffset >= align)) {

@@ -9,7 +9,15 @@ import { NativeShimError } from './native-shim-error.js';
 
 export interface Shim {
   setUserMemoryRegion(vmFd: number, slot: number, flags: number, guestPhysAddr: bigint, memorySize: bigint, userspaceAddr: bigint): void;
-  mmap(fd: number, offset: bigint, length: bigint, prot: number, flags: number, align: bigint, alignOffset?: bigint): { address: bigint; buffer?: ArrayBuffer };
+  mmap(
+    fd: number,
+    offset: bigint,
+    length: bigint,
+    prot: number,
+    flags: number,
+    align: bigint,
+    alignOffset?: bigint,
+  ): { address: bigint; buffer?: ArrayBuffer };
   munmap(address: bigint, length: bigint, buffer?: ArrayBuffer): void;
 }
 

@@ -55,7 +55,13 @@ export function decodeBars(config: Buffer, headerType: number): BarRegister[] {
   for (let index = 0; index < 6; index++) {
     const previous = bars[index - 1];
     if (index >= count) bars.push({ index, kind: 'unused', is64Bit: false, prefetchable: false, address: 0n });
-    else if (previous?.kind === 'memory' && previous.is64Bit) bars.push({ index, kind: 'upper-half', is64Bit: true, prefetchable: previous.prefetchable, address: 0n });
+    else if (previous?.kind === 'memory' && previous.is64Bit) bars.push({
+      index,
+      kind: 'upper-half',
+      is64Bit: true,
+      prefetchable: previous.prefetchable,
+      address: 0n,
+    });
     else bars.push(decodeBar(config, index));
   }
   return bars;

@@ -43,7 +43,9 @@ export function describeDevice(sys: Syscalls, deviceFd: number, bdf: string): De
     try {
       return fn();
     } catch (error) {
-      if (error instanceof SystemError) throw VfioError.fromSystem(error, `${bdf}: ${what}`, { bdf, ...(region !== undefined && { region }) });
+      if (error instanceof SystemError) {
+        throw VfioError.fromSystem(error, `${bdf}: ${what}`, { bdf, ...(region !== undefined && { region }) });
+      }
       throw withDevice(error, bdf);
     }
   };
@@ -63,7 +65,9 @@ export function describeDevice(sys: Syscalls, deviceFd: number, bdf: string): De
     if (irq) irqs.push(irq);
   }
   const configRegion = regions.find((r) => r.index === VFIO_PCI_REGION.CONFIG);
-  const config = configRegion ? wrap('config space read', VFIO_PCI_REGION.CONFIG, () => readConfig(sys, deviceFd, configRegion)) : undefined;
+  const config = configRegion
+    ? wrap('config space read', VFIO_PCI_REGION.CONFIG, () => readConfig(sys, deviceFd, configRegion))
+    : undefined;
   const header = config ? decodeConfigHeader(config) : undefined;
   const msix = config && header ? decodeMsix(config, header.capabilities) : undefined;
   return {

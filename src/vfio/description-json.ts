@@ -1,7 +1,16 @@
 /* DeviceDescription <-> JSON (documented on descriptionToJSON and descriptionFromJSON). */
 import { formatU64 } from '../uapi/u64.js';
 import { jsonFields } from '../json-fields.js';
-import type { BarRegister, ByteRange, DeviceDescription, IrqDescription, MsixDescription, PciConfigSummary, RegionCapability, RegionDescription } from './description.js';
+import type {
+  BarRegister,
+  ByteRange,
+  DeviceDescription,
+  IrqDescription,
+  MsixDescription,
+  PciConfigSummary,
+  RegionCapability,
+  RegionDescription,
+} from './description.js';
 import { DESCRIPTION_LIMITS, MAX_MSIX_VECTORS } from './description-limits.js';
 import { VfioError } from './errors.js';
 
@@ -19,7 +28,15 @@ export function descriptionToJSON(d: DeviceDescription): unknown {
     flags: d.flags,
     numRegions: d.numRegions,
     numIrqs: d.numIrqs,
-    regions: d.regions.map((r) => ({ index: r.index, flags: r.flags, size: formatU64(r.size), offset: formatU64(r.offset), capabilities: r.capabilities.map(capToJSON) })),
+    regions: d.regions.map(
+      (r) => ({
+        index: r.index,
+        flags: r.flags,
+        size: formatU64(r.size),
+        offset: formatU64(r.offset),
+        capabilities: r.capabilities.map(capToJSON),
+      })
+    ),
     irqs: d.irqs.map((i) => ({ ...i })),
     ...(d.config && { config: { ...d.config, capabilities: d.config.capabilities.map((c) => ({ ...c })) } }),
     bars: d.bars.map((b) => ({ ...b, address: formatU64(b.address) })),
@@ -35,7 +52,8 @@ export function descriptionToJSON(d: DeviceDescription): unknown {
 }
 
 function capToJSON(c: RegionCapability): unknown {
-  return c.kind === 'sparse-mmap' ? { ...c, areas: c.areas.map((a) => ({ offset: formatU64(a.offset), size: formatU64(a.size) })) } : { ...c };
+  if (c.kind !== 'sparse-mmap') return { ...c };
+  return { ...c, areas: c.areas.map((a) => ({ offset: formatU64(a.offset), size: formatU64(a.size) })) };
 }
 
 

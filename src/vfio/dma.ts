@@ -52,7 +52,8 @@ export class IommufdDmaMapper implements DmaMapper {
   }
 
   mapDma(iova: bigint, vaddr: bigint, size: bigint, prot: 'read' | 'read-write'): void {
-    const flags = IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA | IOMMU_IOAS_MAP_FLAGS.READABLE | (prot === 'read-write' ? IOMMU_IOAS_MAP_FLAGS.WRITEABLE : 0);
+    const { FIXED_IOVA, READABLE, WRITEABLE } = IOMMU_IOAS_MAP_FLAGS;
+    const flags = FIXED_IOVA | READABLE | (prot === 'read-write' ? WRITEABLE : 0);
     this.sys.ioctl(this.iommuFd, 'IOMMU_IOAS_MAP', encodeIoasMap({ flags, ioasId: this.ioasId, userVa: vaddr, length: size, iova }));
   }
 

@@ -68,6 +68,10 @@ export class VfioError extends VfioBarsError {
 
   /** Wraps a failed syscall with the device context, keeping errno and ioctl name. */
   static fromSystem(error: SystemError, context: string, details: Omit<VfioErrorDetails, 'code' | 'errno' | 'ioctl'>): VfioError {
-    return new VfioError(`${context}: ${error.message}`, { ...details, code: error.code, errno: error.errno, ...(error.ioctl && { ioctl: error.ioctl }) }, { cause: error });
+    return new VfioError(
+      `${context}: ${error.message}`,
+      { ...details, code: error.code, errno: error.errno, ...(error.ioctl && { ioctl: error.ioctl }) },
+      { cause: error },
+    );
   }
 }

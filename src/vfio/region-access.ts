@@ -62,7 +62,12 @@ export class RegionAccess {
   /** Bulk write of `buffer` at `offset` of region `index`, or throws. */
   writeFrom(index: number, offset: bigint, buffer: Buffer): void {
     const region = this.#bounds(index, offset, buffer.length, VFIO_REGION_FLAGS.WRITE, 'write');
-    const done = this.#syscall('pwrite', index, offset, () => this.#handle.syscalls.pwrite(this.#handle.fd, buffer, region.offset + offset));
+    const done = this.#syscall(
+      'pwrite',
+      index,
+      offset,
+      () => this.#handle.syscalls.pwrite(this.#handle.fd, buffer, region.offset + offset),
+    );
     if (done !== buffer.length) throw this.#short('write', index, offset, buffer.length, done);
   }
 
@@ -106,7 +111,10 @@ export class RegionAccess {
     const bdf = this.#handle.bdf;
     if (!region) throw new VfioError(`${bdf}: no region ${index} to ${what}`, { code: 'NO_SUCH_REGION', bdf, region: index });
     if ((region.flags & need) === 0) {
-      throw new VfioError(`${bdf}: region ${index} is not ${what === 'read' ? 'readable' : 'writable'}`, { code: what === 'read' ? 'NOT_READABLE' : 'NOT_WRITABLE', bdf, region: index });
+      throw new VfioError(
+        `${bdf}: region ${index} is not ${what === 'read' ? 'readable' : 'writable'}`,
+        { code: what === 'read' ? 'NOT_READABLE' : 'NOT_WRITABLE', bdf, region: index },
+      );
     }
     if (typeof offset !== 'bigint' || offset < 0n || offset + BigInt(length) > region.size || length === 0) {
       const message = `${bdf}: ${what} of ${length} bytes at ${String(offset)} is outside region ${index} (size ${hex(region.size)})`;
@@ -125,7 +133,11 @@ export class RegionAccess {
 
   #wrap(error: unknown, name: 'pread' | 'pwrite', index: number, offset: bigint): unknown {
     if (!(error instanceof SystemError)) return error;
-    return VfioError.fromSystem(error, `${this.#handle.bdf}: ${name} region ${index} at ${hex(offset)}`, { bdf: this.#handle.bdf, region: index });
+    return VfioError.fromSystem(
+      error,
+      `${this.#handle.bdf}: ${name} region ${index} at ${hex(offset)}`,
+      { bdf: this.#handle.bdf, region: index },
+    );
   }
 
   #short(what: 'read' | 'write', index: number, offset: bigint, wanted: number, done: number): VfioError {

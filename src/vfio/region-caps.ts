@@ -72,7 +72,15 @@ function checkHeaderPlacement(offset: number, limit: number, visited: Set<number
   if (offset + HEADER > limit) fail('CAP_OUT_OF_BOUNDS', `header at ${hex(offset)} runs past argsz ${hex(limit)}`);
 }
 
-function parseCapability(input: CapChainInput, id: number, version: number, offset: number, next: number, limit: number, fail: Fail): RegionCapability {
+function parseCapability(
+  input: CapChainInput,
+  id: number,
+  version: number,
+  offset: number,
+  next: number,
+  limit: number,
+  fail: Fail,
+): RegionCapability {
   switch (id) {
     case VFIO_REGION_CAP.SPARSE_MMAP:
       return { kind: 'sparse-mmap', id: 1, version, areas: parseSparseAreas(input, offset, limit, fail) };
@@ -114,7 +122,10 @@ function parseSparseAreas(input: CapChainInput, offset: number, limit: number, f
     const previous = areas[i - 1]!;
     const current = areas[i]!;
     if (current.offset < previous.offset + previous.size) {
-      fail('SPARSE_AREAS_OVERLAP', `areas ${hex(previous.offset)}+${hex(previous.size)} and ${hex(current.offset)}+${hex(current.size)} overlap`);
+      fail(
+        'SPARSE_AREAS_OVERLAP',
+        `areas ${hex(previous.offset)}+${hex(previous.size)} and ${hex(current.offset)}+${hex(current.size)} overlap`,
+      );
     }
   }
   return areas;

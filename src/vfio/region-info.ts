@@ -21,7 +21,10 @@ export function queryRegion(sys: Syscalls, deviceFd: number, index: number): Reg
     const hasCaps = (info.flags & VFIO_REGION_FLAGS.CAPS) !== 0;
     if (!hasCaps || info.argsz <= buffer.length) return toDescription(index, info, buffer);
     if (info.argsz > MAX_ARGSZ) {
-      throw new VfioError(`region ${index}: kernel asks for argsz ${hex(info.argsz)} (> ${hex(MAX_ARGSZ)})`, { code: 'ARGSZ_TOO_LARGE', region: index });
+      throw new VfioError(
+        `region ${index}: kernel asks for argsz ${hex(info.argsz)} (> ${hex(MAX_ARGSZ)})`,
+        { code: 'ARGSZ_TOO_LARGE', region: index },
+      );
     }
     buffer = encodeRegionInfo(index, info.argsz);
   }

@@ -26,7 +26,10 @@ export function iommuGroupOf(bdf: string, options: SysfsOptions = {}): string {
     target = readlinkSync(link);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'ENOENT';
-    throw new VfioError(`${bdf}: no IOMMU group (${link}: ${code}); is the device bound to vfio-pci, and is an IOMMU or noiommu mode enabled?`, { code: 'NO_IOMMU_GROUP', bdf });
+    throw new VfioError(
+      `${bdf}: no IOMMU group (${link}: ${code}); is the device bound to vfio-pci, and is an IOMMU or noiommu mode enabled?`,
+      { code: 'NO_IOMMU_GROUP', bdf },
+    );
   }
   const group = path.basename(target);
   if (!/^[0-9]+$/.test(group)) throw new VfioError(`${bdf}: unexpected iommu_group link ${target}`, { code: 'NO_IOMMU_GROUP', bdf });
@@ -73,7 +76,9 @@ export function bindToVfioPci(bdf: string, options: SysfsOptions = {}): void {
       writeFileSync(file, value);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
-      if (code === 'EACCES' || code === 'EPERM') throw new VfioError(`${bdf}: writing ${file} needs root (${code})`, { code: 'NOT_ROOT', bdf });
+      if (code === 'EACCES' || code === 'EPERM') {
+        throw new VfioError(`${bdf}: writing ${file} needs root (${code})`, { code: 'NOT_ROOT', bdf });
+      }
       throw new VfioError(`${bdf}: writing ${file} failed: ${code}`, { code: 'SYSFS_WRITE_FAILED', bdf });
     }
   };
