@@ -8,7 +8,8 @@ import type { DeviceDescription, MsixDescription, RegionCapability, RegionDescri
 
 export const PAGE_SIZES = [0x1000n, 0x4000n, 0x1_0000n] as const;
 
-const regionArb = (index: number): fc.Arbitrary<RegionDescription> =>
+/** A BAR region of power-of-two size, with or without MMAP/WRITE/MSIX_MAPPABLE, sometimes with sparse areas. */
+export const regionArb = (index: number): fc.Arbitrary<RegionDescription> =>
   fc.record({
     sizeLog2: fc.integer({ min: 7, max: 22 }),
     mmap: fc.boolean(),

@@ -1,48 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { checkPlanInvariants, planBarMappings, planFromJSON, planToJSON, replan } from '../../src/plan/index.js';
-import type { DeviceDescription, RegionCapability, RegionDescription } from '../../src/vfio/description.js';
+import type { DeviceDescription } from '../../src/vfio/description.js';
+import { regionArb } from './arbitraries.js';
 
 const PAGE_SIZES = [0x1000, 0x4000, 0x1_0000] as const;
 
-/** A BAR region of power-of-two size, with or without MMAP, sometimes with sparse areas. */
-const regionArb = (index: number): fc.Arbitrary<RegionDescription> =>
-  fc.record({
-    sizeLog2: fc.integer({ min: 7, max: 22 }),
-    mmap: fc.boolean(),
-    write: fc.boolean(),
-    msixMappable: fc.boolean(),
-    sparse: fc.option(
-      fc.array(fc.record({ start: fc.integer({ min: 0, max: 255 }), length: fc.integer({ min: 1, max: 64 }) }), { maxLength: 4 }),
-      { nil: undefined },
-    ),
-  }).map(({ sizeLog2, mmap, write, msixMappable, sparse }) => {
-    const size = 1n << BigInt(sizeLog2);
-    const capabilities: RegionCapability[] = [];
-    if (msixMappable) capabilities.push({ kind: 'msix-mappable', id: 3, version: 1 });
-    if (sparse) {
-      // Areas in 1/256ths of the region, so they scale with it and sometimes fall below a page.
-      const unit = size / 256n > 0n ? size / 256n : 1n;
-      capabilities.push({
-        kind: 'sparse-mmap',
-        id: 1,
-        version: 1,
-        areas: sparse.map((a) => ({ offset: BigInt(a.start) * unit, size: BigInt(a.length) * unit })),
-      });
-    }
-    return {
-      index,
-      flags: 1 | (write ? 2 : 0) | (mmap ? 4 : 0) | (capabilities.length ? 8 : 0),
-      size,
-      offset: BigInt(index) << 40n,
-      capabilities,
-    };
-  });
-
-/**
- * A device with three memory BARs: 64-bit ones at indices 0, 2 and 4 (each followed by its upper half),
- * or 32-bit ones at 0, 1 and 2 — the register layouts a real device can have.
- */
 const deviceArb: fc.Arbitrary<DeviceDescription> = fc
   .boolean()
   .chain((is64) => {
