@@ -8,6 +8,7 @@ import { hex } from '../errors.js';
 import type { MappingPlan } from '../plan/types.js';
 import { MapError, type MapStep } from './errors.js';
 import type { VfioDeviceHandle } from '../vfio/device-handle.js';
+import { isFrozenPlainData } from './frozen-data.js';
 
 const U64_LIMIT = 1n << 64n;
 
@@ -23,6 +24,27 @@ export function checkGuestAddress(step: MapStep, bar: number, gpa: unknown): ass
   if (typeof gpa !== 'bigint' || gpa < 0n || gpa >= U64_LIMIT) {
     throw new MapError(`BAR${bar}: guest address must be a u64 bigint, got ${describe(gpa)}`, { step, code: 'BAD_ARGUMENT', bar });
   }
+}
+
+/**
+ * Plans that passed {@link checkPlanShape} and {@link checkPlanSoundness} and are frozen plain data all
+ * the way down: they can never change, so the verdict holds for as long as the plan lives (a planner
+ * plan mapped, unmapped and mapped again is checked once). Unfrozen plans are checked on every call.
+ */
+const soundFrozenPlans = new WeakSet<object>();
+
+/**
+ * Every check `map` makes of a plan (shape, then soundness), once per frozen plan.
+ * @returns true when the plan is frozen plain data the mapper may keep as is; false when it must copy it.
+ * @throws MapError as {@link checkPlanShape} and {@link checkPlanSoundness}.
+ */
+export function checkPlan(plan: unknown): plan is MappingPlan {
+  if (typeof plan === 'object' && plan !== null && soundFrozenPlans.has(plan)) return true;
+  checkPlanShape(plan);
+  checkPlanSoundness(plan);
+  if (!isFrozenPlainData(plan)) return false;
+  soundFrozenPlans.add(plan);
+  return true;
 }
 
 /**

@@ -8,7 +8,8 @@ import type { DirectMapping, MappingPlan, PlannedBar, PlanWarning } from '../pla
 import { MapError, type MapStep } from './errors.js';
 import { mapperLog, type MapperLogger } from './logger.js';
 import { DirectResource, StepFailure, type ResourceContext } from './direct-resource.js';
-import { checkBarIndex, checkConstructorArguments, checkGuestAddress, checkPlanShape, checkPlanSoundness } from './arguments.js';
+import { checkBarIndex, checkConstructorArguments, checkGuestAddress, checkPlan } from './arguments.js';
+import { deepFreeze } from '../util/deep-freeze.js';
 import { replanBar } from '../plan/planner.js';
 import { hugePfnPlacement } from './huge-pfn.js';
 
@@ -150,7 +151,8 @@ export class BarMapper implements Disposable {
 
   /**
    * Maps every direct mapping of `plan`. All or nothing: on failure everything this call acquired is
-   * released and one MapError names the step, BAR, GPA and errno.
+   * released and one MapError names the step, BAR, GPA and errno. A deeply frozen plan (the planner's) is
+   * kept as is and checked once however often it is mapped; any other plan is checked and copied every time.
    *
    * @throws MapError `BAD_PLAN`/`DUPLICATE_BAR`/`NO_GUEST_ADDRESS` for a plan it cannot apply,
    *   `ALREADY_MAPPED` for a BAR mapped earlier, the errno name of a failed mmap/slot/DMA map, `DISPOSED`.
@@ -161,8 +163,7 @@ export class BarMapper implements Disposable {
   map(plan: MappingPlan): MappedBar[] {
     this.#assertUsable('validate');
     this.#assertDeviceOpen('validate');
-    checkPlanShape(plan);
-    checkPlanSoundness(plan);
+    const keepAsIs = checkPlan(plan);
     for (const bar of plan.bars) {
       if (this.#bars.has(bar.index)) {
         throw new MapError(`BAR${bar.index} is already mapped`, { step: 'validate', code: 'ALREADY_MAPPED', bar: bar.index });
@@ -171,7 +172,7 @@ export class BarMapper implements Disposable {
     const undo = new UndoStack();
     const states = new Map<number, BarState>();
     for (const bar of plan.bars) {
-      const planned = frozenCopy(bar);
+      const planned = keepAsIs ? bar : frozenCopy(bar);
       const state: BarState = { planned, pageSize: plan.pageSize, resources: [], decode: true };
       for (const mapping of planned.mappings) {
         try {
@@ -514,11 +515,4 @@ function frozenCopy(bar: PlannedBar): PlannedBar {
       { cause: error },
     );
   }
-}
-
-/** Freezes a plan object graph (plans are plain data: objects, arrays, bigints, strings). */
-function deepFreeze<T>(value: T): T {
-  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
-  for (const child of Object.values(value)) deepFreeze(child);
-  return Object.freeze(value);
 }

@@ -7,6 +7,7 @@ import type {
 } from './types.js';
 import { PlanError } from './errors.js';
 import { PLAN_LIMITS, validatePlan } from './validate-plan.js';
+import { deepFreeze } from '../util/deep-freeze.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -80,7 +81,8 @@ function trappedToJSON(t: TrappedRange): Json {
 
 /**
  * Reads a plan written by `planToJSON`, strictly (no coercion, unknown keys refused, lists and strings
- * bounded), and checks it with `validatePlan`: a plan from a file is untrusted.
+ * bounded), and checks it with `validatePlan`: a plan from a file is untrusted. The plan is deeply frozen,
+ * as `planBarMappings` returns it.
  *
  * @throws PlanError `BAD_PLAN_JSON` naming the JSON path of the first field that is missing, of the wrong
  *   type, or not one of the known kinds/causes/codes (a trapped range needs `fileOffset` unless it is padding);
@@ -93,7 +95,7 @@ function trappedToJSON(t: TrappedRange): Json {
 export function planFromJSON(json: unknown): MappingPlan {
   const plan = readPlan(json);
   validatePlan(plan);
-  return plan;
+  return deepFreeze(plan);
 }
 
 function readPlan(json: unknown): MappingPlan {

@@ -10,6 +10,7 @@ import { isPlacementWarning, placeBar } from './place-bar.js';
 import { replanBar } from './replan-bar.js';
 import { validateDescription, validatePlan } from './validate.js';
 import { describeValue } from './page-math.js';
+import { deepFreeze } from '../util/deep-freeze.js';
 
 /** Also importable from here (the mapper's move path imports the planner). */
 export { replanBar, movedBar } from './replan-bar.js';
@@ -21,7 +22,9 @@ const BAR_INDICES = [0, 1, 2, 3, 4, 5] as const;
  * description, host page size, guest BAR addresses) that decides, per BAR, the guest-visible size (and the
  * config-space `sizeMask`), where MSI-X appears, what to map directly and what to trap, each with a reason.
  * No I/O: plan a captured description on any machine. Without `barAddresses` the plan is relative (no GPAs);
- * the mapper needs addresses, so give them, or place BARs later with {@link replan}.
+ * the mapper needs addresses, so give them, or place BARs later with {@link replan}. The plan is deeply
+ * frozen (an immutable value, as its readonly types say): the mapper keeps it without copying and checks it
+ * once however often it is mapped.
  *
  * @throws PlanError: the description's defects (validateDescription's codes), bad options (`BAD_OPTIONS`,
  *   `BAD_PAGE_SIZE`, `BAD_MSIX_STRATEGY`, `NO_SUCH_BAR`, `BAD_GUEST_ADDRESS`), or placements the plan cannot
@@ -65,12 +68,13 @@ export function planBarMappings(description: DeviceDescription, options: PlanOpt
   }
   const plan: MappingPlan = { pageSize, msixStrategy: strategy, bars, warnings, skipped };
   validatePlan(plan);
-  return plan;
+  return deepFreeze(plan);
 }
 
 /**
  * The same plan with BAR `barIndex` at a new guest address: only GPAs (and alignment consequences) change.
- * The BAR's placement warnings are replaced by those of its new address (see `replanBar`).
+ * The BAR's placement warnings are replaced by those of its new address (see `replanBar`). A frozen plan
+ * (as {@link planBarMappings} returns) gives a frozen plan; an unfrozen one is left unfrozen, its objects shared.
  *
  * @throws PlanError `NO_SUCH_BAR` when the plan has no BAR `barIndex`, `BAD_GUEST_ADDRESS` for an
  *   address that is not a u64 bigint, the input plan's defects (validatePlan), or a placement the plan
@@ -93,7 +97,7 @@ export function replan(plan: MappingPlan, barIndex: number, guestAddress: bigint
   }
   const moved = movedPlan(plan, barIndex, replanBar(target, plan.pageSize, guestAddress));
   validatePlan(moved);
-  return moved;
+  return Object.isFrozen(plan) ? deepFreeze(moved) : moved;
 }
 
 function movedPlan(plan: MappingPlan, barIndex: number, next: ReturnType<typeof replanBar>): MappingPlan {
