@@ -448,7 +448,8 @@ export class BarMapper implements Disposable {
 
 /** Move slots in the direction of travel so none lands on a sibling that has not moved yet (EEXIST). */
 function travelOrder(count: number, from: bigint | undefined, to: bigint | undefined): number[] {
-  const order = Array.from({ length: count }, (_, i) => i);
+  const order: number[] = [];
+  for (let i = 0; i < count; i++) order.push(i); // not Array.from({ length }): V8's slow path, ~10 % of a move's JavaScript
   return (to ?? 0n) > (from ?? 0n) ? order.reverse() : order;
 }
 
