@@ -31,3 +31,14 @@ it('movedBar equals the spread it replaces: same keys, only guestAddress and the
   );
   expect(withMsix).toBeGreaterThan(0);
 });
+
+it('a frozen BAR moves to a frozen BAR; an unfrozen one to an unfrozen one', () => {
+  const device = fc.sample(deviceArb, { numRuns: 1, seed: 7 })[0]!;
+  const indices = planBarMappings(device, { pageSize: 0x1000n }).bars.map((b) => b.index);
+  const plan = planBarMappings(device, { pageSize: 0x1000n, barAddresses: new Map(indices.map((i) => [i, aligned(i)])) });
+  const bar = plan.bars.find((b) => b.mappings.length > 0)!;
+  const frozen = movedBar(bar, aligned(bar.index + 8))!;
+  expect([frozen, frozen.mappings, frozen.mappings[0]].every((o) => Object.isFrozen(o))).toBe(true);
+  const open = movedBar(structuredClone(bar), aligned(bar.index + 8))!;
+  expect([open, open.mappings, open.mappings[0]].some((o) => Object.isFrozen(o))).toBe(false);
+});
