@@ -102,6 +102,7 @@ const MAX_WARNINGS = 256;
 export class BarMapper implements Disposable {
   readonly #device: VfioDeviceHandle;
   readonly #ctx: Omit<ResourceContext, 'pageSize'>;
+  #lastContext: ResourceContext | undefined;
   readonly #log: MapperLogger;
   readonly #bars = new Map<number, BarState>();
   readonly #warnings: MapperWarning[] = [];
@@ -312,7 +313,7 @@ export class BarMapper implements Disposable {
 
   /** mmaps one mapping (and attaches it unless told not to), recording both on `undo`. */
   #attachFresh(bar: BarState, mapping: DirectMapping, undo: UndoStack, mode: 'detached' | undefined, planned = bar.planned): void {
-    const resource = DirectResource.mmap({ ...this.#ctx, pageSize: bar.pageSize }, planned, mapping);
+    const resource = DirectResource.mmap(this.#resourceContext(bar.pageSize), planned, mapping);
     bar.resources.push(resource);
     undo.push(() => {
       bar.resources.splice(bar.resources.indexOf(resource), 1);
@@ -324,11 +325,17 @@ export class BarMapper implements Disposable {
     if (mode !== 'detached') undo.push(resource.attach(mapping));
   }
 
+  /** What every resource shares, for one page size: made once, not spread afresh for each mapping. */
+  #resourceContext(pageSize: bigint): ResourceContext {
+    if (this.#lastContext?.pageSize !== pageSize) this.#lastContext = { ...this.#ctx, pageSize };
+    return this.#lastContext;
+  }
+
   #unmap(index: number): void {
     const bar = this.#bars.get(index);
     if (!bar) return;
     const errors: unknown[] = [];
-    for (const resource of [...bar.resources].reverse()) errors.push(...resource.release());
+    for (let i = bar.resources.length - 1; i >= 0; i--) errors.push(...bar.resources[i]!.release());
     bar.resources = bar.resources.filter((r) => !r.released);
     if (errors.length > 0) throw MapError.fromStep(errors[0], 'unmap', index, bar.planned.guestAddress, errors.slice(1));
     this.#bars.delete(index);

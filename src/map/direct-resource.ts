@@ -4,7 +4,7 @@
  * operation that changes the guest returns its own undo, so the mapper composes map, move and decode
  * changes from three verbs without re-implementing slot and DMA bookkeeping.
  */
-import { PROT, type HostMapping, type Syscalls } from '../sys/syscalls.js';
+import { PROT, type HostMapping, type MmapOptions, type Syscalls } from '../sys/syscalls.js';
 import type { KvmVm } from '../kvm/vm.js';
 import type { DmaMapper } from '../vfio/device-handle.js';
 import type { DirectMapping, PlannedBar } from '../plan/types.js';
@@ -30,6 +30,9 @@ export interface ResourceContext {
 }
 
 type HostSyscalls = Pick<Syscalls, 'mmap' | 'munmap'>;
+
+/** mmap options without huge-PFN placement (shared, never changed: one object for every mapping). */
+const SHARED: MmapOptions = Object.freeze({ shared: true });
 
 /** A step of one resource failed; what the step itself had acquired is already released. Internal: the mapper wraps it. */
 export class StepFailure extends Error {
@@ -59,7 +62,7 @@ export class DirectResource {
     const prot = mapping.prot === 'read' ? PROT.READ : PROT.READ | PROT.WRITE;
     const fileOffset = bar.regionOffset + mapping.fileOffset;
     const placement = ctx.hugePfnAlign ? hugePfnPlacement(mapping.size, fileOffset, ctx.pageSize) : undefined;
-    const options = { shared: true, ...(placement && { align: placement.align, alignOffset: placement.alignOffset }) };
+    const options = placement ? { shared: true, align: placement.align, alignOffset: placement.alignOffset } : SHARED;
     let host: HostMapping;
     try {
       host = ctx.syscalls.mmap(ctx.deviceFd, fileOffset, mapping.size, prot, options);
