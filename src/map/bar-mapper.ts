@@ -6,7 +6,7 @@ import type { DmaMapper, VfioDeviceHandle } from '../vfio/device-handle.js';
 import { UndoStack } from '../util/undo-stack.js';
 import type { DirectMapping, MappingPlan, PlannedBar, PlanWarning } from '../plan/types.js';
 import { MapError, type MapStep } from './errors.js';
-import { mapperLog, type MapperLogger } from './logger.js';
+import { mapperLog, type MapperLog, type MapperLogger } from './logger.js';
 import { DirectResource, StepFailure, type ResourceContext } from './direct-resource.js';
 import { checkBarIndex, checkConstructorArguments, checkGuestAddress, checkPlan } from './arguments.js';
 import { deepFreeze } from '../util/deep-freeze.js';
@@ -103,7 +103,7 @@ export class BarMapper implements Disposable {
   readonly #device: VfioDeviceHandle;
   readonly #ctx: Omit<ResourceContext, 'pageSize'>;
   #lastContext: ResourceContext | undefined;
-  readonly #log: MapperLogger;
+  readonly #log: MapperLog;
   readonly #bars = new Map<number, BarState>();
   readonly #warnings: MapperWarning[] = [];
   /** Resources a failed rollback could not release: retried by unmapAll and dispose, so nothing leaks. */
@@ -444,7 +444,9 @@ export class BarMapper implements Disposable {
     if (this.#disposed) throw new MapError('the BarMapper was disposed', { step, code: 'DISPOSED' });
   }
 
+  /** Each mapping and trapped range of a newly mapped BAR, with its reason; formatted only when someone reads it. */
   #logBar(bar: PlannedBar): void {
+    if (!this.#log.enabled) return;
     for (const m of bar.mappings) this.#log.info(
       `BAR${bar.index}: mapped ${hex(m.barOffset)}+${hex(m.size)} at gpa ${hex(m.gpa!)}: ${m.reason}`
     );

@@ -12,11 +12,20 @@ export interface MapperLogger {
 
 const debug = debuglog('vfio-bars');
 
+/** The mapper's own log: a MapperLogger that also says whether anyone reads it. */
+export interface MapperLog extends MapperLogger {
+  /**
+   * False when neither `NODE_DEBUG=vfio-bars` nor an injected logger would receive a message: callers
+   * skip building detail messages then (a map of many mappings formats several hex strings for each).
+   */
+  readonly enabled: boolean;
+}
+
 /**
  * Always writes to `NODE_DEBUG=vfio-bars`; also to the VMM's logger when it gave one. A logger that throws
  * is ignored (noted on the debug log): reporting must never change what the mapper holds.
  */
-export function mapperLog(injected: MapperLogger | undefined): MapperLogger {
+export function mapperLog(injected: MapperLogger | undefined): MapperLog {
   const forward = (level: keyof MapperLogger, message: string): void => {
     try {
       injected?.[level](message);
@@ -25,6 +34,9 @@ export function mapperLog(injected: MapperLogger | undefined): MapperLogger {
     }
   };
   return {
+    get enabled() {
+      return injected !== undefined || debug.enabled;
+    },
     debug: (m) => { debug(m); forward('debug', m); },
     info: (m) => { debug(m); forward('info', m); },
     warn: (m) => { debug(`warning: ${m}`); forward('warn', m); },
