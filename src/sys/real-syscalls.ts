@@ -56,7 +56,7 @@ class RealSyscalls implements Syscalls {
     const flags = options.shared === false ? MAP_PRIVATE : MAP_SHARED;
     const { align, alignOffset } = this.#placement(options);
     try {
-      const { address, buffer } = shim().mmap(fd, offset, length, prot, flags, align, alignOffset);
+      const [address, buffer] = shim().mmap(fd, offset, length, prot, flags, align, alignOffset);
       const mapping: HostMapping = Object.freeze({ address, length, view: buffer });
       this.#live.add(mapping);
       return mapping;

@@ -17,7 +17,7 @@ export interface Shim {
     flags: number,
     align: bigint,
     alignOffset?: bigint,
-  ): { address: bigint; buffer?: ArrayBuffer };
+  ): [address: bigint, buffer?: ArrayBuffer];
   munmap(address: bigint, length: bigint, buffer?: ArrayBuffer): void;
 }
 
