@@ -2,7 +2,7 @@
  * A Syscalls that does nothing and answers at once (KVM's version and capabilities, fresh fds and
  * addresses): with it a bench case's wall time is the library's own JavaScript above the kernel interface.
  */
-import type { HostMapping, Syscalls } from 'vfio-bars';
+import type { HostMapping, MmapOptions, Syscalls } from 'vfio-bars';
 
 type IoctlName = Parameters<Syscalls['ioctl']>[1];
 
@@ -22,9 +22,11 @@ export function nullKernel(pageSize = 4096): Syscalls {
     },
     pread: (_fd: number, buffer: Buffer) => buffer.length,
     pwrite: (_fd: number, buffer: Buffer) => buffer.length,
-    mmap: (_fd: number, _offset: bigint, length: bigint): HostMapping => {
-      const address = nextAddress;
-      nextAddress += length + BigInt(pageSize);
+    mmap: (_fd: number, _offset: bigint, length: bigint, _prot: number, options?: MmapOptions): HostMapping => {
+      // Placed as the shim would: address % align === alignOffset (huge-PFN congruence).
+      const align = options?.align ?? 0n;
+      const address = align > 0n ? nextAddress - (nextAddress % align) + align + (options?.alignOffset ?? 0n) : nextAddress;
+      nextAddress = address + length + BigInt(pageSize);
       return Object.freeze({ address, length, view: undefined });
     },
     munmap: () => undefined,

@@ -11,7 +11,6 @@ import { DirectResource, StepFailure, type ResourceContext } from './direct-reso
 import { checkBarIndex, checkConstructorArguments, checkGuestAddress, checkPlan } from './arguments.js';
 import { deepFreeze } from '../util/deep-freeze.js';
 import { replanBar } from '../plan/planner.js';
-import { hugePfnPlacement } from './huge-pfn.js';
 
 /** Options of the {@link BarMapper} constructor. */
 export interface BarMapperOptions {
@@ -389,8 +388,8 @@ export class BarMapper implements Disposable {
   #checkHugePfnGpa(bar: BarState): void {
     if (!this.#ctx.hugePfnAlign) return;
     for (const resource of bar.resources) {
-      const { gpa, size, fileOffset } = resource.placed;
-      const placement = hugePfnPlacement(size, bar.planned.regionOffset + fileOffset, bar.pageSize);
+      const { gpa } = resource.placed;
+      const placement = resource.hugePfn;
       if (!resource.attached || gpa === undefined || !placement || gpa % placement.align === resource.host.address % placement.align) {
         continue;
       }

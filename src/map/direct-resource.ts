@@ -11,7 +11,7 @@ import type { DirectMapping, PlannedBar } from '../plan/types.js';
 import { UndoStack } from '../util/undo-stack.js';
 import { ErrorCollector } from '../util/error-collector.js';
 import type { MapStep } from './errors.js';
-import { hugePfnPlacement } from './huge-pfn.js';
+import { hugePfnPlacement, type HugePfnPlacement } from './huge-pfn.js';
 
 /** Undoes exactly one completed operation. */
 export type Undo = () => void;
@@ -44,6 +44,11 @@ export class StepFailure extends Error {
 /** One direct mapping's mmap, slot and DMA map. Created by {@link DirectResource.mmap}. */
 export class DirectResource {
   readonly host: HostMapping;
+  /**
+   * The huge-PFN placement the mmap used, or undefined (alignment off, or no whole block in the mapping).
+   * Fixed for the resource's life: its file range never changes, so moves reuse it instead of recomputing.
+   */
+  readonly hugePfn: HugePfnPlacement | undefined;
   readonly #ctx: ResourceContext;
   /** Where the slot and DMA map are (or were last) placed. */
   #placed: DirectMapping;
@@ -51,9 +56,10 @@ export class DirectResource {
   #iova: bigint | undefined;
   #released = false;
 
-  private constructor(ctx: ResourceContext, host: HostMapping, placed: DirectMapping) {
+  private constructor(ctx: ResourceContext, host: HostMapping, placed: DirectMapping, hugePfn: HugePfnPlacement | undefined) {
     this.#ctx = ctx;
     this.host = host;
+    this.hugePfn = hugePfn;
     this.#placed = placed;
   }
 
@@ -69,7 +75,7 @@ export class DirectResource {
     } catch (error) {
       throw new StepFailure('mmap', error, []);
     }
-    return new DirectResource(ctx, host, mapping);
+    return new DirectResource(ctx, host, mapping, placement);
   }
 
   /** The mapping the slot and DMA map follow (its `gpa` included). */
