@@ -82,6 +82,7 @@ export {
 } from './map/bar-mapper.js';
 export { hugePfnAlignment, hugePfnBlock, hugePfnPlacement, type HugePfnPlacement } from './map/huge-pfn.js';
 export { MapError, type MapErrorDetails, type MapStep } from './map/errors.js';
+export type { BarParking, ParkCode } from './map/parking.js';
 export type { MapperLogger } from './map/logger.js';
 
 // vfio region access (trapped accesses that reach the device)

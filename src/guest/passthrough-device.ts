@@ -104,7 +104,10 @@ export class PassthroughDevice implements Disposable {
       ...(options.hideExtendedCaps && { hideExtendedCaps: options.hideExtendedCaps }),
       hooks: {
         msixControl: (enabled, masked) => this.msix?.setControl(enabled, masked),
-        decode: (index, enabled) => this.#dispatch.setDecode(index, enabled),
+        decode: (index, enabled) => {
+          this.#dispatch.setDecode(index, enabled);
+          this.#dispatch.refresh(); // a decode change can park or unpark BARs
+        },
         moved: () => this.#dispatch.refresh(),
       },
     });
