@@ -75,7 +75,10 @@ interface BarRegisterState {
  * * The MSI-X capability: Table and PBA Offset/BIR rewritten to where the plan puts them in the guest
  *   BAR; Message Control's enable and function mask emulated (they drive MsixInterrupts).
  * * COMMAND.MEM: forwarded to the device and mirrored on the BARs (clear: KVM slots removed, accesses
- *   no longer claimed; set: restored, after moving a BAR the guest reprogrammed while decode was off).
+ *   no longer claimed; set: restored, after moving a BAR the guest reprogrammed while decode was off,
+ *   in index order, so of two overlapping BARs the lower index holds the range and the other is parked).
+ * * A BAR placed over another BAR or slot never makes a write throw: the host (BarMapper) parks it and its
+ *   accesses are trapped (see `BarMapper.move`).
  * * Extended capabilities the VMM cannot honour (Resizable BAR, SR-IOV, ARI by default) are unlinked
  *   from the chain and writes to them are dropped, as QEMU and cloud-hypervisor do.
  *
@@ -238,13 +241,24 @@ export class VirtualConfigSpace {
     const decode = (command & COMMAND_MEMORY) !== 0;
     if (decode === this.#memoryDecode) return;
     this.#memoryDecode = decode;
-    for (const state of this.#bars.values()) {
+    for (const state of this.#decodeOrder(decode)) {
       const index = state.bar.index;
       // BARs reprogrammed while decode was off move before they decode again.
       if (decode) this.#placeBar(state);
       this.#o.host.setDecode(index, decode);
       this.#o.hooks?.decode?.(index, decode);
     }
+  }
+
+  /**
+   * On: index order, so where two BARs overlap the lower index holds the range (the host parks the other).
+   * Off: parked BARs first, so a holder going off does not hand its range to a BAR that is going off too.
+   */
+  #decodeOrder(decode: boolean): BarRegisterState[] {
+    const states = [...this.#bars.values()];
+    if (decode) return states;
+    const parked = (state: BarRegisterState): boolean => this.#o.host.parking?.(state.bar.index) !== undefined;
+    return [...states.filter(parked), ...states.filter((s) => !parked(s))];
   }
 
   // ---- MSI-X --------------------------------------------------------------------------------------

@@ -441,6 +441,7 @@ export class BarMapper implements Disposable {
    * change that triggered the retry has already succeeded.
    */
   #retryParked(except: MapperBar | undefined): number {
+    if (this.#ctx.vm.closed || this.#device.closed === true) return 0; // nothing can be attached any more
     const parked = [...this.#bars.values()]
       .filter((s) => s !== except && s.parked && s.decode)
       .sort((a, b) => a.parkedSince - b.parkedSince);
@@ -465,7 +466,11 @@ export class BarMapper implements Disposable {
 
   #retryFailed(bar: MapperBar, error: unknown, rollback: unknown[]): void {
     const index = bar.planned.index;
-    const wrapped = failure(error, 'decode', index, bar.planned.guestAddress, new UndoStack());
+    const inner = error instanceof StepFailure ? error : undefined;
+    const gpa = bar.planned.guestAddress;
+    const wrapped = error instanceof MapError
+      ? error
+      : MapError.fromStep(inner ? inner.cause : error, inner?.step ?? 'decode', index, gpa, inner?.rollbackErrors ?? []);
     const all = [...wrapped.rollbackErrors, ...rollback];
     if (all.length > 0) this.#log.warn(`BAR${index}: ${all.length} error(s) while undoing a failed retry of its slots`);
     if (bar.retryFailure === wrapped.code) return;

@@ -182,6 +182,20 @@ function expectedTrapped(bar: PlannedBar, offset: bigint): { device?: number; ki
   return { kind };
 }
 
+describe('PassthroughDevice: COMMAND.MEM off with a parked BAR', () => {
+  it('parked BARs go off first: the holder going off does not hand its range to a BAR going off too (no slot added)', () => {
+    const w = e1000e();
+    w.guest.configWrite(BAR_REGISTER(3), 4, Number(E1000E_AT[1] + 0x8000n)); // BAR3 parked inside BAR1
+    expect(w.mapper.bars.get(3)!.parked).toMatchObject({ code: 'OVERLAPS_BAR', bar: 1 });
+    const first = w.kernel.calls.length;
+    w.guest.configWrite(COMMAND, 2, MEM_OFF);
+    const slotCalls = w.kernel.calls.slice(first).filter((c) => c.name === 'KVM_SET_USER_MEMORY_REGION');
+    expect(slotCalls.map((c) => c.detail.endsWith(' size 0'))).toEqual([true, true]); // BAR0's and BAR1's removed
+    expect(w.mapper.warnings.filter((x) => x.code === 'OVERLAPS_BAR')).toHaveLength(1);
+    w.close();
+  });
+});
+
 describe('PassthroughDevice: random BAR writes and COMMAND.MEM toggles (fast-check)', () => {
   type Op = { kind: 'bar'; index: 0 | 1 | 3; address: bigint } | { kind: 'command'; on: boolean };
   const addressArb = fc.constantFrom(
