@@ -57,10 +57,12 @@ export class GuestRam implements Disposable {
     const sys = vm.syscalls;
     const huge = defaultHugePageSize();
     const fd = sys.memfdCreate('arm64-vmm-ram', MFD_HUGETLB);
+    // hugetlbfs maps whole huge pages only (EINVAL otherwise): map them all, give the guest `size` bytes.
+    const length = ((size + huge - 1n) / huge) * huge;
     let mapping: HostMapping;
     try {
-      sys.ftruncate(fd, ((size + huge - 1n) / huge) * huge);
-      mapping = sys.mmap(fd, 0n, size, PROT.READ | PROT.WRITE);
+      sys.ftruncate(fd, length);
+      mapping = sys.mmap(fd, 0n, length, PROT.READ | PROT.WRITE);
     } finally {
       sys.close(fd);
     }
