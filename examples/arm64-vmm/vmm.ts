@@ -49,6 +49,8 @@ export interface VmmReport {
   /** Config-space accesses through the ECAM window (0 without `pci`). */
   readonly pciConfigAccesses: number;
   readonly kvmTarget: number;
+  /** Guest physical base of RAM (hex): `MACHINE.ram.base`, or its host physical address with `ramAtPhysical`. */
+  readonly ramBase: string;
   /** The passed-through device: BAR placement (direct slot or trapped) and the trapped accesses served. */
   readonly passthrough?: PassthroughStats;
 }
@@ -117,6 +119,7 @@ export function runVmm(o: VmmOptions): VmmReport {
     uartIrqChanges,
     pciConfigAccesses: ecam.accesses,
     kvmTarget,
+    ramBase: `0x${ram.base.toString(16)}`,
     ...(device ? { passthrough: device.stats() } : {}),
   };
 }

@@ -97,6 +97,10 @@ describe('example arm64 VMM inside the emulated aarch64 hosts', () => {
       );
       expect(r.event).toBe('shutdown');
       expect(device.iommu).toBe(host.mode);
+      // Without an IOMMU guest RAM sits at its huge page's host physical address (512 MiB aligned), not at 1 GiB.
+      const ramBase = BigInt((r as { ramBase?: string }).ramBase!);
+      if (host.iommu === 'noiommu') expect([ramBase % 0x2000_0000n, ramBase === 0x4000_0000n]).toEqual([0n, false]);
+      else expect(ramBase).toBe(0x4000_0000n);
       expect(guest.get('VMM-GUEST-PCI')).toEqual(['0000:00:01.0 ']);
       expect(guest.get('VMM-GUEST-NVME')?.[0]).toBe('model=QEMUNVMeCtrl sectors=8192');
       expect(guest.get('VMM-GUEST-READMD5')).toEqual([md5]);
