@@ -133,11 +133,11 @@ export async function bootVmm(a: VmmArtefacts, initrd: string, s: VmmScenario): 
   ];
   const timeoutS = s.timeoutS ?? 300;
   const started = Date.now();
-  const { log, timedOut } = await runQemu(args, timeoutS * 1000);
+  const { log, timedOut, message } = await runQemu(args, timeoutS * 1000);
   const seconds = (Date.now() - started) / 1000;
   const logPath = keepLog(a.CACHE, s.name, `qemu-system-aarch64 ${args.join(' ')}\n\n${log}`);
   const tail = log.split('\n').slice(-40).join('\n');
-  if (timedOut) throw new EmuTimeoutError(timeoutS, logPath, tail);
+  if (timedOut) throw new EmuTimeoutError(`${s.name}: ${message ?? `timed out after ${timeoutS} s`}`, logPath, tail);
   const reportLine = log.split('\n').find((l) => l.startsWith('VMM-REPORT '));
   if (!reportLine) throw new Error(`the VMM printed no report (log kept at ${logPath}):\n${tail}`);
   const guest = new Map<string, string[]>();
