@@ -91,7 +91,7 @@ export interface MapperWarning {
   readonly message: string;
 }
 
-interface MapperBar {
+interface BarState {
   planned: PlannedBar;
   readonly pageSize: bigint;
   /** One per kept mmap, in the order of the planned mappings (or the suspended ones). */
@@ -126,7 +126,7 @@ export class BarMapper implements Disposable {
   readonly #device: VfioDeviceHandle;
   readonly #ctx: Omit<ResourceContext, 'pageSize'>;
   readonly #log: MapperLogger;
-  readonly #bars = new Map<number, MapperBar>();
+  readonly #bars = new Map<number, BarState>();
   readonly #warnings: MapperWarning[] = [];
   /** Resources a failed rollback could not release: retried by unmapAll and dispose, so nothing leaks. */
   readonly #orphans: { bar: number; resource: DirectResource }[] = [];
@@ -200,10 +200,10 @@ export class BarMapper implements Disposable {
       this.#checkNoHolder(bar);
     }
     const undo = new UndoStack();
-    const states = new Map<number, MapperBar>();
+    const states = new Map<number, BarState>();
     for (const bar of plan.bars) {
       const planned = frozenCopy(bar);
-      const state: MapperBar = {
+      const state: BarState = {
         planned, pageSize: plan.pageSize, resources: [], decode: true, parked: undefined, parkedSince: 0, retryFailure: undefined,
       };
       for (const mapping of planned.mappings) {
@@ -350,7 +350,7 @@ export class BarMapper implements Disposable {
     checkBarIndex('unmap', index);
     const held = this.#bars.has(index);
     this.#unmap(index);
-    if (held && this.#device.closed !== true) this.#retryParked(undefined);
+    if (held) this.#retryParked(undefined);
   }
 
   /**
@@ -377,7 +377,7 @@ export class BarMapper implements Disposable {
    * unparked sibling overlaps it, or KVM (or the IOMMU) refuses it with EEXIST. Returns the parking, or
    * undefined when the BAR is not parked. Every change is on `undo`; any other failure throws.
    */
-  #settle(bar: MapperBar, next: PlannedBar, decode: boolean, undo: UndoStack): BarParking | undefined {
+  #settle(bar: BarState, next: PlannedBar, decode: boolean, undo: UndoStack): BarParking | undefined {
     if (!decode) {
       this.#reconcile(bar, next, false, undo);
       return undefined;
@@ -406,7 +406,7 @@ export class BarMapper implements Disposable {
   }
 
   /** The sibling that holds (decodes, unparked) a range overlapping `next`, lowest index first. */
-  #holderOf(index: number, next: PlannedBar): MapperBar | undefined {
+  #holderOf(index: number, next: PlannedBar): BarState | undefined {
     const holders = [...this.#bars.values()]
       .filter((s) => s.planned.index !== index && s.decode && !s.parked && rangesOverlap(s.planned, next))
       .sort((a, b) => a.planned.index - b.planned.index);
@@ -421,7 +421,7 @@ export class BarMapper implements Disposable {
   }
 
   /** Records `bar`'s parking after a committed change; a new decision is a warning (logged once), an end is info. */
-  #park(bar: MapperBar, parking: BarParking | undefined): void {
+  #park(bar: BarState, parking: BarParking | undefined): void {
     const before = bar.parked;
     bar.parked = parking ? Object.freeze({ ...parking }) : undefined;
     bar.retryFailure = undefined;
@@ -440,7 +440,7 @@ export class BarMapper implements Disposable {
    * unparked. A failure other than an overlap keeps the BAR parked and is a warning, never an error: the
    * change that triggered the retry has already succeeded.
    */
-  #retryParked(except: MapperBar | undefined): number {
+  #retryParked(except: BarState | undefined): number {
     if (this.#ctx.vm.closed || this.#device.closed === true) return 0; // nothing can be attached any more
     const parked = [...this.#bars.values()]
       .filter((s) => s !== except && s.parked && s.decode)
@@ -464,7 +464,7 @@ export class BarMapper implements Disposable {
     return restored;
   }
 
-  #retryFailed(bar: MapperBar, error: unknown, rollback: unknown[]): void {
+  #retryFailed(bar: BarState, error: unknown, rollback: unknown[]): void {
     const index = bar.planned.index;
     const inner = error instanceof StepFailure ? error : undefined;
     const gpa = bar.planned.guestAddress;
@@ -485,7 +485,7 @@ export class BarMapper implements Disposable {
    * Brings `bar`'s resources to `next`'s placement with the given decode: mmaps fresh where none are
    * kept, then moves, attaches, detaches or only re-places each resource. Every change goes on `undo`.
    */
-  #reconcile(bar: MapperBar, next: PlannedBar, decode: boolean, undo: UndoStack): void {
+  #reconcile(bar: BarState, next: PlannedBar, decode: boolean, undo: UndoStack): void {
     const wantAttached = decode && next.mappings.length > 0;
     const targets = next.mappings.length > 0 ? next.mappings : (next.suspended ?? []);
     if (bar.resources.length === 0) {
@@ -510,7 +510,7 @@ export class BarMapper implements Disposable {
   }
 
   /** mmaps one mapping (and attaches it unless told not to), recording both on `undo`. */
-  #attachFresh(bar: MapperBar, mapping: DirectMapping, undo: UndoStack, mode: 'detached' | undefined, planned = bar.planned): void {
+  #attachFresh(bar: BarState, mapping: DirectMapping, undo: UndoStack, mode: 'detached' | undefined, planned = bar.planned): void {
     const resource = DirectResource.mmap({ ...this.#ctx, pageSize: bar.pageSize }, planned, mapping);
     bar.resources.push(resource);
     undo.push(() => {
@@ -551,7 +551,7 @@ export class BarMapper implements Disposable {
     if (errors.length > 0) throw errors[0];
   }
 
-  #replan(bar: MapperBar, guestAddress: bigint): { bar: PlannedBar; warnings: readonly PlanWarning[] } {
+  #replan(bar: BarState, guestAddress: bigint): { bar: PlannedBar; warnings: readonly PlanWarning[] } {
     try {
       const result = replanBar(bar.planned, bar.pageSize, guestAddress);
       return { bar: deepFreeze(result.bar), warnings: result.warnings };
@@ -589,7 +589,7 @@ export class BarMapper implements Disposable {
    * KVM maps a huge block at stage 2 only when the GPA agrees with the host address modulo the block. A
    * guest that places a BAR off its natural alignment loses that: say so once per placement (typed).
    */
-  #checkHugePfnGpa(bar: MapperBar): void {
+  #checkHugePfnGpa(bar: BarState): void {
     if (!this.#ctx.hugePfnAlign) return;
     for (const resource of bar.resources) {
       const { gpa, size, fileOffset } = resource.placed;
@@ -629,7 +629,7 @@ export class BarMapper implements Disposable {
     return dma;
   }
 
-  #barFor(step: MapStep, index: number): MapperBar {
+  #barFor(step: MapStep, index: number): BarState {
     this.#assertUsable(step);
     this.#assertDeviceOpen(step);
     checkBarIndex(step, index);
@@ -663,7 +663,7 @@ function travelOrder(count: number, from: bigint | undefined, to: bigint | undef
 }
 
 /** Kept mmaps are reused only for the same file ranges; a replan never changes them (checked, not assumed). */
-function checkSameShape(bar: MapperBar, targets: readonly DirectMapping[]): void {
+function checkSameShape(bar: BarState, targets: readonly DirectMapping[]): void {
   const same = targets.length === bar.resources.length
     && targets.every((t, i) => t.fileOffset === bar.resources[i]!.placed.fileOffset && t.size === bar.resources[i]!.placed.size);
   if (!same) {
@@ -705,7 +705,7 @@ function withRollback(error: unknown, rollback: unknown[]): unknown {
   return new StepFailure('move', error, rollback);
 }
 
-function snapshot(index: number, s: MapperBar): MappedBar {
+function snapshot(index: number, s: BarState): MappedBar {
   const regions = s.resources.map((r) => Object.freeze({
     mapping: r.placed,
     host: Object.freeze({ address: r.host.address, length: r.host.length, view: r.host.view }),

@@ -5,7 +5,9 @@
  * writes and COMMAND.MEM toggles keeps every decoded BAR reachable by a slot or by trapping.
  */
 import { describe, expect, it } from 'vitest';
+import { constants } from 'node:os';
 import fc from 'fast-check';
+import { VfioBarsError } from '../../src/errors.js';
 import { PassthroughDevice, barPieces } from '../../src/guest/index.js';
 import { KvmVm } from '../../src/kvm/index.js';
 import { BarMapper, type MappedBar } from '../../src/map/index.js';
@@ -194,6 +196,67 @@ describe('PassthroughDevice: COMMAND.MEM off with a parked BAR', () => {
     expect(w.mapper.warnings.filter((x) => x.code === 'OVERLAPS_BAR')).toHaveLength(1);
     w.close();
   });
+});
+
+describe('PassthroughDevice overlaps under fault injection', () => {
+  /** Config writes that park over a sibling and over RAM, toggle COMMAND.MEM while parked, and restore. */
+  const WRITES: readonly [number, 2 | 4, number][] = [
+    [BAR_REGISTER(1), 4, Number(E1000E_AT[3])],
+    [BAR_REGISTER(3), 4, 0x1040_0000],
+    [COMMAND, 2, MEM_OFF],
+    [BAR_REGISTER(3), 4, Number(E1000E_AT[1] + 0x8000n)],
+    [COMMAND, 2, MEM_ON],
+    [BAR_REGISTER(1), 4, Number(RAM.guestPhysAddr)],
+    [BAR_REGISTER(1), 4, Number(E1000E_AT[1])],
+    [BAR_REGISTER(3), 4, Number(E1000E_AT[3])],
+  ];
+
+  /** The guest view agrees with the mapper, and the mapper with the kernel. */
+  function expectConsistent(w: ReturnType<typeof e1000e>, where: string): void {
+    const slots = new Map(w.kernel.slotsOf(w.vm.fd).map((s) => [s.slot, s]));
+    let ours = 0;
+    for (const bar of w.mapper.bars.values()) {
+      const attached = bar.decode && !bar.parked;
+      for (const region of bar.regions) {
+        expect(region.slot !== undefined, `${where}: BAR${bar.index} slot`).toBe(attached);
+        if (region.slot !== undefined) expect(slots.get(region.slot)?.guestPhysAddr, where).toBe(region.mapping.gpa);
+        if (region.slot !== undefined) ours++;
+      }
+      // The dispatcher claims the BAR where the mapper has it (a parked BAR's too), and only while it decodes.
+      const claimed = w.read32(bar.guestAddress! + bar.planned.guestSize - 0x10n) !== undefined;
+      expect(claimed, `${where}: BAR${bar.index} claimed`).toBe(bar.decode);
+    }
+    expect(slots.size, `${where}: slots`).toBe(ours + 1);
+    expect(w.kernel.live().dmaMaps, `${where}: DMA maps`).toBe(ours);
+  }
+
+  for (const [name, errno] of [['ENOMEM', constants.errno.ENOMEM], ['EEXIST', constants.errno.EEXIST]] as const) {
+    it(`every syscall of the writes failing with ${name} in turn: a typed error or a parked BAR, consistent, nothing leaked`, () => {
+      const reference = e1000e();
+      reference.vm.addSlot(RAM);
+      const first = reference.kernel.calls.length;
+      for (const [offset, size, value] of WRITES) reference.guest.configWrite(offset, size, value);
+      const calls = reference.kernel.calls.slice(first);
+      reference.close();
+      expect(calls.length).toBeGreaterThan(20);
+      for (const call of calls) {
+        const w = e1000e();
+        w.vm.addSlot(RAM);
+        w.kernel.failAt(call.index, errno);
+        const where = `call ${call.index} ${call.name} ${call.detail}`;
+        for (const [offset, size, value] of WRITES) {
+          try {
+            w.guest.configWrite(offset, size, value);
+          } catch (error) {
+            expect(error, where).toBeInstanceOf(VfioBarsError);
+          }
+        }
+        expectConsistent(w, where);
+        w.close();
+        expect(w.kernel.live(), `leak after failing ${where}`).toEqual({ fds: 0, mmaps: 0, slots: 0, dmaMaps: 0, kvmFiles: 0 });
+      }
+    });
+  }
 });
 
 describe('PassthroughDevice: random BAR writes and COMMAND.MEM toggles (fast-check)', () => {
