@@ -252,6 +252,16 @@ describe('PassthroughDevice overlaps under fault injection', () => {
           }
         }
         expectConsistent(w, where);
+        // Without the fault, the guest's next COMMAND write settles everything: each BAR decodes where its
+        // registers say (a move that failed is made now), a decode change that stopped part-way is finished.
+        w.kernel.clearFaults();
+        w.guest.configWrite(COMMAND, 2, MEM_ON);
+        expectConsistent(w, `${where}, then COMMAND`);
+        for (const bar of w.mapper.bars.values()) {
+          expect(bar.decode, `${where}: BAR${bar.index} decode`).toBe(true);
+          const register = BigInt(w.guest.configRead(BAR_REGISTER(bar.index), 4) & ~0xf);
+          expect(bar.guestAddress, `${where}: BAR${bar.index} where its register says`).toBe(register);
+        }
         w.close();
         expect(w.kernel.live(), `leak after failing ${where}`).toEqual({ fds: 0, mmaps: 0, slots: 0, dmaMaps: 0, kvmFiles: 0 });
       }
