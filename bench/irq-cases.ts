@@ -34,6 +34,11 @@ const SREGS_FS_BASE = 3 * 24;
 /** eventfd(2) flags (EFD_CLOEXEC, EFD_NONBLOCK). */
 const EFD_CLOEXEC = 0o2000000;
 const RESET_PAGE = 0xffff_f000n;
+/** Where the handler stores its RDTSC, in the low page. */
+export const STAMP_AT = 0x500;
+/** struct kvm_device_attr on the vCPU: group KVM_VCPU_TSC_CTRL (0), attribute KVM_VCPU_TSC_OFFSET (0). */
+const TSC_CTRL = { group: 0, offset: 0 } as const;
+const U64 = (1n << 64n) - 1n;
 /** Where CS:IP f000:f0xx lands once an interrupt has reloaded CS (real mode: base = selector × 16). */
 const LOW_CODE_PAGE = 0xf_f000n;
 
@@ -46,15 +51,17 @@ const FS_WRITE_EOI = [0x64, 0x66, 0xc7, 0x06, 0xb0, 0x00, 0x00, 0x00, 0x00, 0x00
  * (KVM_SET_SREGS; the guest never reloads FS), so `[fs:0xf0]` is the Spurious-Interrupt Vector Register
  * and `[fs:0xb0]` the EOI register. At reset KVM's LAPIC is software-disabled (SVR 0xff) and drops fixed
  * interrupts, so the guest first writes SVR = 0x1ff (enable, spurious vector 0xff), reports ready on port
- * 0x12, then `sti; hlt` forever. Vector 0x40's handler reports on port 0x10 (the exit that ends a measurement),
- * then EOIs (else its ISR bit blocks the next one) and returns; every other vector reports on 0x11, EOIs, returns.
- * `code` is mapped at the reset page and at 0xff000; `low` (the IVT, stack below 0xff0) at 0.
+ * 0x12, then `sti; hlt` forever. Vector 0x40's handler first stores its RDTSC at 0x500 (when the interrupt
+ * arrived: what the benchmark times, so the VMM's exit handling is not part of the figure), reports on port
+ * 0x10, then EOIs (else its ISR bit blocks the next one) and returns; every other vector reports on 0x11,
+ * EOIs, returns. `code` is mapped at the reset page and at 0xff000; `low` (IVT, stack below 0xff0) at 0.
  */
 export function msiProgram(): { code: Buffer; low: Buffer } {
   const code = Buffer.alloc(Number(PAGE));
   // mov sp, 0x0ff0; SVR; out 0x12, al; sti; hlt; jmp hlt
   code.set([0xbc, 0xf0, 0x0f, ...FS_WRITE_SVR, 0xe6, PORT.ready, 0xfb, 0xf4, 0xeb, 0xfd], 0);
-  code.set([0xe6, PORT.delivered, ...FS_WRITE_EOI, 0xcf], 0x40); // out 0x10, al; EOI; iret
+  // rdtsc; mov [0x500], eax; mov [0x504], edx; out 0x10, al; EOI; iret
+  code.set([0x0f, 0x31, 0x66, 0xa3, 0x00, 0x05, 0x66, 0x89, 0x16, 0x04, 0x05, 0xe6, PORT.delivered, ...FS_WRITE_EOI, 0xcf], 0x40);
   code.set([0xe6, PORT.other, ...FS_WRITE_EOI, 0xcf], 0x60); // out 0x11, al; EOI; iret
   code.set([0xe9, 0x0d, 0xf0], 0xff0); // at 0xfffffff0: jmp 0xf000
   const low = Buffer.alloc(Number(PAGE));
@@ -102,12 +109,21 @@ export class MsiGuest {
   readonly vm: KvmVm;
   readonly vcpu: KvmVcpu;
   readonly router: GsiRouter;
+  /** The memfd behind guest page 0 (IVT, stack, the handler's TSC stamp), for a worker to map. */
+  readonly lowFd: number;
+  /** Guest TSC = host TSC + tscOffset (mod 2^64), KVM_VCPU_TSC_OFFSET. */
+  readonly tscOffset: bigint;
+  readonly #low: DataView;
   readonly #cleanups: (() => void)[];
 
-  private constructor(vm: KvmVm, vcpu: KvmVcpu, router: GsiRouter, cleanups: (() => void)[]) {
-    this.vm = vm;
-    this.vcpu = vcpu;
-    this.router = router;
+  private constructor(parts: { vm: KvmVm; vcpu: KvmVcpu; router: GsiRouter; low: HostMapping; lowFd: number; tscOffset: bigint },
+    cleanups: (() => void)[]) {
+    this.vm = parts.vm;
+    this.vcpu = parts.vcpu;
+    this.router = parts.router;
+    this.lowFd = parts.lowFd;
+    this.tscOffset = parts.tscOffset;
+    this.#low = new DataView(parts.low.view!);
     this.#cleanups = cleanups;
   }
 
@@ -120,15 +136,18 @@ export class MsiGuest {
       sys.ioctl(vm.fd, 'KVM_CREATE_IRQCHIP');
       const program = msiProgram();
       const code = pageWith(sys, program.code, cleanups);
-      const low = pageWith(sys, program.low, cleanups);
+      const lowFd = sys.memfdCreate('bench-msi-guest-low', 0);
+      cleanups.push(() => sys.close(lowFd));
+      const low = pageWith(sys, program.low, cleanups, lowFd);
       vm.addSlot({ guestPhysAddr: RESET_PAGE, memorySize: PAGE, userspaceAddr: code.address });
       vm.addSlot({ guestPhysAddr: LOW_CODE_PAGE, memorySize: PAGE, userspaceAddr: code.address });
       vm.addSlot({ guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: low.address });
       const vcpu = KvmVcpu.create(vm);
       cleanups.push(() => vcpu.close());
       pointFsAtLapic(sys, vcpu.fd);
+      const tscOffset = readTscOffset(sys, vcpu.fd, pageWith(sys, Buffer.alloc(0), cleanups));
       const router = new GsiRouter(vm, { grant: { first: MSI_GSI, count: 8 }, vmmRoutes: x86DefaultIrqchipRoutes() });
-      return new MsiGuest(vm, vcpu, router, cleanups);
+      return new MsiGuest({ vm, vcpu, router, low, lowFd, tscOffset }, cleanups);
     } catch (error) {
       runCleanups(cleanups);
       throw error;
@@ -148,6 +167,11 @@ export class MsiGuest {
     throw new RangeError(`MSI guest: unexpected exit ${describeExit(exit)}`);
   }
 
+  /** The host TSC when the MSI handler last started (its stamp, less the vCPU's TSC offset). */
+  get handlerTsc(): bigint {
+    return (this.#low.getBigUint64(STAMP_AT, true) - this.tscOffset) & U64;
+  }
+
   /** Closes the vCPU, the VM and the guest's memory. */
   close(): void {
     runCleanups(this.#cleanups);
@@ -158,9 +182,19 @@ function describeExit(exit: ReturnType<KvmVcpu['run']>): string {
   return exit.kind === 'io' ? `io port ${exit.port}` : exit.kind === 'other' ? `reason ${exit.reason}` : exit.kind;
 }
 
-/** A page of memfd memory holding `bytes`, unmapped by the cleanups. */
-function pageWith(sys: Syscalls, bytes: Buffer, cleanups: (() => void)[]): HostMapping {
-  const fd = sys.memfdCreate('bench-msi-guest', 0);
+/** KVM_GET_DEVICE_ATTR KVM_VCPU_TSC_OFFSET on the vCPU; KVM writes the u64 at `scratch` (a host page). */
+function readTscOffset(sys: Syscalls, vcpuFd: number, scratch: HostMapping): bigint {
+  const attr = Buffer.alloc(24); // struct kvm_device_attr: flags, group, attr, addr
+  attr.writeUInt32LE(TSC_CTRL.group, 4);
+  attr.writeBigUInt64LE(BigInt(TSC_CTRL.offset), 8);
+  attr.writeBigUInt64LE(scratch.address, 16);
+  sys.ioctl(vcpuFd, 'KVM_GET_DEVICE_ATTR', attr);
+  return new DataView(scratch.view!).getBigUint64(0, true);
+}
+
+/** A page of memfd memory holding `bytes` (in `ownFd` when given, kept open), unmapped by the cleanups. */
+function pageWith(sys: Syscalls, bytes: Buffer, cleanups: (() => void)[], ownFd?: number): HostMapping {
+  const fd = ownFd ?? sys.memfdCreate('bench-msi-guest', 0);
   try {
     sys.ftruncate(fd, PAGE);
     const mapping = sys.mmap(fd, 0n, PAGE, PROT.READ | PROT.WRITE);
@@ -168,7 +202,7 @@ function pageWith(sys: Syscalls, bytes: Buffer, cleanups: (() => void)[]): HostM
     new Uint8Array(mapping.view!).set(bytes);
     return mapping;
   } finally {
-    sys.close(fd);
+    if (ownFd === undefined) sys.close(fd);
   }
 }
 
@@ -270,12 +304,12 @@ function withStandInSetIrqs(sys: Syscalls, deviceFd: number): Syscalls {
 
 /**
  * The device side shared by both VMMs: the C program in `--kicker` mode (the code the C baseline forks).
- * For each go byte it waits 100 µs (the vCPU is halted by then), notes CLOCK_MONOTONIC in a shared page
- * and writes the eventfd it was given.
+ * It measures the TSC frequency first (20 ms against CLOCK_MONOTONIC); then for each go byte it waits 100 µs
+ * (the vCPU is halted by then), notes the TSC in a shared page and writes the eventfd it was given.
  */
 class Kicker {
   readonly goFd: number;
-  readonly timeFd: number;
+  readonly kickFd: number;
   readonly #sys: Syscalls;
   readonly #time: HostMapping;
   readonly #view: DataView;
@@ -283,10 +317,10 @@ class Kicker {
   readonly #child: ChildProcess;
   readonly #go = Buffer.of(1);
 
-  private constructor(sys: Syscalls, parts: { goFd: number; timeFd: number; time: HostMapping; dir: string; child: ChildProcess }) {
+  private constructor(sys: Syscalls, parts: { goFd: number; kickFd: number; time: HostMapping; dir: string; child: ChildProcess }) {
     this.#sys = sys;
     this.goFd = parts.goFd;
-    this.timeFd = parts.timeFd;
+    this.kickFd = parts.kickFd;
     this.#time = parts.time;
     this.#view = new DataView(parts.time.view!);
     this.#dir = parts.dir;
@@ -296,10 +330,10 @@ class Kicker {
   static start(sys: Syscalls, cBinary: string, eventfd: number): Kicker {
     const cleanups: (() => void)[] = [];
     try {
-      const timeFd = sys.memfdCreate('bench-kick-time', 0);
-      cleanups.push(() => sys.close(timeFd));
-      sys.ftruncate(timeFd, PAGE);
-      const time = sys.mmap(timeFd, 0n, PAGE, PROT.READ | PROT.WRITE);
+      const kickFd = sys.memfdCreate('bench-kick-page', 0);
+      cleanups.push(() => sys.close(kickFd));
+      sys.ftruncate(kickFd, PAGE);
+      const time = sys.mmap(kickFd, 0n, PAGE, PROT.READ | PROT.WRITE);
       cleanups.push(() => sys.munmap(time));
       const dir = mkdtempSync(path.join(tmpdir(), 'vfio-bars-bench-'));
       cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -307,8 +341,8 @@ class Kicker {
       execFileSync('mkfifo', [fifo]);
       const goFd = openSync(fifo, 'r+');
       cleanups.push(() => closeSync(goFd));
-      const child = spawn(cBinary, ['--kicker'], { stdio: [goFd, 'inherit', 'inherit', eventfd, timeFd] });
-      return new Kicker(sys, { goFd, timeFd, time, dir, child });
+      const child = spawn(cBinary, ['--kicker'], { stdio: [goFd, 'inherit', 'inherit', eventfd, kickFd] });
+      return new Kicker(sys, { goFd, kickFd, time, dir, child });
     } catch (error) {
       runCleanups(cleanups);
       throw error;
@@ -320,15 +354,20 @@ class Kicker {
     writeSync(this.goFd, this.#go);
   }
 
-  /** When the kicker last wrote the eventfd (CLOCK_MONOTONIC ns, the clock of process.hrtime). */
-  get lastKick(): bigint {
+  /** The host TSC when the kicker last wrote the eventfd. */
+  get lastKickTsc(): bigint {
     return this.#view.getBigUint64(0, true);
+  }
+
+  /** TSC cycles to ns, with the kicker's measured frequency (there once the first kick happened). */
+  toNs(cycles: number): number {
+    return (cycles * 1e6) / Number(this.#view.getBigUint64(8, true));
   }
 
   close(): void {
     this.#child.kill();
     runCleanups([
-      () => this.#sys.close(this.timeFd),
+      () => this.#sys.close(this.kickFd),
       () => this.#sys.munmap(this.#time),
       () => rmSync(this.#dir, { recursive: true, force: true }),
       () => closeSync(this.goFd),
@@ -339,7 +378,7 @@ class Kicker {
 /**
  * Direct delivery, no JavaScript on the path: kicker → vector eventfd → KVM irqfd → MSI route → LAPIC →
  * the halted vCPU wakes in KVM_RUN on this thread; ns per op is the mean latency from the eventfd write to
- * KVM_RUN's return on port 0x10.
+ * the handler's first instruction (TSC stamps; the exit to port 0x10 afterwards only collects them).
  */
 export function msiSide(sys: Syscalls, cBinary: string): Side {
   let guest: MsiGuest | undefined;
@@ -362,15 +401,128 @@ export function msiSide(sys: Syscalls, cBinary: string): Side {
         throw error;
       }
     },
-    round: (n) => {
-      let total = 0n;
-      for (let i = 0; i < n; i++) {
-        kicker!.kick();
-        const port = guest!.runUntilHandler();
-        if (port !== PORT.delivered) throw new RangeError(`MSI guest: vector other than ${MSI_VECTOR} delivered`);
-        total += process.hrtime.bigint() - kicker!.lastKick;
+    round: (n) => latencyRound(guest!, kicker!, n),
+    teardown,
+  };
+}
+
+/**
+ * `n` kicks, each timed from the kicker's eventfd write to the handler's first instruction (TSC stamps of
+ * both, so the exit to this VMM is not part of it); the round's median, in ns (a latency's scheduling
+ * outliers on a shared machine would swamp a mean).
+ */
+function latencyRound(guest: MsiGuest, kicker: Kicker, n: number): number {
+  const cycles = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    kicker.kick();
+    const port = guest.runUntilHandler();
+    if (port !== PORT.delivered) throw new RangeError(`MSI guest: vector other than ${MSI_VECTOR} delivered`);
+    cycles[i] = Number(guest.handlerTsc - kicker.lastKickTsc);
+  }
+  return kicker.toNs(medianOf(cycles));
+}
+
+/** The median of `values` (sorted in place; the mean of the middle two when the count is even), as C computes it. */
+function medianOf(values: Float64Array): number {
+  values.sort();
+  const n = values.length;
+  return n % 2 === 1 ? values[(n - 1) / 2]! : Math.floor((values[n / 2 - 1]! + values[n / 2]!) / 2);
+}
+
+/** The relay of the thread variant, run in a worker (self-contained: it is sent as source). */
+function relayWorkerMain(wt: typeof WorkerThreads, fs: typeof Fs): void {
+  const data = wt.workerData as { from: number; to: number; stop: Int32Array };
+  const buffer = Buffer.alloc(8);
+  const one = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
+  wt.parentPort!.postMessage('ready');
+  for (;;) {
+    fs.readSync(data.from, buffer, 0, 8, null); // blocks this worker until the device signals
+    if (Atomics.load(data.stop, 0) !== 0) return;
+    fs.writeSync(data.to, one);
+  }
+}
+
+/** A worker thread blocked in read(2) of the device eventfd, writing the vector's eventfd per signal (JavaScript). */
+class RelayThread {
+  readonly #worker: Worker;
+  readonly #stop = new Int32Array(new SharedArrayBuffer(4));
+  readonly #from: number;
+  readonly #exited: Promise<void>;
+  #failure: unknown;
+
+  private constructor(from: number, to: number) {
+    this.#from = from;
+    const source = `const wt = require('node:worker_threads');\n(${relayWorkerMain.toString()})(wt, require('node:fs'));`;
+    this.#worker = new Worker(source, { eval: true, workerData: { from, to, stop: this.#stop } });
+    this.#worker.on('error', (error) => { this.#failure ??= error; });
+    this.#exited = new Promise((resolve) => this.#worker.once('exit', () => resolve()));
+  }
+
+  /** Starts the relay and waits until its loop runs (the vCPU then blocks this thread). */
+  static async start(from: number, to: number): Promise<RelayThread> {
+    const relay = new RelayThread(from, to);
+    await new Promise<void>((resolve, reject) => {
+      relay.#worker.once('message', () => resolve());
+      relay.#worker.once('exit', () => reject(asError(relay.#failure ?? new RangeError('relay worker exited'))));
+    });
+    return relay;
+  }
+
+  /** The worker's error, if it failed. */
+  get failure(): unknown {
+    return this.#failure;
+  }
+
+  /** Raises the stop flag, wakes the read with one more signal, waits for the worker to end. */
+  async stop(): Promise<void> {
+    Atomics.store(this.#stop, 0, 1);
+    writeSync(this.#from, Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]));
+    await this.#exited;
+  }
+}
+
+/**
+ * The JavaScript relay on a thread of its own, shaped like the C relay: kicker → the device's eventfd →
+ * a worker blocked in fs.readSync → fs.writeSync of the vector's eventfd → KVM irqfd → MSI route → the
+ * vCPU, whose KVM_RUN runs on this thread as in the direct case.
+ */
+export function msiRelayThreadSide(sys: Syscalls, cBinary: string): Side {
+  let guest: MsiGuest | undefined;
+  let device: StandInMsixDevice | undefined;
+  let deviceEventfd: number | undefined;
+  let kicker: Kicker | undefined;
+  let relay: RelayThread | undefined;
+  const teardown = async (): Promise<void> => {
+    const parts = { guest, device, deviceEventfd, kicker, relay };
+    relay = kicker = deviceEventfd = device = guest = undefined;
+    const cleanups: (() => void)[] = []; // run in reverse
+    try {
+      await parts.relay?.stop();
+    } finally {
+      if (parts.guest) cleanups.push(() => parts.guest!.close());
+      if (parts.device) cleanups.push(() => parts.device!.close());
+      if (parts.deviceEventfd !== undefined) cleanups.push(() => sys.close(parts.deviceEventfd!));
+      if (parts.kicker) cleanups.push(() => parts.kicker!.close());
+      runCleanups(cleanups);
+    }
+  };
+  return {
+    setup: async () => {
+      try {
+        guest = MsiGuest.create(sys);
+        device = StandInMsixDevice.create(sys, guest);
+        guest.runUntilReady();
+        deviceEventfd = sys.eventfd(0, EFD_CLOEXEC); // blocking: the relay's read waits on it
+        kicker = Kicker.start(sys, cBinary, deviceEventfd);
+        relay = await RelayThread.start(deviceEventfd, device.eventfd);
+      } catch (error) {
+        await teardown();
+        throw error;
       }
-      return Number(total) / n;
+    },
+    round: (n) => {
+      if (relay!.failure !== undefined) throw asError(relay!.failure);
+      return latencyRound(guest!, kicker!, n);
     },
     teardown,
   };
@@ -421,18 +573,35 @@ class JsRelay {
   }
 }
 
-/** The vCPU loop of the relay case, run in a worker (self-contained: it is sent as source). */
+/** What the vCPU worker gets: fds (process-wide) and the guest's TSC offset. */
+interface VcpuWorkerData {
+  readonly vcpuFd: number;
+  readonly runSize: number;
+  readonly goFd: number;
+  readonly kickFd: number;
+  readonly lowFd: number;
+  readonly tscOffset: bigint;
+  readonly page: number;
+}
+
+/**
+ * The vCPU loop of the relay case, run in a worker (self-contained: it is sent as source). Per message of
+ * `iterations`: as latencyRound, posting the summed TSC cycles; an empty message unmaps and ends the worker.
+ */
 function vcpuWorkerMain(
   wt: typeof WorkerThreads,
   fs: typeof Fs,
   lib: typeof Library,
 ): void {
-  const data = wt.workerData as { vcpuFd: number; runSize: number; goFd: number; timeFd: number; page: number };
+  const data = wt.workerData as VcpuWorkerData;
   const sys = lib.realSyscalls();
   const run = sys.mmap(data.vcpuFd, 0n, BigInt(data.runSize), lib.PROT.READ | lib.PROT.WRITE);
-  const time = sys.mmap(data.timeFd, 0n, BigInt(data.page), lib.PROT.READ);
+  const kicks = sys.mmap(data.kickFd, 0n, BigInt(data.page), lib.PROT.READ);
+  const low = sys.mmap(data.lowFd, 0n, BigInt(data.page), lib.PROT.READ);
   const runView = new DataView(run.view!);
-  const timeView = new DataView(time.view!);
+  const kickView = new DataView(kicks.view!);
+  const lowView = new DataView(low.view!);
+  const u64 = (1n << 64n) - 1n;
   const go = Buffer.of(1);
   const port = wt.parentPort!;
   const kvmRun = (): void => {
@@ -448,11 +617,12 @@ function vcpuWorkerMain(
   port.on('message', (message: { iterations?: number }) => {
     if (message.iterations === undefined) {
       sys.munmap(run);
-      sys.munmap(time);
+      sys.munmap(kicks);
+      sys.munmap(low);
       port.close();
       return;
     }
-    let total = 0n;
+    const cycles = new Float64Array(message.iterations);
     for (let i = 0; i < message.iterations; i++) {
       fs.writeSync(data.goFd, go);
       kvmRun();
@@ -460,9 +630,10 @@ function vcpuWorkerMain(
       if (runView.getUint32(8, true) !== 2 || runView.getUint16(34, true) !== 0x10) {
         throw new RangeError(`relay vCPU: unexpected exit ${runView.getUint32(8, true)} port ${runView.getUint16(34, true)}`);
       }
-      total += process.hrtime.bigint() - timeView.getBigUint64(0, true);
+      // The handler's RDTSC at 0x500 of guest page 0 (guest TSC = host TSC + offset); the kick's at 0 of the kick page.
+      cycles[i] = Number(((lowView.getBigUint64(0x500, true) - data.tscOffset) & u64) - kickView.getBigUint64(0, true));
     }
-    port.postMessage(total);
+    port.postMessage(cycles, [cycles.buffer]);
   });
 }
 
@@ -485,7 +656,7 @@ class VcpuWorker {
   #failure: unknown;
   readonly #exited: Promise<void>;
 
-  constructor(data: { vcpuFd: number; runSize: number; goFd: number; timeFd: number; page: number }) {
+  constructor(data: VcpuWorkerData) {
     const source = `const wt = require('node:worker_threads');\n` +
       `import(wt.workerData.library).then((lib) => (${vcpuWorkerMain.toString()})(wt, require('node:fs'), lib));`;
     this.#worker = new Worker(source, { eval: true, workerData: { ...data, library: builtLibraryUrl() } });
@@ -493,10 +664,10 @@ class VcpuWorker {
     this.#exited = new Promise((resolve) => this.#worker.once('exit', () => resolve()));
   }
 
-  /** One round in the worker; resolves with the summed latencies (ns). */
-  round(iterations: number): Promise<bigint> {
+  /** One round in the worker; resolves with each iteration's latency (TSC cycles). */
+  round(iterations: number): Promise<Float64Array> {
     return new Promise((resolve, reject) => {
-      const onMessage = (total: bigint): void => {
+      const onMessage = (total: Float64Array): void => {
         this.#worker.off('error', onError);
         resolve(total);
       };
@@ -524,7 +695,7 @@ class VcpuWorker {
 /**
  * The JavaScript relay: kicker → the device's eventfd → Node (JsRelay, main thread) → the vector's
  * eventfd → KVM irqfd → MSI route → LAPIC → the vCPU, whose KVM_RUN blocks a worker thread. ns per op
- * is the mean latency from the device eventfd write to KVM_RUN's return on port 0x10, taken in the worker.
+ * is the mean latency from the device eventfd write to the handler's first instruction (TSC stamps).
  */
 export function msiRelaySide(sys: Syscalls, cBinary: string): Side {
   let guest: MsiGuest | undefined;
@@ -558,16 +729,19 @@ export function msiRelaySide(sys: Syscalls, cBinary: string): Side {
         kicker = Kicker.start(sys, cBinary, deviceEventfd);
         relay = new JsRelay(deviceEventfd, device.eventfd);
         const runSize = sys.ioctl(guest.vm.kvmFd, 'KVM_GET_VCPU_MMAP_SIZE');
-        worker = new VcpuWorker({ vcpuFd: guest.vcpu.fd, runSize, goFd: kicker.goFd, timeFd: kicker.timeFd, page: Number(PAGE) });
+        worker = new VcpuWorker({
+          vcpuFd: guest.vcpu.fd, runSize, goFd: kicker.goFd, kickFd: kicker.kickFd, lowFd: guest.lowFd,
+          tscOffset: guest.tscOffset, page: Number(PAGE),
+        });
       } catch (error) {
         await teardown();
         throw error;
       }
     },
     round: async (n) => {
-      const total = await worker!.round(n);
+      const cycles = await worker!.round(n);
       if (relay!.error !== undefined) throw asError(relay!.error);
-      return Number(total) / n;
+      return kicker!.toNs(medianOf(cycles));
     },
     teardown,
   };

@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <x86intrin.h>
 
 #define BASE 0x100000000ull
 #define MOVED 0x200000000ull
@@ -43,18 +44,20 @@ static size_t run_size;
 static int bar_fds[6];
 static void *low;
 static int go_pipe[2] = { -1, -1 };
-static volatile uint64_t *kick_time;
+static volatile uint64_t *kick_page; /* [0] the TSC when the kicker wrote the eventfd, [1] TSC kHz */
+static uint64_t tsc_offset; /* guest TSC = host TSC + tsc_offset (KVM_VCPU_TSC_OFFSET) */
 static pid_t kicker_pid;
 
 #define MSI_GSI 24
 #define MSI_VECTOR 0x40
 #define LAPIC_BASE 0xfee00000u
 #define KICK_DELAY_NS 100000
+#define STAMP_AT 0x500 /* where the guest's handler stores its RDTSC */
 static int irq_efd = -1, dev_efd = -1, relay_running;
 static volatile int relay_stop;
 static pthread_t relay_thread;
 
-static void kicker(int go_fd, int efd, volatile uint64_t *when) __attribute__((noreturn));
+static void kicker(int go_fd, int efd, volatile uint64_t *page) __attribute__((noreturn));
 
 static void die(const char *what) { perror(what); exit(1); }
 
@@ -167,7 +170,8 @@ static void *relay_main(void *unused) {
 static void setup_msi(int relay) {
   static const uint8_t init[] = { 0xbc, 0xf0, 0x0f, 0x64, 0x66, 0xc7, 0x06, 0xf0, 0x00, 0xff, 0x01, 0x00, 0x00,
                                   0xe6, 0x12, 0xfb, 0xf4, 0xeb, 0xfd };
-  static const uint8_t handler[] = { 0xe6, 0x10, 0x64, 0x66, 0xc7, 0x06, 0xb0, 0x00, 0x00, 0x00, 0x00, 0x00, 0xcf };
+  static const uint8_t handler[] = { 0x0f, 0x31, 0x66, 0xa3, 0x00, 0x05, 0x66, 0x89, 0x16, 0x04, 0x05, 0xe6, 0x10,
+                                     0x64, 0x66, 0xc7, 0x06, 0xb0, 0x00, 0x00, 0x00, 0x00, 0x00, 0xcf };
   static const uint8_t other[] = { 0xe6, 0x11, 0x64, 0x66, 0xc7, 0x06, 0xb0, 0x00, 0x00, 0x00, 0x00, 0x00, 0xcf };
   static const uint8_t reset[] = { 0xe9, 0x0d, 0xf0 };
   if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) die("KVM_CREATE_IRQCHIP");
@@ -189,6 +193,8 @@ static void setup_msi(int relay) {
   if (ioctl(vcpu_fd, KVM_GET_SREGS, &sregs) < 0) die("KVM_GET_SREGS");
   sregs.fs.base = LAPIC_BASE;
   if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs) < 0) die("KVM_SET_SREGS");
+  struct kvm_device_attr tsc = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET, .addr = (uint64_t)(uintptr_t)&tsc_offset };
+  if (ioctl(vcpu_fd, KVM_GET_DEVICE_ATTR, &tsc) < 0) die("KVM_GET_DEVICE_ATTR TSC offset");
   irq_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); /* as MsixInterrupts makes a vector's eventfd */
   if (irq_efd < 0) die("eventfd");
   set_msi_routes();
@@ -200,11 +206,11 @@ static void setup_msi(int relay) {
     dev_efd = eventfd(0, EFD_CLOEXEC);
     if (dev_efd < 0) die("eventfd");
   }
-  kick_time = memfd_map((size_t)page);
+  kick_page = memfd_map((size_t)page);
   if (pipe(go_pipe) < 0) die("pipe");
   kicker_pid = fork(); /* before the relay thread: the child is single-threaded */
   if (kicker_pid < 0) die("fork");
-  if (kicker_pid == 0) { close(go_pipe[1]); kicker(go_pipe[0], relay ? dev_efd : irq_efd, kick_time); }
+  if (kicker_pid == 0) { close(go_pipe[1]); kicker(go_pipe[0], relay ? dev_efd : irq_efd, kick_page); }
   close(go_pipe[0]);
   if (relay) {
     relay_stop = 0;
@@ -213,33 +219,43 @@ static void setup_msi(int relay) {
   }
 }
 
-/* One interrupt: let the kicker go, run the guest (it halts in the kernel) until its handler reports. */
+/*
+ * One interrupt: let the kicker go, run the guest (it halts in the kernel) until its handler reports; returns
+ * TSC cycles from the kicker's eventfd write to the handler's first instruction (its RDTSC, in guest memory).
+ */
 static uint64_t irq_round_trip(void) {
   char go = 1;
   if (write(go_pipe[1], &go, 1) != 1) die("go");
   kvm_run();
-  if (run_page->exit_reason == KVM_EXIT_IO && run_page->io.port == 0x10) return now_ns() - *kick_time;
+  if (run_page->exit_reason == KVM_EXIT_IO && run_page->io.port == 0x10) {
+    uint64_t stamp;
+    memcpy(&stamp, (uint8_t *)low + STAMP_AT, sizeof stamp);
+    return stamp - tsc_offset - kick_page[0];
+  }
   if (run_page->exit_reason == KVM_EXIT_IO) fprintf(stderr, "msi guest: port 0x%x\n", run_page->io.port);
   else fprintf(stderr, "msi guest: exit %u\n", run_page->exit_reason);
   exit(1);
 }
 
 /*
- * The device side of the interrupt benchmark, shared by both VMMs: for each byte read on `go_fd`, wait
- * KICK_DELAY_NS (the vCPU is halted by then), note the time in `*when` and signal the eventfd.
+ * The device side shared by both VMMs. It first measures the TSC frequency against CLOCK_MONOTONIC (20 ms)
+ * into `page[1]` (kHz); then for each byte read on `go_fd` it waits KICK_DELAY_NS (the vCPU is halted by
+ * then), notes the TSC in `page[0]` and writes the eventfd.
  */
-static void kicker(int go_fd, int efd, volatile uint64_t *when) {
+static void kicker(int go_fd, int efd, volatile uint64_t *page) {
+  uint64_t t0 = now_ns(), c0 = __rdtsc();
+  while (now_ns() < t0 + 20000000) {}
+  page[1] = (__rdtsc() - c0) * 1000000 / (now_ns() - t0);
   char go;
   while (read(go_fd, &go, 1) == 1) {
     uint64_t until = now_ns() + KICK_DELAY_NS;
     while (now_ns() < until) {}
-    *when = now_ns();
+    page[0] = __rdtsc();
     uint64_t one = 1;
     if (write(efd, &one, sizeof one) != sizeof one) die("eventfd write");
   }
   exit(0);
 }
-
 
 static void setup(void) {
   vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
@@ -278,7 +294,7 @@ static void teardown(void) {
     close(go_pipe[1]);
     waitpid(kicker_pid, NULL, 0);
     kicker_pid = 0;
-    munmap((void *)kick_time, (size_t)page);
+    munmap((void *)kick_page, (size_t)page);
   }
   if (dev_efd >= 0) { close(dev_efd); dev_efd = -1; }
   if (irq_efd >= 0) { close(irq_efd); irq_efd = -1; }
@@ -289,6 +305,17 @@ static void teardown(void) {
   munmap(mem, (size_t)page);
   close(vm_fd);
   vm_fd = -1;
+}
+
+static int compare_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The median of `n` values (sorted in place; the mean of the middle two when n is even). */
+static uint64_t median_of(uint64_t *values, long n) {
+  qsort(values, (size_t)n, sizeof *values, compare_u64);
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
 /* Returns the number of operations timed (a "move" of N slots is N operations). */
@@ -329,10 +356,13 @@ static long round_of(long n) {
   } else if (!strcmp(which, "trapped")) {
     for (long i = 0; i < n; i++) trapped_access();
   } else if (!strcmp(which, "msi") || !strcmp(which, "msi-relay")) {
-    /* ns per op here is the mean latency, eventfd write → guest handler's exit, not the round's time */
-    uint64_t total = 0;
-    for (long i = 0; i < n; i++) total += irq_round_trip();
-    return -(long)total;
+    /* ns per op here is the round's median latency, eventfd write → the handler's first instruction */
+    uint64_t *cycles = malloc((size_t)n * sizeof *cycles);
+    if (!cycles) die("malloc");
+    for (long i = 0; i < n; i++) cycles[i] = irq_round_trip();
+    uint64_t median = median_of(cycles, n);
+    free(cycles);
+    return -(long)(median * 1000000 / kick_page[1] * (uint64_t)n);
   }
   return n;
 }
@@ -352,7 +382,7 @@ int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "--shared-vm-fd")) return try_shared_vm_fd(atoi(argv[2]));
   /* `kvm-bench --kicker`: the library's kicker; fd 0 go bytes, fd 3 the eventfd, fd 4 a memfd for the time */
   if (argc == 2 && !strcmp(argv[1], "--kicker")) {
-    void *when = mmap(NULL, 8, PROT_READ | PROT_WRITE, MAP_SHARED, 4, 0);
+    void *when = mmap(NULL, 16, PROT_READ | PROT_WRITE, MAP_SHARED, 4, 0);
     if (when == MAP_FAILED) die("mmap kick time");
     kicker(0, 3, when);
   }
