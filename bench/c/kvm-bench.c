@@ -22,6 +22,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/eventfd.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -382,6 +384,8 @@ int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "--shared-vm-fd")) return try_shared_vm_fd(atoi(argv[2]));
   /* `kvm-bench --kicker`: the library's kicker; fd 0 go bytes, fd 3 the eventfd, fd 4 a memfd for the time */
   if (argc == 2 && !strcmp(argv[1], "--kicker")) {
+    /* fd 0 is a FIFO the parent holds open both ways: no EOF if the parent dies, so go with it */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() == 1) die("kicker: parent gone");
     void *when = mmap(NULL, 16, PROT_READ | PROT_WRITE, MAP_SHARED, 4, 0);
     if (when == MAP_FAILED) die("mmap kick time");
     kicker(0, 3, when);
