@@ -2,7 +2,9 @@
  * Interrupt delivery, the way a passed-through MSI-X vector travels: the device signals its vector's
  * eventfd, KVM's irqfd on that eventfd looks up the vector's MSI route and sets the vector in the guest's
  * in-kernel LAPIC from the eventfd wakeup itself (no kworker, no JavaScript). The JavaScript-relay
- * alternative puts Node between the device's eventfd and the irqfd's. bench/c/kvm-bench.c does the same.
+ * alternatives put Node between the device's eventfd and the irqfd's. bench/c/kvm-bench.c does the same.
+ * A latency runs from the TSC at the device's eventfd write (the C kicker notes it) to the TSC the guest's
+ * handler reads first; the exit that then reports it to the VMM is not timed.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, read, rmSync, writeSync } from 'node:fs';
@@ -28,17 +30,17 @@ export const MSI_GSI = 24;
 export const LAPIC_BASE = 0xfee0_0000;
 /** Guest reports: the MSI vector's handler ran, another vector's handler ran, set-up done. */
 export const PORT = { delivered: 0x10, other: 0x11, ready: 0x12 } as const;
+/** Where the MSI handler stores its RDTSC (u64), in guest page 0. */
+export const STAMP_AT = 0x500;
 /** struct kvm_sregs: 8 kvm_segment of 24 bytes (cs, ds, es, fs, ...); `base` is a segment's first u64. */
 const SREGS_SIZE = 312;
 const SREGS_FS_BASE = 3 * 24;
-/** eventfd(2) flags (EFD_CLOEXEC, EFD_NONBLOCK). */
-const EFD_CLOEXEC = 0o2000000;
-const RESET_PAGE = 0xffff_f000n;
-/** Where the handler stores its RDTSC, in the low page. */
-export const STAMP_AT = 0x500;
 /** struct kvm_device_attr on the vCPU: group KVM_VCPU_TSC_CTRL (0), attribute KVM_VCPU_TSC_OFFSET (0). */
 const TSC_CTRL = { group: 0, offset: 0 } as const;
+/** eventfd(2)'s EFD_CLOEXEC. */
+const EFD_CLOEXEC = 0o2000000;
 const U64 = (1n << 64n) - 1n;
+const RESET_PAGE = 0xffff_f000n;
 /** Where CS:IP f000:f0xx lands once an interrupt has reloaded CS (real mode: base = selector × 16). */
 const LOW_CODE_PAGE = 0xf_f000n;
 
@@ -106,8 +108,11 @@ function runOnce(vcpu: KvmVcpu): ReturnType<KvmVcpu['run']> {
  * VMM's routes, GSIs from 24 granted to devices).
  */
 export class MsiGuest {
+  /** The VM (irqchip created). */
   readonly vm: KvmVm;
+  /** vCPU 0, run by the side that owns the guest (or by KVM_RUN on its fd from a worker). */
   readonly vcpu: KvmVcpu;
+  /** The VM's routing table, shared by every device of the VM. */
   readonly router: GsiRouter;
   /** The memfd behind guest page 0 (IVT, stack, the handler's TSC stamp), for a worker to map. */
   readonly lowFd: number;
@@ -226,6 +231,7 @@ export function pointFsAtLapic(sys: Syscalls, vcpuFd: number): void {
  * the VMM's config-space and MMIO handlers would apply them.
  */
 export class StandInMsixDevice {
+  /** The library's MSI-X state of the device: route, irqfd and eventfd of vector 0. */
   readonly msix: MsixInterrupts;
   readonly #sys: Syscalls;
   readonly #deviceFd: number;
@@ -311,20 +317,23 @@ class Kicker {
   readonly goFd: number;
   readonly kickFd: number;
   readonly #sys: Syscalls;
-  readonly #time: HostMapping;
+  readonly #page: HostMapping;
   readonly #view: DataView;
   readonly #dir: string;
   readonly #child: ChildProcess;
   readonly #go = Buffer.of(1);
 
-  private constructor(sys: Syscalls, parts: { goFd: number; kickFd: number; time: HostMapping; dir: string; child: ChildProcess }) {
+  #failure: Error | undefined;
+
+  private constructor(sys: Syscalls, parts: { goFd: number; kickFd: number; page: HostMapping; dir: string; child: ChildProcess }) {
     this.#sys = sys;
     this.goFd = parts.goFd;
     this.kickFd = parts.kickFd;
-    this.#time = parts.time;
-    this.#view = new DataView(parts.time.view!);
+    this.#page = parts.page;
+    this.#view = new DataView(parts.page.view!);
     this.#dir = parts.dir;
     this.#child = parts.child;
+    this.#child.on('error', (error) => { this.#failure ??= error; }); // e.g. the binary is missing
   }
 
   static start(sys: Syscalls, cBinary: string, eventfd: number): Kicker {
@@ -333,8 +342,8 @@ class Kicker {
       const kickFd = sys.memfdCreate('bench-kick-page', 0);
       cleanups.push(() => sys.close(kickFd));
       sys.ftruncate(kickFd, PAGE);
-      const time = sys.mmap(kickFd, 0n, PAGE, PROT.READ | PROT.WRITE);
-      cleanups.push(() => sys.munmap(time));
+      const page = sys.mmap(kickFd, 0n, PAGE, PROT.READ | PROT.WRITE);
+      cleanups.push(() => sys.munmap(page));
       const dir = mkdtempSync(path.join(tmpdir(), 'vfio-bars-bench-'));
       cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
       const fifo = path.join(dir, 'go');
@@ -342,7 +351,7 @@ class Kicker {
       const goFd = openSync(fifo, 'r+');
       cleanups.push(() => closeSync(goFd));
       const child = spawn(cBinary, ['--kicker'], { stdio: [goFd, 'inherit', 'inherit', eventfd, kickFd] });
-      return new Kicker(sys, { goFd, kickFd, time, dir, child });
+      return new Kicker(sys, { goFd, kickFd, page, dir, child });
     } catch (error) {
       runCleanups(cleanups);
       throw error;
@@ -351,6 +360,7 @@ class Kicker {
 
   /** Lets the kicker go: 100 µs later it writes the eventfd. */
   kick(): void {
+    if (this.#failure) throw this.#failure;
     writeSync(this.goFd, this.#go);
   }
 
@@ -368,7 +378,7 @@ class Kicker {
     this.#child.kill();
     runCleanups([
       () => this.#sys.close(this.kickFd),
-      () => this.#sys.munmap(this.#time),
+      () => this.#sys.munmap(this.#page),
       () => rmSync(this.#dir, { recursive: true, force: true }),
       () => closeSync(this.goFd),
     ]);
@@ -377,8 +387,8 @@ class Kicker {
 
 /**
  * Direct delivery, no JavaScript on the path: kicker → vector eventfd → KVM irqfd → MSI route → LAPIC →
- * the halted vCPU wakes in KVM_RUN on this thread; ns per op is the mean latency from the eventfd write to
- * the handler's first instruction (TSC stamps; the exit to port 0x10 afterwards only collects them).
+ * the halted vCPU wakes in KVM_RUN on this thread; ns per op is the round's median latency from the eventfd
+ * write to the handler's first instruction (TSC stamps; the exit to port 0x10 afterwards only collects them).
  */
 export function msiSide(sys: Syscalls, cBinary: string): Side {
   let guest: MsiGuest | undefined;

@@ -164,8 +164,9 @@ static void *relay_main(void *unused) {
 
 /*
  * The MSI guest (the same bytes as bench/irq-cases.ts msiProgram, which explains them): real mode, FS's
- * hidden base at the LAPIC page, SVR enabled by the guest, `sti; hlt`; vector 0x40's handler reports on port
- * 0x10 then EOIs. The vector's eventfd has a KVM irqfd on MSI_GSI, routed as an MSI to vector 0x40.
+ * hidden base at the LAPIC page, SVR enabled by the guest, `sti; hlt`; vector 0x40's handler stores its RDTSC
+ * at STAMP_AT, reports on port 0x10, then EOIs. The vector's eventfd has a KVM irqfd on MSI_GSI, routed as an
+ * MSI to vector 0x40.
  * 'msi': the kicker writes that eventfd. 'msi-relay': the kicker writes a device eventfd that a relay
  * thread reads, writing the vector's eventfd in turn.
  */
