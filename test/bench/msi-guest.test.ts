@@ -77,7 +77,7 @@ describeKvm('MSI benchmark guest (real /dev/kvm)', () => {
     expect(ghz).toBeLessThan(6);
   });
 
-  it('injects at the eventfd write: both vectors pending before the vCPU runs, the higher one first', () => {
+  it('both vectors pending when the vCPU runs: the LAPIC takes the higher one first, then the other after the EOI', () => {
     sys.write(control.eventfd, ONE);
     sys.write(device.eventfd, ONE);
     expect([guest.runUntilHandler(), guest.runUntilHandler()]).toEqual([PORT.delivered, PORT.other]);
