@@ -3,7 +3,8 @@
  * SMMUv3, QEMU's NVMe with its 16 KiB BAR0 and MSI-X table at +0x2000), the same nested guest (the example
  * VMM's 4 KiB guest kernel, the bench's busybox init, the same two `dd` reads) runs under Debian's arm64
  * qemu-system-aarch64 7.2 (default, then `x-msix-relocation=bar0`) and under the example VMM. Prints the
- * side-by-side table, writes bench/emu-results.json and regenerates the README's marked section.
+ * side-by-side table, merges its figures into bench/emu-results.json (bench-emu-results.ts: the huge-PFN part's stay)
+ * and regenerates the README's marked section from the merged file. The huge-PFN part is bench-emu-huge-pfn.run.ts.
  * Preparation: test/emu/prepare.sh (kernels, base initramfs, guest) and bench/emu/prepare-qemu-arm64.sh.
  */
 import { execFileSync } from 'node:child_process';
