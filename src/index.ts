@@ -30,6 +30,7 @@ export { VfioDevice, type VfioOpenOptions, type IommuMode } from './vfio/device.
 export type { MmioDmaUnsupported } from './vfio/mmio-dma-support.js';
 export { IommuContext, type IommuContextOptions, type IommuRequest } from './vfio/iommu-context.js';
 export type { GuestDmaMapping, DmaProtection } from './vfio/guest-dma.js';
+export { physicalExtents, type PhysicalExtent, type PhysicalExtentsOptions } from './vfio/physical-memory.js';
 export type { KvmVfioFileRegistry } from './vfio/kvm-file-registry.js';
 export { MAX_DEVICE_REGIONS, MAX_DEVICE_IRQS, MAX_IRQ_VECTORS } from './vfio/describe.js';
 export { VfioError, type VfioErrorDetails } from './vfio/errors.js';

@@ -5,7 +5,8 @@
  * only the wiring: where the device sits on the bus, guest RAM in the IOMMU, the GSI grant.
  */
 import {
-  BarMapper, GsiRouter, IommuContext, PassthroughDevice, VfioDevice, planBarMappings, type KvmVm, type MappedBar,
+  BarMapper, GsiRouter, IommuContext, PassthroughDevice, VfioDevice, planBarMappings, type IommuRequest, type KvmVm,
+  type MappedBar,
 } from 'vfio-bars';
 import { MACHINE } from './machine.js';
 import type { MmioDevice } from './mmio-bus.js';
@@ -19,6 +20,8 @@ const GSI_GRANT = { first: 64, count: 128 } as const;
 
 export interface PassthroughStats {
   readonly bdf: string;
+  /** The IOMMU path the library took ('auto' resolved): type1v2, iommufd or noiommu. */
+  readonly iommu: string | undefined;
   /** Per BAR: guest address and whether it is backed by a KVM slot (direct) or fully trapped. */
   readonly bars: { index: number; gpa: string | undefined; guestSize: string; state: 'direct' | 'trapped'; slots: number }[];
   /** MMIO exits the VMM served for the device's BARs (trapped accesses). */
@@ -47,9 +50,10 @@ export class Passthrough implements PciFunction, Disposable {
    * the 64-bit window (where Linux will put them; its own BAR programming then moves them) and builds
    * the guest view with MSI-X through irqfd.
    */
-  static open(vm: KvmVm, bdf: string, ram: { base: bigint; size: bigint; hostAddress: bigint }): Passthrough {
-    // The VM's IOMMU context: guest RAM is DMA-mapped there once, at IOVA = GPA, for every device.
-    const context = IommuContext.open({ iommu: 'type1' });
+  static open(vm: KvmVm, bdf: string, ram: { base: bigint; size: bigint; hostAddress: bigint }, iommu: IommuRequest): Passthrough {
+    // The VM's IOMMU context: guest RAM is DMA-mapped there once, at IOVA = GPA, for every device (under
+    // noiommu the library only checks that GPA is also the RAM's host physical address).
+    const context = IommuContext.open({ iommu });
     let device: VfioDevice | undefined;
     try {
       device = VfioDevice.open(bdf, { context });
@@ -106,6 +110,7 @@ export class Passthrough implements PciFunction, Disposable {
   stats(): PassthroughStats {
     return {
       bdf: this.#device.bdf,
+      iommu: this.#device.iommuMode,
       bars: [...this.#mapper.bars.values()].map((b: MappedBar) => ({
         index: b.index,
         gpa: b.guestAddress === undefined ? undefined : `0x${b.guestAddress.toString(16)}`,
