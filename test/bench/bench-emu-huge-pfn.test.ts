@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  HUGE_PFN_PLACEMENTS, HugePfnParseError, hugePfnTable, parseHugePfnLog, type HugePfnBench, type HugePfnPlacementName,
+  HUGE_PFN_PLACEMENTS, HugePfnParseError, hugePfnTable, parseHugePfnLog, wrap, type HugePfnBench, type HugePfnPlacementName,
   type HugePfnRound,
 } from '../emu/bench-emu-huge-pfn.js';
 import { benchEmuSection, mergeBenchEmuResults, type BenchEmuResults } from '../emu/bench-emu-results.js';
@@ -104,5 +104,13 @@ describe('bench/emu-results.json: both parts merged into one README section', ()
     expect(section).toContain('(16,384 pages)');
     expect(benchEmuSection({ hugePfn }).startsWith('### Huge-PFN placement')).toBe(true);
     expect(benchEmuSection(nested)).not.toContain('Huge-PFN');
+  });
+});
+
+describe('wrap', () => {
+  it('fills lines up to the width, keeps every word, and gives an over-long word its own line', () => {
+    expect(wrap('a bb ccc dddd', 6)).toBe('a bb\nccc\ndddd');
+    expect(wrap('  x   y ', 3)).toBe('x y');
+    expect(wrap('tiny averyveryverylongword z', 8)).toBe('tiny\naveryveryverylongword\nz');
   });
 });

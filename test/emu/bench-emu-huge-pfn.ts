@@ -148,35 +148,54 @@ export function hugePfnTable(result: HugePfnResult): string {
   return rows.join('\n');
 }
 
+/** Words of `text` in lines of at most `width` characters (a longer word gets a line of its own). */
+export function wrap(text: string, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter((w) => w !== '')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== '') lines.push(line);
+  return lines.join('\n');
+}
+
 /** The README subsection (inside the bench:emu markers) for one huge-PFN run. */
 export function hugePfnSection(bench: HugePfnBench): string {
   const { result } = bench;
   const pages = Number(BigInt(result.bar.size)) / result.pageSize;
   const rounds = result.placements[0]!.rounds.length;
+  const { bar } = result;
+  const prose = [
+    `One boot of the emulated ${result.pageSize / 1024} KiB-page aarch64 host on Linux ${result.kernel} (TCG), built with`,
+    `transparent huge pages (\`${result.thp}\`; arm64 has huge PFN maps only with them), and QEMU's \`ivshmem-plain\``,
+    `(\`${bench.backend}\`) bound to vfio-pci (${bar.iommu}): its BAR${bar.index} is ${sizeName(bar.size)} of RAM,`,
+    `64-bit prefetchable, at ${bar.physical} (${bar.physicalModBlock ?? '?'} mod ${sizeName(bar.block)}, the PMD block of`,
+    `${result.pageSize / 1024} KiB pages). A node script maps BAR${bar.index} as a VMM would (VfioDevice.open,`,
+    'planBarMappings, KvmVm, `BarMapper.map`: one mmap, one KVM slot) and reads one byte per host page',
+    `(${n(pages)} pages). "Minor faults" is \`process.resourceUsage().minorPageFault\` over that loop (vfio-pci's`,
+    '`fault` and `huge_fault` handlers count there), "touch time" its wall time under TCG; each is the median of',
+    `${rounds} rounds (min–max), the placements interleaved after one warm-up round (the outer QEMU allocates the`,
+    'backend on first touch). The misplaced mapping is the mapper\'s own request with its `alignOffset` moved by one',
+    'page (a Syscalls wrapper; the mapper is unchanged): vfio-pci then finds no PMD whose PFN is block-aligned and',
+    'falls back to one fault per page. The last three rows map the BAR from one page in (`realSyscalls().mmap`), as',
+    'the direct mapping after an MSI-X hole at a BAR\'s start would be: its length is no multiple of the block, so',
+    'the kernel does not place it by itself (6.12 with THP places a file mmap congruent to its offset when the length',
+    'is a PMD multiple: the whole-BAR "mmap\'s choice" row), and aligning by size puts it one page off. Where mmap',
+    'puts the offset mapping depends on the holes earlier mappings left (top-down, a mapping that ends on a block',
+    'boundary is congruent by luck): the "congruent" column says which it got in this run. Timings are noisy (two',
+    'cores shared with other work); the fault counts of the placed rows repeat run after run. Not run by CI; raw',
+    'numbers under `hugePfn` in `bench/emu-results.json`.',
+    `Last run ${bench.date.slice(0, 10)}, outer boot ${bench.outerSeconds.toFixed(0)} s.`,
+  ].join(' ');
   return [
     '### Huge-PFN placement of a 1 GiB BAR on Linux 6.12 (`npm run bench:emu -- huge-pfn`)',
     '',
-    `One boot of the emulated ${result.pageSize / 1024} KiB-page aarch64 host on Linux ${result.kernel} (TCG), built with`,
-    `transparent huge pages (\`${result.thp}\`; arm64 has huge PFN maps only with them), and QEMU's`,
-    `\`ivshmem-plain\` (\`${bench.backend}\`) bound to vfio-pci (${result.bar.iommu}): its BAR${result.bar.index} is`,
-    `${sizeName(result.bar.size)} of RAM, 64-bit prefetchable, at ${result.bar.physical} (${result.bar.physicalModBlock ?? '?'} mod`,
-    `${sizeName(result.bar.block)}, the PMD block of ${result.pageSize / 1024} KiB pages). A node script maps`,
-    `BAR${result.bar.index} as a VMM`,
-    'would (VfioDevice.open, planBarMappings, KvmVm, `BarMapper.map`: one mmap, one KVM slot) and reads one byte',
-    `per host page (${n(pages)} pages). "Minor faults" is \`process.resourceUsage().minorPageFault\` over that loop`,
-    '(vfio-pci\'s `fault` and `huge_fault` handlers count there), "touch time" its wall time under TCG; each is the',
-    `median of ${rounds} rounds (min–max), the placements interleaved after one warm-up round (the outer QEMU allocates`,
-    'the backend on first touch). The misplaced mapping is the mapper\'s own request with its `alignOffset` moved by',
-    'one page (a Syscalls wrapper; the mapper is unchanged): vfio-pci then finds no PMD whose PFN is block-aligned',
-    'and falls back to one fault per page. The last three rows map the BAR from one page in (`realSyscalls().mmap`),',
-    'as the direct mapping after an MSI-X hole at a BAR\'s start would be: its length is no multiple of the block,',
-    'so the kernel does not place it by itself (6.12 with THP places a file mmap congruent to its offset when the',
-    'length is a PMD multiple: the whole-BAR "mmap\'s choice" row), and aligning by size puts it one page off.',
-    'Where mmap puts the offset mapping depends on the holes earlier mappings left (top-down, a mapping that ends on',
-    'a block boundary is congruent by luck): the "congruent" column says which it got in this run. Timings are',
-    'noisy (two cores shared with other work); the fault counts of the placed rows repeat run after run.',
-    'Not run by CI; raw numbers under `hugePfn` in `bench/emu-results.json`.',
-    `Last run ${bench.date.slice(0, 10)}, outer boot ${bench.outerSeconds.toFixed(0)} s.`,
+    wrap(prose, 116),
     '',
     hugePfnTable(result),
   ].join('\n');
