@@ -29,23 +29,7 @@ export class GuestRam implements Disposable {
 
   /** Maps `size` bytes of a memfd and registers them at guest physical `base`. */
   static create(vm: KvmVm, base: bigint, size: bigint): GuestRam {
-    const sys = vm.syscalls;
-    const fd = sys.memfdCreate('arm64-vmm-ram', 0);
-    let mapping: HostMapping;
-    try {
-      sys.ftruncate(fd, size);
-      mapping = sys.mmap(fd, 0n, size, PROT.READ | PROT.WRITE);
-    } finally {
-      sys.close(fd);
-    }
-    try {
-      if (!mapping.view) throw new RangeError(`guest RAM of ${hex(size)} bytes has no view`);
-      const slot = vm.addSlot({ guestPhysAddr: base, memorySize: size, userspaceAddr: mapping.address });
-      return new GuestRam(vm, base, size, mapping, slot);
-    } catch (error) {
-      sys.munmap(mapping);
-      throw error;
-    }
+    return GuestRam.#build(vm, { flags: 0, length: size, size }, () => base);
   }
 
   /**
@@ -54,26 +38,34 @@ export class GuestRam implements Disposable {
    * Needs huge pages reserved (`hugepages=` on the host's command line) and CAP_SYS_ADMIN (pagemap PFNs).
    */
   static createAtPhysical(vm: KvmVm, size: bigint): GuestRam {
-    const sys = vm.syscalls;
     const huge = defaultHugePageSize();
-    const fd = sys.memfdCreate('arm64-vmm-ram', MFD_HUGETLB);
     // hugetlbfs maps whole huge pages only (EINVAL otherwise): map them all, give the guest `size` bytes.
     const length = ((size + huge - 1n) / huge) * huge;
+    return GuestRam.#build(vm, { flags: MFD_HUGETLB, length, size }, (mapping, bytes) => {
+      // Fault every huge page in now: only resident memory has a physical address.
+      for (let offset = 0n; offset < size; offset += huge) bytes[Number(offset)] = 0;
+      const [extent] = physicalExtents(mapping.address, size, { syscalls: vm.syscalls, maxExtents: 1 });
+      return extent!.physicalAddress;
+    });
+  }
+
+  /** A memfd of `length` bytes mapped whole; its first `size` bytes become RAM at the address `place` picks. */
+  static #build(vm: KvmVm, memory: { flags: number; length: bigint; size: bigint },
+    place: (mapping: HostMapping, bytes: Uint8Array) => bigint): GuestRam {
+    const sys = vm.syscalls;
+    const fd = sys.memfdCreate('arm64-vmm-ram', memory.flags);
     let mapping: HostMapping;
     try {
-      sys.ftruncate(fd, length);
-      mapping = sys.mmap(fd, 0n, length, PROT.READ | PROT.WRITE);
+      sys.ftruncate(fd, memory.length);
+      mapping = sys.mmap(fd, 0n, memory.length, PROT.READ | PROT.WRITE);
     } finally {
       sys.close(fd);
     }
     try {
-      if (!mapping.view) throw new RangeError(`guest RAM of ${hex(size)} bytes has no view`);
-      // Fault every huge page in now: only resident memory has a physical address.
-      const bytes = new Uint8Array(mapping.view);
-      for (let offset = 0n; offset < size; offset += huge) bytes[Number(offset)] = 0;
-      const [extent] = physicalExtents(mapping.address, size, { syscalls: sys, maxExtents: 1 });
-      const slot = vm.addSlot({ guestPhysAddr: extent!.physicalAddress, memorySize: size, userspaceAddr: mapping.address });
-      return new GuestRam(vm, extent!.physicalAddress, size, mapping, slot);
+      if (!mapping.view) throw new RangeError(`guest RAM of ${hex(memory.length)} bytes has no view`);
+      const base = place(mapping, new Uint8Array(mapping.view));
+      const slot = vm.addSlot({ guestPhysAddr: base, memorySize: memory.size, userspaceAddr: mapping.address });
+      return new GuestRam(vm, base, memory.size, mapping, slot);
     } catch (error) {
       sys.munmap(mapping);
       throw error;
