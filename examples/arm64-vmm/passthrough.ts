@@ -23,7 +23,11 @@ export interface PassthroughStats {
   /** The IOMMU path the library took ('auto' resolved): type1v2, iommufd or noiommu. */
   readonly iommu: string | undefined;
   /** Per BAR: guest address and whether it is backed by a KVM slot (direct) or fully trapped. */
-  readonly bars: { index: number; gpa: string | undefined; guestSize: string; state: 'direct' | 'trapped'; slots: number }[];
+  readonly bars: {
+    index: number; gpa: string | undefined; guestSize: string; state: 'direct' | 'trapped'; slots: number;
+    /** Why a decoding BAR has no slot right now (it overlaps another BAR or a slot), if it does not. */
+    parked?: string;
+  }[];
   /** MMIO exits the VMM served for the device's BARs (trapped accesses). */
   readonly trappedAccesses: number;
   readonly configAccesses: number;
@@ -117,6 +121,7 @@ export class Passthrough implements PciFunction, Disposable {
         guestSize: `0x${b.planned.guestSize.toString(16)}`,
         state: b.state,
         slots: b.regions.filter((r) => r.slot !== undefined).length,
+        ...(b.parked && { parked: b.parked.code }),
       })),
       trappedAccesses: this.trappedAccesses,
       configAccesses: this.configAccesses,
@@ -136,11 +141,10 @@ export class Passthrough implements PciFunction, Disposable {
 }
 
 /**
- * Initial BAR places; Linux then programs its own. 32-bit BARs go downwards from the top of the window below
- * 4 GiB, so the guest's assignment (from the bottom) is a real move: a move onto the address a BAR already
- * had made the mapper collide with its own slot (EEXIST, seen with e1000e). 64-bit BARs go upwards from the
- * 64-bit window's base: at its top, the guest view computed a negative address while Linux sized the BAR
- * ("guest address must be a u64 bigint, got 0x-20000"). Both are open in the library's guest view.
+ * Initial BAR places (PCI leaves them to firmware; this VMM has none); Linux then programs its own. 32-bit
+ * BARs go downwards from the top of the window below 4 GiB, so the guest's assignment (from the bottom) is a
+ * real move; 64-bit BARs go upwards from the 64-bit window's base. Where a BAR the guest reprograms lands
+ * on another while decoding, the library parks it (trapped, no slot) until the overlap ends.
  */
 function initialAddresses(bars: readonly { index: number; guestSize: bigint; is64Bit: boolean }[]): Record<number, bigint> {
   const out: Record<number, bigint> = {};

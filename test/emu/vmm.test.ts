@@ -34,7 +34,7 @@ async function run(s: VmmScenario): Promise<VmmRun> {
 
 interface PassthroughReport {
   iommu: string;
-  bars: { index: number; gpa: string; guestSize: string; state: string; slots: number }[];
+  bars: { index: number; gpa: string; guestSize: string; state: string; slots: number; parked?: string }[];
   trappedAccesses: number;
   configAccesses: number;
 }
@@ -116,6 +116,7 @@ describe('example arm64 VMM inside the emulated aarch64 hosts', () => {
       const bar0 = device.bars.find((b) => b.index === 0)!;
       expect(['0x10000000', '0x8000000000']).toContain(bar0.gpa);
       expect(bar0.state).toBe('direct');
+      expect(device.bars.filter((b) => b.parked !== undefined)).toEqual([]);
       expect(bar0.slots).toBeGreaterThanOrEqual(1);
       expect(bar0.guestSize).toBe(host.guestSize);
       expect(device.trappedAccesses).toBeGreaterThan(0);
