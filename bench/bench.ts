@@ -7,7 +7,7 @@ import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { KvmVm } from 'vfio-bars';
 import { PAGE, benchCases } from './cases.js';
-import type { BenchResults, DerivedResult } from './report.js';
+import { formatNs, type BenchResults, type DerivedResult } from './report.js';
 import { CBaseline, runCase, spread, type CaseResult } from './runner.js';
 
 export interface BenchOptions {
@@ -36,7 +36,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   } finally {
     c.close();
   }
-  derived.push(...slotGrowth(cases));
+  derived.push(...slotGrowth(cases), ...relayCost(cases));
   if (options.importEntry !== undefined) derived.push(importTime(options.importEntry));
   return {
     machine: `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}, page ${PAGE}`,
@@ -74,6 +74,17 @@ function slotGrowth(cases: readonly CaseResult[]): DerivedResult[] {
     { name: 'RSS growth over the 10 000-slot rounds', value: `${rss} KiB`, target: '< 2048 KiB', pass: rss < 2048,
       note: `${large.rounds * large.iterations} moves` },
   ];
+}
+
+/** Each JavaScript relay against direct irqfd delivery (relay median over direct median, per side). */
+function relayCost(cases: readonly CaseResult[]): DerivedResult[] {
+  const direct = cases.find((r) => r.id === 'msi');
+  if (!direct) return [];
+  return cases.filter((r) => r.id.startsWith('msi-relay')).map((relay) => ({
+    name: `${relay.name.replace('MSI latency, ', '')} / direct irqfd`, value: (relay.lib.median / direct.lib.median).toFixed(2),
+    note: `library relay ${formatNs(relay.lib.median)} over library direct ${formatNs(direct.lib.median)}; ` +
+      `C relay over C direct in the same run: ${(relay.c.median / direct.c.median).toFixed(2)}; no goal`,
+  }));
 }
 
 /** `import('vfio-bars')` in a cold process, against importing node:os alone. */

@@ -2,15 +2,13 @@
  * The benchmark cases: each one drives the library on a VM it keeps for every round, beside a case of the
  * C baseline (bench/c/kvm-bench.c) that keeps its own VM with the same slot population.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import {
   BarMapper, KvmVcpu, KvmVm, MmioDispatcher, PROT, RegionAccess, planBarMappings, realSyscalls,
   type DeviceDescription, type GuestBarHost, type HostMapping, type PlannedBar, type RegionDescription, type Syscalls,
   type VfioDeviceHandle,
 } from 'vfio-bars';
+import { msiRelaySide, msiRelayThreadSide, msiSide } from './irq-cases.js';
 
 const real = realSyscalls();
 export const PAGE = BigInt(real.pageSize());
@@ -275,107 +273,6 @@ function trappedSide(sys: Syscalls): Side {
   };
 }
 
-/**
- * The interrupt guest, real mode: program the 8259 PIC (vector base 0x20, only IRQ 5 unmasked), report
- * ready on port 0x12, `sti`, then `hlt` forever. Vector 0x25's handler reports on port 0x10 (the exit that
- * ends a measurement), EOIs the PIC and returns; every other vector reports on port 0x11. IPs run from 0xf000
- * (the reset jump), so the code page sits at the reset vector and at 0xff000, where CS:IP f000:f0xx lands
- * after an iret.
- * bench/c/kvm-bench.c runs the same bytes.
- */
-export function irqProgram(): { code: Buffer; low: Buffer } {
-  const code = Buffer.alloc(Number(PAGE));
-  code.set([0xbc, 0xf0, 0x0f, 0xb0, 0x11, 0xe6, 0x20, 0xb0, 0x20, 0xe6, 0x21, 0xb0, 0x04, 0xe6, 0x21,
-    0xb0, 0x01, 0xe6, 0x21, 0xb0, 0xdf, 0xe6, 0x21, 0xe6, 0x12, 0xfb, 0xf4, 0xeb, 0xfd], 0);
-  code.set([0xe6, 0x10, 0xb0, 0x20, 0xe6, 0x20, 0xcf], 0x40);
-  code.set([0xe6, 0x11, 0xcf], 0x50);
-  code.set(trappedProgram().reset, 0xff0);
-  const low = Buffer.alloc(Number(PAGE));
-  for (let v = 0; v < 256; v++) {
-    low.writeUInt16LE(v === 0x20 + IRQ_GSI ? 0xf040 : 0xf050, v * 4);
-    low.writeUInt16LE(0xf000, v * 4 + 2);
-  }
-  return { code, low };
-}
-
-const IRQ_GSI = 5;
-
-/**
- * Interrupt delivery with no JavaScript on the path: a kicker process (the C program in `--kicker` mode,
- * the same code the C baseline forks) waits until the vCPU is halted, notes the time and writes the
- * eventfd; KVM's irqfd raises GSI 5 on the in-kernel PIC; the guest's handler exits on port 0x10.
- * ns per op is the mean latency from the eventfd write to KVM_RUN's return in this process.
- */
-function irqSide(sys: Syscalls, cBinary: string): Side {
-  let vm: KvmVm | undefined;
-  let vcpu: KvmVcpu | undefined;
-  const pages: HostMapping[] = [];
-  const fds: number[] = [];
-  let goFd: number | undefined;
-  let kicker: ChildProcess | undefined;
-  let kickTime: DataView | undefined;
-  return {
-    setup: () => {
-      vm = KvmVm.create({ syscalls: sys });
-      sys.ioctl(vm.fd, 'KVM_CREATE_IRQCHIP');
-      const program = irqProgram();
-      const code = hostMemory(sys, PAGE);
-      const low = hostMemory(sys, PAGE);
-      pages.push(code, low);
-      new Uint8Array(code.view!).set(program.code);
-      new Uint8Array(low.view!).set(program.low);
-      vm.addSlot({ guestPhysAddr: RESET_PAGE, memorySize: PAGE, userspaceAddr: code.address });
-      vm.addSlot({ guestPhysAddr: 0xff000n, memorySize: PAGE, userspaceAddr: code.address });
-      vm.addSlot({ guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: low.address });
-      vcpu = KvmVcpu.create(vm);
-      const eventfd = sys.eventfd(0, 0);
-      fds.push(eventfd);
-      const irqfd = Buffer.alloc(32); // struct kvm_irqfd: fd, gsi, flags, resamplefd, pad
-      irqfd.writeUInt32LE(eventfd, 0);
-      irqfd.writeUInt32LE(IRQ_GSI, 4);
-      sys.ioctl(vm.fd, 'KVM_IRQFD', irqfd);
-      // Run the guest through its PIC setup first (it reports on port 0x12): a kick before ICW1 would have
-      // its latched edge cleared by the initialisation and leave the guest halted for ever.
-      const ready = vcpu.run();
-      if (!(ready.kind === 'io' && ready.port === 0x12)) throw new RangeError(`interrupt guest: not ready (${ready.kind})`);
-      const timeFd = sys.memfdCreate('bench-kick-time', 0);
-      fds.push(timeFd);
-      sys.ftruncate(timeFd, PAGE);
-      const time = sys.mmap(timeFd, 0n, PAGE, PROT.READ | PROT.WRITE);
-      pages.push(time);
-      kickTime = new DataView(time.view!);
-      const fifo = path.join(mkdtempSync(path.join(tmpdir(), 'vfio-bars-bench-')), 'go');
-      execFileSync('mkfifo', [fifo]);
-      goFd = openSync(fifo, 'r+');
-      kicker = spawn(cBinary, ['--kicker'], { stdio: [goFd, 'inherit', 'inherit', eventfd, timeFd] });
-    },
-    round: (n) => {
-      let total = 0n;
-      const go = Buffer.of(1);
-      for (let i = 0; i < n; i++) {
-        writeSync(goFd!, go);
-        for (;;) {
-          const exit = vcpu!.run();
-          if (exit.kind === 'io' && exit.port === 0x10) {
-            total += process.hrtime.bigint() - kickTime!.getBigUint64(0, true);
-            break;
-          }
-          if (!(exit.kind === 'io' && exit.port === 0x11)) throw new RangeError(`interrupt guest: unexpected exit ${exit.kind}`);
-        }
-      }
-      return Number(total) / n;
-    },
-    teardown: () => {
-      kicker?.kill();
-      if (goFd !== undefined) closeSync(goFd);
-      vcpu?.close();
-      vm?.close();
-      for (const page of pages) sys.munmap(page);
-      for (const fd of fds) sys.close(fd);
-    },
-  };
-}
-
 const SAME_VM = 'one VM per side, kept across rounds';
 
 /** Every like-for-like case, in run order. `scale` multiplies the iteration counts (the smoke test's is tiny). */
@@ -425,11 +322,30 @@ export function benchCases(scale = 1): BenchCase[] {
       lib: trappedSide,
     },
     {
-      id: 'irq', name: 'interrupt latency, eventfd → irqfd → guest', kind: 'kernel', iterations: n(300), target: 1.1,
-      c: { case: 'irq', slots: 3 }, cCalls: { 'ioctl KVM_RUN': 1 },
-      conditions: `${SAME_VM}; halted real-mode vCPU, GSI 5 on the in-kernel 8259 PIC (a non-MSI irqfd injects from a ` +
-        'kworker); a kicker process writes the eventfd 100 µs after each KVM_RUN; eventfd write → KVM_RUN returns on port 0x10',
-      lib: irqSide,
+      id: 'msi', name: 'MSI latency, eventfd → irqfd → MSI route → guest', kind: 'kernel', iterations: n(300), target: 1.1,
+      c: { case: 'msi', slots: 3 }, cCalls: { 'ioctl KVM_RUN': 1 },
+      conditions: `${SAME_VM}; a halted real-mode vCPU with the in-kernel LAPIC. Library: MsixInterrupts in irqfd ` +
+        'delivery (GsiRouter: the x86 irqchip pins + the vector\'s MSI route; VFIO\'s SET_IRQS stood in); C: the same ' +
+        'KVM_SET_GSI_ROUTING table and KVM_IRQFD. A kicker process writes the vector\'s eventfd 100 µs after each ' +
+        'KVM_RUN; KVM injects from the eventfd wakeup. Latency: TSC at the eventfd write → TSC the guest\'s handler ' +
+        'reads first (the exit that then reports it is not timed); a round\'s figure is the median of its 300',
+      lib: msiSide,
+    },
+    {
+      id: 'msi-relay', name: 'MSI latency, JavaScript relay on the event loop', kind: 'user-space',
+      iterations: n(300), c: { case: 'msi-relay', slots: 3 }, cCalls: { 'ioctl KVM_RUN': 1, read: 1, write: 1 },
+      conditions: `${SAME_VM}; as the MSI case, but the kicker writes a device eventfd with no irqfd on it. Library: ` +
+        'the vCPU\'s KVM_RUN on a worker thread; on the main thread fs.read of the device eventfd (libuv thread ' +
+        'pool) completes on the event loop, which writes the vector\'s eventfd. C: KVM_RUN on the main thread, ' +
+        'a pthread blocked in read(2) writes it. Latency as above, from the device eventfd write',
+      lib: msiRelaySide,
+    },
+    {
+      id: 'msi-relay-thread', name: 'MSI latency, JavaScript relay on a thread of its own', kind: 'user-space',
+      iterations: n(300), c: { case: 'msi-relay', slots: 3 }, cCalls: { 'ioctl KVM_RUN': 1, read: 1, write: 1 },
+      conditions: `${SAME_VM}; as the relay above, but shaped like the C relay: KVM_RUN on the main thread, ` +
+        'a worker blocked in fs.readSync of the device eventfd does fs.writeSync of the vector\'s eventfd',
+      lib: msiRelayThreadSide,
     },
   ];
 }

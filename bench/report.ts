@@ -33,7 +33,9 @@ export function formatNs(ns: number): string {
 }
 
 function withSpread(s: Spread): string {
-  return `${formatNs(s.median)} ±${Math.round((s.relIqr * 100) / 2)}%`;
+  const halfIqr = (s.relIqr * 100) / 2;
+  // Below 1 % a whole percent would print ±0 %: one decimal there (the MSI latency's rounds agree that well).
+  return `${formatNs(s.median)} ±${halfIqr < 1 ? halfIqr.toFixed(1) : Math.round(halfIqr)}%`;
 }
 
 function verdict(pass: boolean | undefined): string {

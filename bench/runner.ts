@@ -49,7 +49,7 @@ export class CBaseline {
   /** Compiles the C program (cc -O2) into a temporary folder and starts it. */
   static start(sourceDir: string): CBaseline {
     const binary = path.join(mkdtempSync(path.join(tmpdir(), 'vfio-bars-bench-')), 'kvm-bench');
-    execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', binary, path.join(sourceDir, 'c', 'kvm-bench.c')]);
+    execFileSync('cc', ['-O2', '-Wall', '-Werror', '-pthread', '-o', binary, path.join(sourceDir, 'c', 'kvm-bench.c')]);
     return new CBaseline(binary);
   }
 
@@ -141,28 +141,34 @@ export interface CaseResult {
 /** Warm-up round, then `rounds` interleaved rounds; each round is `iterations` operations per side. */
 export async function runCase(bench: BenchCase, c: CBaseline, rounds: number): Promise<CaseResult> {
   const lib = bench.lib(realSyscalls(), c.binary);
-  await lib.setup();
-  await c.request(`setup ${bench.c.case} ${bench.c.slots}`);
-  const warmUp = Math.max(1, Math.floor(bench.iterations / 4));
-  await lib.round(warmUp);
-  await c.round(warmUp);
   const libTimes: RoundTimes[] = [];
   const cTimes: RoundTimes[] = [];
-  const rssBefore = rssKiB();
-  for (let r = 0; r < rounds; r++) {
-    if (r % 2 === 0) {
-      libTimes.push(await libRound(lib, bench.iterations, bench.opsPerIteration ?? 1));
-      cTimes.push(await c.round(bench.iterations));
-    } else {
-      cTimes.push(await c.round(bench.iterations));
-      libTimes.push(await libRound(lib, bench.iterations, bench.opsPerIteration ?? 1));
+  let rssBefore = 0;
+  let rssAfter = 0;
+  // Teardown also on failure: a case owns fds, eventfds, irqfds, routes and processes.
+  await lib.setup();
+  try {
+    await c.request(`setup ${bench.c.case} ${bench.c.slots}`);
+    const warmUp = Math.max(1, Math.floor(bench.iterations / 4));
+    await lib.round(warmUp);
+    await c.round(warmUp);
+    rssBefore = rssKiB();
+    for (let r = 0; r < rounds; r++) {
+      if (r % 2 === 0) {
+        libTimes.push(await libRound(lib, bench.iterations, bench.opsPerIteration ?? 1));
+        cTimes.push(await c.round(bench.iterations));
+      } else {
+        cTimes.push(await c.round(bench.iterations));
+        libTimes.push(await libRound(lib, bench.iterations, bench.opsPerIteration ?? 1));
+      }
     }
+    rssAfter = rssKiB();
+  } finally {
+    await lib.teardown();
   }
+  await c.request('teardown');
   const libNs = libTimes.map((t) => t.wall);
   const cNs = cTimes.map((t) => t.wall);
-  const rssAfter = rssKiB();
-  await lib.teardown();
-  await c.request('teardown');
   const libSpread = spread(libNs);
   const cSpread = spread(cNs);
   const ratio = libSpread.median / cSpread.median;
@@ -197,7 +203,7 @@ async function countCalls(bench: BenchCase, cBinary: string): Promise<CountedPas
   const { syscalls, counts, insideNs } = countingSyscalls(realSyscalls());
   const side = bench.lib(syscalls, cBinary);
   const iterations = Math.max(4, Math.round(bench.iterations / 5));
-  await side.setup();
+  await side.setup(); // a side's setup releases what it made when it fails
   try {
     await side.round(1);
     counts.clear();

@@ -30,6 +30,7 @@ export { VfioDevice, type VfioOpenOptions, type IommuMode } from './vfio/device.
 export type { MmioDmaUnsupported } from './vfio/mmio-dma-support.js';
 export { IommuContext, type IommuContextOptions, type IommuRequest } from './vfio/iommu-context.js';
 export type { GuestDmaMapping, DmaProtection } from './vfio/guest-dma.js';
+export { physicalExtents, type PhysicalExtent, type PhysicalExtentsOptions } from './vfio/physical-memory.js';
 export type { KvmVfioFileRegistry } from './vfio/kvm-file-registry.js';
 export { MAX_DEVICE_REGIONS, MAX_DEVICE_IRQS, MAX_IRQ_VECTORS } from './vfio/describe.js';
 export { VfioError, type VfioErrorDetails } from './vfio/errors.js';
@@ -82,6 +83,7 @@ export {
 } from './map/bar-mapper.js';
 export { hugePfnAlignment, hugePfnBlock, hugePfnPlacement, type HugePfnPlacement } from './map/huge-pfn.js';
 export { MapError, type MapErrorDetails, type MapStep } from './map/errors.js';
+export type { BarParking, ParkCode } from './map/parking.js';
 export type { MapperLogger } from './map/logger.js';
 
 // vfio region access (trapped accesses that reach the device)

@@ -20,7 +20,8 @@ it('spread: median and quartiles interpolate', () => {
 describeKvm('bench (a few iterations of every case)', () => {
   it('runs every case against C and writes the README section', async () => {
     const results = await runBench({ scale: 0.002, rounds: 2, sourceDir: benchDir });
-    const ids = ['noop', 'add-delete', 'move-1', 'move-4', 'map-unmap', 'move-100', 'move-10000', 'trapped', 'irq'];
+    const ids = ['noop', 'add-delete', 'move-1', 'move-4', 'map-unmap', 'move-100', 'move-10000', 'trapped', 'msi', 'msi-relay',
+      'msi-relay-thread'];
     expect(results.cases.map((r) => r.id)).toEqual(ids);
     for (const r of results.cases) {
       expect(r.lib.median, r.id).toBeGreaterThan(0);
@@ -28,6 +29,7 @@ describeKvm('bench (a few iterations of every case)', () => {
       expect(Number.isFinite(r.ratio), r.id).toBe(true);
     }
     expect(results.derived.map((d) => d.name)).toContain('per-move growth, 100 → 10 000 slots');
+    expect(results.derived.map((d) => d.name)).toContain('JavaScript relay on the event loop / direct irqfd');
     // KVM refuses a VM's ioctls from any other process: why the C baseline keeps its own VM.
     expect(results.derived[0]!.value).toBe('KVM_SET_USER_MEMORY_REGION → EIO');
 

@@ -8,6 +8,8 @@ import { FdtWriter } from './fdt.js';
 import { GIC_PPI, GIC_SPI, IRQ_LEVEL_HIGH, MACHINE } from './machine.js';
 
 export interface DeviceTreeOptions {
+  /** Guest physical base of RAM. Default: `MACHINE.ram.base`. */
+  readonly ramBase?: bigint;
   readonly ramSize: bigint;
   readonly vcpus: number;
   readonly bootargs: string;
@@ -32,9 +34,10 @@ export function buildDeviceTree(o: DeviceTreeOptions): Buffer {
     .property('interrupt-parent', { u32: [PHANDLE.gic] });
 
   chosen(fdt, o);
-  fdt.beginNode(`memory@${MACHINE.ram.base.toString(16)}`)
+  const ramBase = o.ramBase ?? MACHINE.ram.base;
+  fdt.beginNode(`memory@${ramBase.toString(16)}`)
     .property('device_type', 'memory')
-    .property('reg', cells(MACHINE.ram.base, o.ramSize))
+    .property('reg', cells(ramBase, o.ramSize))
     .endNode();
   cpus(fdt, o.vcpus);
   fdt.beginNode('psci').property('compatible', ['arm,psci-1.0', 'arm,psci-0.2']).property('method', 'hvc').endNode();

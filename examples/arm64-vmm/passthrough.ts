@@ -5,7 +5,8 @@
  * only the wiring: where the device sits on the bus, guest RAM in the IOMMU, the GSI grant.
  */
 import {
-  BarMapper, GsiRouter, IommuContext, PassthroughDevice, VfioDevice, planBarMappings, type KvmVm, type MappedBar,
+  BarMapper, GsiRouter, IommuContext, PassthroughDevice, VfioDevice, planBarMappings, type IommuRequest, type KvmVm,
+  type MappedBar,
 } from 'vfio-bars';
 import { MACHINE } from './machine.js';
 import type { MmioDevice } from './mmio-bus.js';
@@ -19,8 +20,14 @@ const GSI_GRANT = { first: 64, count: 128 } as const;
 
 export interface PassthroughStats {
   readonly bdf: string;
+  /** The IOMMU path the library took ('auto' resolved): type1v2, iommufd or noiommu. */
+  readonly iommu: string | undefined;
   /** Per BAR: guest address and whether it is backed by a KVM slot (direct) or fully trapped. */
-  readonly bars: { index: number; gpa: string | undefined; guestSize: string; state: 'direct' | 'trapped'; slots: number }[];
+  readonly bars: {
+    index: number; gpa: string | undefined; guestSize: string; state: 'direct' | 'trapped'; slots: number;
+    /** Why a decoding BAR has no slot right now (it overlaps another BAR or a slot), if it does not. */
+    parked?: string;
+  }[];
   /** MMIO exits the VMM served for the device's BARs (trapped accesses). */
   readonly trappedAccesses: number;
   readonly configAccesses: number;
@@ -47,9 +54,10 @@ export class Passthrough implements PciFunction, Disposable {
    * the 64-bit window (where Linux will put them; its own BAR programming then moves them) and builds
    * the guest view with MSI-X through irqfd.
    */
-  static open(vm: KvmVm, bdf: string, ram: { base: bigint; size: bigint; hostAddress: bigint }): Passthrough {
-    // The VM's IOMMU context: guest RAM is DMA-mapped there once, at IOVA = GPA, for every device.
-    const context = IommuContext.open({ iommu: 'type1' });
+  static open(vm: KvmVm, bdf: string, ram: { base: bigint; size: bigint; hostAddress: bigint }, iommu: IommuRequest): Passthrough {
+    // The VM's IOMMU context: guest RAM is DMA-mapped there once, at IOVA = GPA, for every device (under
+    // noiommu the library only checks that GPA is also the RAM's host physical address).
+    const context = IommuContext.open({ iommu });
     let device: VfioDevice | undefined;
     try {
       device = VfioDevice.open(bdf, { context });
@@ -106,12 +114,14 @@ export class Passthrough implements PciFunction, Disposable {
   stats(): PassthroughStats {
     return {
       bdf: this.#device.bdf,
+      iommu: this.#device.iommuMode,
       bars: [...this.#mapper.bars.values()].map((b: MappedBar) => ({
         index: b.index,
         gpa: b.guestAddress === undefined ? undefined : `0x${b.guestAddress.toString(16)}`,
         guestSize: `0x${b.planned.guestSize.toString(16)}`,
         state: b.state,
         slots: b.regions.filter((r) => r.slot !== undefined).length,
+        ...(b.parked && { parked: b.parked.code }),
       })),
       trappedAccesses: this.trappedAccesses,
       configAccesses: this.configAccesses,
@@ -131,11 +141,10 @@ export class Passthrough implements PciFunction, Disposable {
 }
 
 /**
- * Initial BAR places; Linux then programs its own. 32-bit BARs go downwards from the top of the window below
- * 4 GiB, so the guest's assignment (from the bottom) is a real move: a move onto the address a BAR already
- * had made the mapper collide with its own slot (EEXIST, seen with e1000e). 64-bit BARs go upwards from the
- * 64-bit window's base: at its top, the guest view computed a negative address while Linux sized the BAR
- * ("guest address must be a u64 bigint, got 0x-20000"). Both are open in the library's guest view.
+ * Initial BAR places (PCI leaves them to firmware; this VMM has none); Linux then programs its own. 32-bit
+ * BARs go downwards from the top of the window below 4 GiB, so the guest's assignment (from the bottom) is a
+ * real move; 64-bit BARs go upwards from the 64-bit window's base. Where a BAR the guest reprograms lands
+ * on another while decoding, the library parks it (trapped, no slot) until the overlap ends.
  */
 function initialAddresses(bars: readonly { index: number; guestSize: bigint; is64Bit: boolean }[]): Record<number, bigint> {
   const out: Record<number, bigint> = {};

@@ -4,7 +4,8 @@
  * decoded exits and in-place MMIO answers).
  */
 import {
-  Arm64Gic, KvmVcpu, KvmVm, SystemError, initArm64Vcpu, setArm64BootRegisters, type SystemEventKind, type Syscalls,
+  Arm64Gic, KvmVcpu, KvmVm, SystemError, initArm64Vcpu, setArm64BootRegisters, type IommuRequest, type SystemEventKind,
+  type Syscalls,
 } from 'vfio-bars';
 import { buildDeviceTree } from './device-tree.js';
 import { GuestRam, planBootLayout } from './guest-ram.js';
@@ -25,6 +26,13 @@ export interface VmmOptions {
   readonly pci?: boolean;
   /** BDF of a device bound to vfio-pci, passed through behind the bridge (implies `pci`). */
   readonly vfio?: string;
+  /** The IOMMU path for `vfio` (the library's request). Default `'auto'`. */
+  readonly iommu?: IommuRequest;
+  /**
+   * Back guest RAM by huge pages placed at guest physical = host physical. A noiommu host needs it: its
+   * devices DMA to host physical addresses, and the guest programs them with guest physical ones.
+   */
+  readonly ramAtPhysical?: boolean;
   readonly syscalls?: Syscalls;
 }
 
@@ -41,6 +49,8 @@ export interface VmmReport {
   /** Config-space accesses through the ECAM window (0 without `pci`). */
   readonly pciConfigAccesses: number;
   readonly kvmTarget: number;
+  /** Guest physical base of RAM (hex): `MACHINE.ram.base`, or its host physical address with `ramAtPhysical`. */
+  readonly ramBase: string;
   /** The passed-through device: BAR placement (direct slot or trapped) and the trapped accesses served. */
   readonly passthrough?: PassthroughStats;
 }
@@ -52,12 +62,13 @@ export interface VmmReport {
 export function runVmm(o: VmmOptions): VmmReport {
   const started = process.hrtime.bigint();
   using vm = KvmVm.create(o.syscalls ? { syscalls: o.syscalls } : {});
-  using ram = GuestRam.create(vm, MACHINE.ram.base, o.ramSize);
+  using ram = o.ramAtPhysical ? GuestRam.createAtPhysical(vm, o.ramSize) : GuestRam.create(vm, MACHINE.ram.base, o.ramSize);
   const layout = planBootLayout(ram, o.kernel, o.initrd?.length);
   ram.write(layout.kernel, o.kernel);
   if (o.initrd && layout.initrd) ram.write(layout.initrd.start, o.initrd);
   const pci = (o.pci ?? false) || o.vfio !== undefined;
   const dtb = buildDeviceTree({
+    ramBase: ram.base,
     ramSize: o.ramSize,
     vcpus: 1,
     bootargs: o.bootargs,
@@ -89,6 +100,7 @@ export function runVmm(o: VmmOptions): VmmReport {
     vm,
     o.vfio,
     { base: ram.base, size: ram.size, hostAddress: ram.hostAddress },
+    o.iommu ?? 'auto',
   );
   if (device) {
     ecam.attach(PASSTHROUGH_SLOT.device, PASSTHROUGH_SLOT.function, device);
@@ -107,6 +119,7 @@ export function runVmm(o: VmmOptions): VmmReport {
     uartIrqChanges,
     pciConfigAccesses: ecam.accesses,
     kvmTarget,
+    ramBase: `0x${ram.base.toString(16)}`,
     ...(device ? { passthrough: device.stats() } : {}),
   };
 }

@@ -1,5 +1,6 @@
 /* The BAR-placement contract of the guest view (documented on GuestBarHost). */
 import type { PlannedBar } from '../plan/types.js';
+import type { BarParking } from '../map/parking.js';
 
 /**
  * What the guest view needs from whoever places BARs in the guest (BarMapper satisfies it
@@ -12,4 +13,10 @@ export interface GuestBarHost {
   move(index: number, guestAddress: bigint): unknown;
   /** COMMAND.MEM: false removes the BAR's KVM slots (mmaps kept), true restores them. */
   setDecode(index: number, enabled: boolean): void;
+  /**
+   * Optional: why the BAR is parked (its range overlaps another BAR or slot, so it has no slots), or
+   * undefined. Where a parked BAR overlaps a BAR that is not, an exit there belongs to the latter (it is
+   * what the guest reaches through the slots around it); without this method no BAR counts as parked.
+   */
+  parking?(index: number): BarParking | undefined;
 }

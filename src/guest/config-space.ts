@@ -75,7 +75,11 @@ interface BarRegisterState {
  * * The MSI-X capability: Table and PBA Offset/BIR rewritten to where the plan puts them in the guest
  *   BAR; Message Control's enable and function mask emulated (they drive MsixInterrupts).
  * * COMMAND.MEM: forwarded to the device and mirrored on the BARs (clear: KVM slots removed, accesses
- *   no longer claimed; set: restored, after moving a BAR the guest reprogrammed while decode was off).
+ *   no longer claimed; set: restored, after moving a BAR the guest reprogrammed while decode was off,
+ *   in index order, so of two overlapping BARs the lower index holds the range and the other is parked).
+ * * A BAR placed over another BAR or slot never makes a write throw: the host (BarMapper) parks it and its
+ *   accesses are trapped (see `BarMapper.move`). A kernel fault during a move or decode change does throw;
+ *   the registers keep what the guest wrote and the next COMMAND write (or write to that BAR) applies them.
  * * Extended capabilities the VMM cannot honour (Resizable BAR, SR-IOV, ARI by default) are unlinked
  *   from the chain and writes to them are dropped, as QEMU and cloud-hypervisor do.
  *
@@ -96,6 +100,11 @@ export class VirtualConfigSpace {
   readonly #hidden: { start: number; end: number }[] = [];
   readonly #bars = new Map<number, BarRegisterState>();
   #memoryDecode: boolean;
+  /**
+   * A BAR move or a COMMAND.MEM change failed (a kernel fault): the host lags behind the registers, and the
+   * next COMMAND write (or a write to that BAR) applies them again.
+   */
+  #unsettled = false;
   #msixControl = 0;
 
   /** @throws GuestError `NO_CONFIG_SPACE` when the device's config region is smaller than the 64-byte header. */
@@ -229,6 +238,7 @@ export class VirtualConfigSpace {
     try {
       this.#o.host.move(index, address);
     } catch (error) {
+      this.#unsettled = true;
       throw GuestError.wrap(error, `${this.#o.bdf}: moving BAR${index} to ${hex(address)}`, { bdf: this.#o.bdf, bar: index });
     }
     this.#o.hooks?.moved?.(index, address);
@@ -236,15 +246,29 @@ export class VirtualConfigSpace {
 
   #command(command: number): void {
     const decode = (command & COMMAND_MEMORY) !== 0;
-    if (decode === this.#memoryDecode) return;
+    if (decode === this.#memoryDecode && !this.#unsettled) return;
     this.#memoryDecode = decode;
-    for (const state of this.#bars.values()) {
+    // Every step below is idempotent: after a failure the next COMMAND write finishes the job.
+    this.#unsettled = true;
+    for (const state of this.#decodeOrder(decode)) {
       const index = state.bar.index;
-      // BARs reprogrammed while decode was off move before they decode again.
+      // BARs reprogrammed while decode was off (or whose move failed) move before they decode again.
       if (decode) this.#placeBar(state);
       this.#o.host.setDecode(index, decode);
       this.#o.hooks?.decode?.(index, decode);
     }
+    this.#unsettled = false;
+  }
+
+  /**
+   * On: index order, so where two BARs overlap the lower index holds the range (the host parks the other).
+   * Off: parked BARs first, so a holder going off does not hand its range to a BAR that is going off too.
+   */
+  #decodeOrder(decode: boolean): BarRegisterState[] {
+    const states = [...this.#bars.values()];
+    if (decode) return states;
+    const parked = (state: BarRegisterState): boolean => this.#o.host.parking?.(state.bar.index) !== undefined;
+    return [...states.filter(parked), ...states.filter((s) => !parked(s))];
   }
 
   // ---- MSI-X --------------------------------------------------------------------------------------

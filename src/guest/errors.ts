@@ -1,5 +1,4 @@
-import { VfioBarsError } from '../errors.js';
-import { SystemError } from '../sys/system-error.js';
+import { VfioBarsError, causeFacts } from '../errors.js';
 
 /** The fields of a {@link GuestError}, as its constructor takes them. */
 export interface GuestErrorDetails {
@@ -65,11 +64,7 @@ export class GuestError extends VfioBarsError {
   /** Wraps a failure (a SystemError keeps its errno and ioctl) with what was being done. */
   static wrap(cause: unknown, context: string, details: Omit<GuestErrorDetails, 'code' | 'errno' | 'ioctl'>): GuestError {
     if (cause instanceof GuestError && details.rollbackErrors === undefined) return cause;
-    const system = cause instanceof SystemError ? cause : undefined;
-    const code = cause instanceof VfioBarsError ? cause.code : 'UNKNOWN';
-    const detail = cause instanceof Error ? cause.message : String(cause);
-    return new GuestError(`${context}: ${detail}`, {
-      ...details, code, ...(system && { errno: system.errno }), ...(system?.ioctl !== undefined && { ioctl: system.ioctl }),
-    }, { cause });
+    const { detail, ...facts } = causeFacts(cause);
+    return new GuestError(`${context}: ${detail}`, { ...details, ...facts }, { cause });
   }
 }

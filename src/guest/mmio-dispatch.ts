@@ -38,6 +38,10 @@ interface CompiledBar {
  * the MSI-X table emulation, the PBA, the device (pread/pwrite at the translated region offset:
  * relocation, hole pages and suspended mappings included) or padding (reads 0, writes dropped).
  *
+ * A parked BAR (its range overlaps another BAR or slot, see `BarMapper.move`) has no slots: the dispatcher
+ * serves its whole range like this, its mapped pieces forwarded to the device, except where it overlaps
+ * a BAR that is not parked, which answers there.
+ *
  * Hot path: per BAR, the plan is compiled into flat arrays (piece start/end, kind, region offset) when
  * the BAR is placed or moved; an access is a short scan over at most six BARs, a binary search and one
  * syscall for device bytes, with scratch buffers reused (no per-call allocation beyond one bigint).
@@ -71,16 +75,20 @@ export class MmioDispatcher {
   }
 
   /**
-   * Re-reads every BAR's placement from the host. Call it after moving a BAR behind the device's back
-   * (PassthroughDevice does it for the moves it makes).
+   * Re-reads every BAR's placement (and parking) from the host. Call it after moving a BAR, or retrying
+   * parked BARs, behind the device's back (PassthroughDevice does it for the changes it makes).
    */
   refresh(): void {
-    const bars: CompiledBar[] = [];
+    const holders: CompiledBar[] = [];
+    const parked: CompiledBar[] = [];
     for (const index of this.#indices) {
       const bar = this.#host.plannedBar(index);
-      if (bar?.guestAddress !== undefined) bars.push(compileBar(bar, this.#bdf, this.#region.regionOffset(index) ?? bar.regionOffset));
+      if (bar?.guestAddress === undefined) continue;
+      const compiled = compileBar(bar, this.#bdf, this.#region.regionOffset(index) ?? bar.regionOffset);
+      // Where BARs overlap, the one holding the range answers: parked BARs are scanned last.
+      (this.#host.parking?.(index) ? parked : holders).push(compiled);
     }
-    this.#bars = bars;
+    this.#bars = [...holders, ...parked];
   }
 
   /** A BAR that does not decode (COMMAND.MEM clear) claims no access. */

@@ -104,7 +104,10 @@ export class PassthroughDevice implements Disposable {
       ...(options.hideExtendedCaps && { hideExtendedCaps: options.hideExtendedCaps }),
       hooks: {
         msixControl: (enabled, masked) => this.msix?.setControl(enabled, masked),
-        decode: (index, enabled) => this.#dispatch.setDecode(index, enabled),
+        decode: (index, enabled) => {
+          this.#dispatch.setDecode(index, enabled);
+          this.#dispatch.refresh(); // a decode change can park or unpark BARs
+        },
         moved: () => this.#dispatch.refresh(),
       },
     });
@@ -125,8 +128,11 @@ export class PassthroughDevice implements Disposable {
    * A guest config-space write: emulated bits update the virtual state (and may move a BAR, toggle decode or
    * enable MSI-X), the rest reaches the device. See VirtualConfigSpace.configWrite.
    *
+   * A BAR placed over another of its BARs or any KVM slot is not an error: the mapper parks it (no slots, state
+   * `'trapped'`, `parked` in `mapper.bars`) and this device serves its accesses by trapping until the overlap ends.
+   *
    * @throws GuestError `CLOSED` after close, `BAD_CONFIG_ACCESS`, or the wrapped failure of a BAR move, decode change or
-   *   SET_IRQS (with its errno); RangeError for a value that does not fit `size` bytes.
+   *   SET_IRQS (with its errno; a kernel fault, never an overlap); RangeError for a value that does not fit `size` bytes.
    */
   configWrite(offset: number, size: 1 | 2 | 4, value: number): void {
     this.#assertOpen();

@@ -11,6 +11,7 @@ import { DirectResource, StepFailure, type ResourceContext } from './direct-reso
 import { checkBarIndex, checkConstructorArguments, checkGuestAddress, checkPlan } from './arguments.js';
 import { deepFreeze } from '../util/deep-freeze.js';
 import { replanBar } from '../plan/planner.js';
+import { overlapsBar, rangesOverlap, refusedRange, sameParking, type BarParking } from './parking.js';
 
 /** Options of the {@link BarMapper} constructor. */
 export interface BarMapperOptions {
@@ -47,8 +48,16 @@ export interface MappedBar {
   readonly planned: PlannedBar;
   /** Where the guest currently has the BAR (undefined only for a plan without addresses). */
   readonly guestAddress: bigint | undefined;
-  /** `direct`: placed where slots can be registered; `trapped`: mmaps kept, no slots (address not mappable). */
+  /**
+   * `direct`: placed where slots can be registered; `trapped`: mmaps kept, no slots, every access exits,
+   * because the address cannot be mapped (unaligned) or because the BAR is parked (see `parked`).
+   */
   readonly state: 'direct' | 'trapped';
+  /**
+   * Present while the BAR is parked: its range overlaps another decoding BAR or a slot, so it has no slots
+   * (state `'trapped'`) until the overlap ends. The code says which (`'OVERLAPS_BAR'`, `'OVERLAPS_SLOT'`...).
+   */
+  readonly parked?: BarParking;
   /** PCI COMMAND.MEM as last set by {@link BarMapper.setDecode}: false means no slots and no DMA maps. */
   readonly decode: boolean;
   /** One per kept mmap, in the order of the planned (or suspended) mappings. */
@@ -57,17 +66,26 @@ export interface MappedBar {
 
 /** What {@link BarMapper.move} did with the BAR. */
 export interface MoveResult {
-  /** `'direct'`: slots registered at the new address; `'trapped'`: the address cannot be mapped, every access exits. */
+  /**
+   * `'direct'`: slots registered at the new address; `'trapped'`: no slots, every access exits, because the
+   * address cannot be mapped or because the new range overlaps another BAR or slot (then `parked` says so).
+   */
   readonly state: 'direct' | 'trapped';
   /** The decision in words, for logs; never parsed. */
   readonly reason: string;
+  /** Present when the BAR was parked: the decision as data (see {@link MappedBar.parked}). */
+  readonly parked?: BarParking;
 }
 
 /** A warning-level decision the mapper made (today: placements a move could not map directly). */
 export interface MapperWarning {
   /** BAR index the warning is about. */
   readonly bar: number;
-  /** The plan's warning code (a {@link PlanWarningCode}, e.g. `'suspended'`), for programs. */
+  /**
+   * For programs: the plan's warning code (a {@link PlanWarningCode}, e.g. `'suspended'`), a {@link ParkCode}
+   * (`'OVERLAPS_BAR'`...) when a BAR was parked, `'RETRY_FAILED'` when giving a parked BAR its slots back failed
+   * for another reason than an overlap, or `'HUGE_PFN_GPA_MISMATCH'`.
+   */
   readonly code: string;
   /** The warning in words, for people. */
   readonly message: string;
@@ -79,6 +97,12 @@ interface BarState {
   /** One per kept mmap, in the order of the planned mappings (or the suspended ones). */
   resources: DirectResource[];
   decode: boolean;
+  /** Set while decode is on and the BAR's range is taken: no slots, everything trapped. */
+  parked: BarParking | undefined;
+  /** When it was parked (a counter): parked BARs get their slots back oldest first. */
+  parkedSince: number;
+  /** The error code of the last failed retry, so a failure that repeats is logged once. */
+  retryFailure: string | undefined;
 }
 
 /** At most this many warnings are kept (oldest dropped), so a VMM that moves BARs all day stays flat. */
@@ -108,6 +132,8 @@ export class BarMapper implements Disposable {
   /** Resources a failed rollback could not release: retried by unmapAll and dispose, so nothing leaks. */
   readonly #orphans: { bar: number; resource: DirectResource }[] = [];
   #disposed = false;
+  /** Counts parkings, so parked BARs are retried in the order they were parked. */
+  #parkings = 0;
 
   /**
    * @param device the open device whose regions are mmapped (and whose IOMMU gets the DMA maps).
@@ -154,8 +180,12 @@ export class BarMapper implements Disposable {
    * released and one MapError names the step, BAR, GPA and errno. A deeply frozen plan (the planner's) is
    * kept as is and checked once however often it is mapped; any other plan is checked and copied every time.
    *
+   * The placement is the VMM's own, so an overlap is its mistake and throws (a guest's overlapping move parks
+   * the BAR instead, see {@link BarMapper.move}).
+   *
    * @throws MapError `BAD_PLAN`/`DUPLICATE_BAR`/`NO_GUEST_ADDRESS` for a plan it cannot apply,
-   *   `ALREADY_MAPPED` for a BAR mapped earlier, the errno name of a failed mmap/slot/DMA map, `DISPOSED`.
+   *   `ALREADY_MAPPED` for a BAR mapped earlier, `OVERLAPS_BAR` for a BAR over one mapped earlier that decodes,
+   *   the errno name of a failed mmap/slot/DMA map (`EEXIST`: another slot is there), `DISPOSED`.
    * @example
    * const plan = planBarMappings(device.describe(), { pageSize, barAddresses: { 0: 0xc000_0000n } });
    * const [bar0] = mapper.map(plan);           // bar0.regions[i].slot, .host (the mmap)
@@ -168,12 +198,15 @@ export class BarMapper implements Disposable {
       if (this.#bars.has(bar.index)) {
         throw new MapError(`BAR${bar.index} is already mapped`, { step: 'validate', code: 'ALREADY_MAPPED', bar: bar.index });
       }
+      this.#checkNoHolder(bar);
     }
     const undo = new UndoStack();
     const states = new Map<number, BarState>();
     for (const bar of plan.bars) {
       const planned = keepAsIs ? bar : frozenCopy(bar);
-      const state: BarState = { planned, pageSize: plan.pageSize, resources: [], decode: true };
+      const state: BarState = {
+        planned, pageSize: plan.pageSize, resources: [], decode: true, parked: undefined, parkedSince: 0, retryFailure: undefined,
+      };
       for (const mapping of planned.mappings) {
         try {
           this.#attachFresh(state, mapping, undo, undefined);
@@ -198,33 +231,52 @@ export class BarMapper implements Disposable {
    * to a mappable address maps it again. With decode off only the placement changes. Any failure restores
    * the previous placement.
    *
-   * @throws MapError `BAD_ARGUMENT`, `NOT_MAPPED`, `DISPOSED`, or step `move` with the failing call's errno.
+   * Overlaps are not errors either (PCI leaves them undefined, and a guest writing a BAR one register at a
+   * time passes through them): a BAR whose new range overlaps another decoding BAR of this device, or
+   * whose slot KVM refuses with EEXIST (another device, RAM), is parked: no slots, every access traps (the
+   * guest view forwards it to the device), state `'trapped'` with `parked` holding a {@link BarParking} code
+   * and reason, logged once. The BAR that already held the range keeps it: KVM itself keeps the existing
+   * slot and refuses the newcomer, and the BAR the guest is rewriting is the one in flux, so the stable one
+   * never loses its slots or DMA maps to a transient placement. After every move, decode change and unmap,
+   * parked BARs whose range became free get their slots back (oldest parked first);
+   * {@link BarMapper.retryParked} does it on demand.
+   *
+   * @throws MapError `BAD_ARGUMENT`, `NOT_MAPPED`, `DISPOSED`, or step `move` with the failing call's errno
+   *   (never `EEXIST`: an overlap parks the BAR).
    * @example
-   * const { state, reason } = mapper.move(0, 0xd000_0000n);  // 'direct', or 'trapped' with the reason
-   * plan = replan(plan, 0, 0xd000_0000n);                     // keep your own copy of the plan in step
+   * const { state, reason, parked } = mapper.move(0, 0xd000_0000n); // 'direct', or 'trapped' with the reason
+   * plan = replan(plan, 0, 0xd000_0000n);                            // keep your own copy of the plan in step
    */
   move(index: number, guestAddress: bigint): MoveResult {
     const bar = this.#barFor('move', index);
     checkGuestAddress('move', index, guestAddress);
     const { bar: next, warnings } = this.#replan(bar, guestAddress);
     const undo = new UndoStack();
+    let parking: BarParking | undefined;
     try {
-      this.#reconcile(bar, next, bar.decode, undo);
+      parking = this.#settle(bar, next, bar.decode, undo);
     } catch (error) {
       throw failure(error, 'move', index, guestAddress, undo);
     }
     undo.release();
     const before = bar.planned;
+    const wasParked = bar.parked;
     bar.planned = next;
+    this.#park(bar, parking);
     this.#checkHugePfnGpa(bar);
-    return this.#reportMove(before, next, warnings);
+    const result = this.#reportMove(before, next, warnings, wasParked, parking);
+    this.#retryParked(bar);
+    return result;
   }
 
   /**
    * PCI COMMAND.MEM for BAR `index`: `false` removes its KVM slots and DMA maps and keeps the mmaps; `true`
    * restores them at the current placement (after any moves made meanwhile). Idempotent; all or nothing.
+   * Turning decode on over a range that another decoding BAR or slot holds parks the BAR (see `move`); turning
+   * it off ends the BAR's parking and lets parked siblings over its range get their slots back.
    *
-   * @throws MapError `BAD_ARGUMENT`, `NOT_MAPPED`, `DISPOSED`, or step `decode` with the failing call's errno.
+   * @throws MapError `BAD_ARGUMENT`, `NOT_MAPPED`, `DISPOSED`, or step `decode` with the failing call's errno
+   *   (never `EEXIST`: an overlap parks the BAR).
    * @example
    * vmm.onCommandWrite((command) => mapper.setDecode(0, (command & 0x2) !== 0)); // COMMAND.MEM
    */
@@ -238,14 +290,51 @@ export class BarMapper implements Disposable {
     }
     if (bar.decode === enabled) return;
     const undo = new UndoStack();
+    let parking: BarParking | undefined;
     try {
-      this.#reconcile(bar, bar.planned, enabled, undo);
+      parking = this.#settle(bar, bar.planned, enabled, undo);
     } catch (error) {
       throw failure(error, 'decode', index, bar.planned.guestAddress, undo);
     }
     undo.release();
     bar.decode = enabled;
-    this.#log.info(`BAR${index}: memory decode ${enabled ? 'on: slots restored' : 'off: slots removed, mmaps kept'}`);
+    this.#park(bar, parking);
+    const outcome = parking ? 'on: parked, no slots' : enabled ? 'on: slots restored' : 'off: slots removed, mmaps kept';
+    this.#log.info(`BAR${index}: memory decode ${outcome}`);
+    this.#retryParked(bar);
+  }
+
+  /**
+   * Why BAR `index` is parked (its range overlaps another BAR or slot, so it has no slots and every access
+   * traps), or undefined when it is not parked or not mapped. O(1).
+   *
+   * @throws MapError `BAD_ARGUMENT` for an index that is not an integer 0-5; `DISPOSED` after dispose.
+   * @example
+   * const parked = mapper.parking(2);
+   * if (parked?.code === 'OVERLAPS_BAR') console.warn(`BAR2 parked under BAR${parked.bar}: ${parked.reason}`);
+   */
+  parking(index: number): BarParking | undefined {
+    this.#assertUsable('validate');
+    checkBarIndex('validate', index);
+    return this.#bars.get(index)?.parked;
+  }
+
+  /**
+   * Tries to give every parked BAR (oldest parked first) its slots back, and returns how many got them.
+   * The mapper does this itself after each of its moves, decode changes and unmaps; call it when the VMM
+   * freed a range the mapper cannot know about (it removed RAM or moved another device's BAR away), then
+   * `PassthroughDevice.refresh()`. A retry that fails for another reason than an overlap leaves the BAR
+   * parked and logs a `'RETRY_FAILED'` warning (once per error code): it never throws for that.
+   *
+   * @throws MapError `DISPOSED`, `DEVICE_CLOSED`.
+   * @example
+   * vm.removeSlot(ramSlot);                 // the VMM's own change
+   * if (mapper.retryParked() > 0) guest.refresh();
+   */
+  retryParked(): number {
+    this.#assertUsable('validate');
+    this.#assertDeviceOpen('validate');
+    return this.#retryParked(undefined);
   }
 
   /**
@@ -260,7 +349,9 @@ export class BarMapper implements Disposable {
   unmap(index: number): void {
     this.#assertUsable('unmap');
     checkBarIndex('unmap', index);
+    const held = this.#bars.has(index);
     this.#unmap(index);
+    if (held) this.#retryParked(undefined);
   }
 
   /**
@@ -281,6 +372,115 @@ export class BarMapper implements Disposable {
   }
 
   // ---- shared steps -----------------------------------------------------------------------------
+
+  /**
+   * Brings `bar` to `next` with `decode`, parked instead of attached when its range is taken: a decoding,
+   * unparked sibling overlaps it, or KVM (or the IOMMU) refuses it with EEXIST. Returns the parking, or
+   * undefined when the BAR is not parked. Every change is on `undo`; any other failure throws.
+   */
+  #settle(bar: BarState, next: PlannedBar, decode: boolean, undo: UndoStack): BarParking | undefined {
+    if (!decode) {
+      this.#reconcile(bar, next, false, undo);
+      return undefined;
+    }
+    const holder = this.#holderOf(bar.planned.index, next);
+    if (holder) {
+      this.#reconcile(bar, next, false, undo);
+      return overlapsBar(next, holder.planned);
+    }
+    const attempt = new UndoStack();
+    try {
+      this.#reconcile(bar, next, true, attempt);
+    } catch (error) {
+      const parking = refusedRange(error, next);
+      const rollback = attempt.unwind();
+      if (rollback.length > 0) throw withRollback(error, rollback);
+      if (!parking) throw error;
+      this.#reconcile(bar, next, false, undo);
+      return parking;
+    }
+    undo.push(() => {
+      const errors = attempt.unwind();
+      if (errors.length > 0) throw errors[0];
+    });
+    return undefined;
+  }
+
+  /** The sibling that holds (decodes, unparked) a range overlapping `next`, lowest index first. */
+  #holderOf(index: number, next: PlannedBar): BarState | undefined {
+    const holders = [...this.#bars.values()]
+      .filter((s) => s.planned.index !== index && s.decode && !s.parked && rangesOverlap(s.planned, next))
+      .sort((a, b) => a.planned.index - b.planned.index);
+    return holders[0];
+  }
+
+  /** `map`: a BAR over a decoding BAR mapped earlier is the VMM's mistake (parking is for the guest's moves). */
+  #checkNoHolder(bar: PlannedBar): void {
+    const holder = this.#holderOf(bar.index, bar);
+    if (!holder) return;
+    throw new MapError(overlapsBar(bar, holder.planned).reason, { step: 'validate', code: 'OVERLAPS_BAR', bar: bar.index });
+  }
+
+  /** Records `bar`'s parking after a committed change; a new decision is a warning (logged once), an end is info. */
+  #park(bar: BarState, parking: BarParking | undefined): void {
+    const before = bar.parked;
+    bar.parked = parking ? Object.freeze({ ...parking }) : undefined;
+    bar.retryFailure = undefined;
+    const index = bar.planned.index;
+    if (parking && !before) bar.parkedSince = ++this.#parkings;
+    if (parking && !sameParking(before, parking)) this.#warn({ bar: index, code: parking.code, message: parking.reason });
+    if (!parking && before) {
+      const how = bar.decode ? `slots restored at ${hex(bar.planned.guestAddress ?? 0n)}` : 'decode off';
+      this.#log.info(`BAR${index}: no longer parked (${before.code}): ${how}`);
+    }
+  }
+
+  /**
+   * Gives parked BARs (but `except`, just settled) their slots back where their range is free, oldest parked
+   * first: each one unparked can only hold a range the later ones then stay off. Returns how many were
+   * unparked. A failure other than an overlap keeps the BAR parked and is a warning, never an error: the
+   * change that triggered the retry has already succeeded.
+   */
+  #retryParked(except: BarState | undefined): number {
+    if (this.#ctx.vm.closed || this.#device.closed === true) return 0; // nothing can be attached any more
+    const parked = [...this.#bars.values()]
+      .filter((s) => s !== except && s.parked && s.decode)
+      .sort((a, b) => a.parkedSince - b.parkedSince);
+    let restored = 0;
+    for (const bar of parked) {
+      const undo = new UndoStack();
+      let parking: BarParking | undefined;
+      try {
+        parking = this.#settle(bar, bar.planned, true, undo);
+      } catch (error) {
+        this.#retryFailed(bar, error, undo.unwind());
+        continue;
+      }
+      undo.release();
+      this.#park(bar, parking);
+      if (parking) continue;
+      restored++;
+      this.#checkHugePfnGpa(bar);
+    }
+    return restored;
+  }
+
+  #retryFailed(bar: BarState, error: unknown, rollback: unknown[]): void {
+    const index = bar.planned.index;
+    const inner = error instanceof StepFailure ? error : undefined;
+    const gpa = bar.planned.guestAddress;
+    const wrapped = error instanceof MapError
+      ? error
+      : MapError.fromStep(inner ? inner.cause : error, inner?.step ?? 'decode', index, gpa, inner?.rollbackErrors ?? []);
+    const all = [...wrapped.rollbackErrors, ...rollback];
+    if (all.length > 0) this.#log.warn(`BAR${index}: ${all.length} error(s) while undoing a failed retry of its slots`);
+    if (bar.retryFailure === wrapped.code) return;
+    bar.retryFailure = wrapped.code;
+    this.#warn({
+      bar: index, code: 'RETRY_FAILED',
+      message: `BAR${index}: stays parked (${bar.parked!.code}): giving it its slots back failed: ${wrapped.message}`,
+    });
+  }
 
   /**
    * Brings `bar`'s resources to `next`'s placement with the given decode: mmaps fresh where none are
@@ -367,14 +567,25 @@ export class BarMapper implements Disposable {
     }
   }
 
-  #reportMove(before: PlannedBar, next: PlannedBar, warnings: readonly PlanWarning[]): MoveResult {
+  #reportMove(
+    before: PlannedBar,
+    next: PlannedBar,
+    warnings: readonly PlanWarning[],
+    wasParked: BarParking | undefined,
+    parking: BarParking | undefined,
+  ): MoveResult {
     for (const w of warnings) this.#warn({ bar: w.bar, code: w.code, message: w.message });
+    if (parking) {
+      // A new parking was the warning (#park); staying parked while the guest moves on is routine.
+      if (sameParking(wasParked, parking)) this.#log.info(`BAR${next.index}: moved to ${hex(next.guestAddress!)}, still parked`);
+      return { state: 'trapped', reason: parking.reason, parked: parking };
+    }
     if (stateOf(next) === 'trapped') {
       const reason = next.reasons.at(-1)?.message ?? `BAR${next.index}: trapped`;
       this.#log.warn(`BAR${next.index}: moved to ${hex(next.guestAddress!)}, now trapped: ${reason}`);
       return { state: 'trapped', reason };
     }
-    const reason = stateOf(before) === 'trapped'
+    const reason = stateOf(before) === 'trapped' || wasParked
       ? `BAR${next.index}: mapped again at ${hex(next.guestAddress!)}`
       : `BAR${next.index}: moved ${hex(before.guestAddress ?? 0n)} -> ${hex(next.guestAddress!)}`;
     this.#log.info(reason);
@@ -479,7 +690,7 @@ function failure(error: unknown, step: MapStep, bar: number, gpa: bigint | undef
     const rollback = undo.unwind();
     return rollback.length === 0 ? error : new MapError(
       error.message,
-      { step: error.step, code: error.code, bar, rollbackErrors: rollback },
+      { step: error.step, code: error.code, bar, rollbackErrors: [...error.rollbackErrors, ...rollback] },
       { cause: error },
     );
   }
@@ -488,6 +699,20 @@ function failure(error: unknown, step: MapStep, bar: number, gpa: bigint | undef
   // `map` reports the resource's own step (mmap, kvm-slot, dma-map); move and decode report themselves.
   const named = step === 'validate' && inner ? inner.step : step;
   return MapError.fromStep(inner ? inner.cause : error, named, bar, gpa, rollback);
+}
+
+/** `error` with the errors of undoing an attempt added to its rollback errors. */
+function withRollback(error: unknown, rollback: unknown[]): unknown {
+  if (error instanceof StepFailure) return new StepFailure(error.step, error.cause, [...error.rollbackErrors, ...rollback]);
+  if (error instanceof MapError) {
+    const { step, code, bar, gpa, errno } = error;
+    const details = {
+      step, code, ...(bar !== undefined && { bar }), ...(gpa !== undefined && { gpa }), ...(errno !== undefined && { errno }),
+      rollbackErrors: [...error.rollbackErrors, ...rollback],
+    };
+    return new MapError(error.message, details, { cause: error.cause });
+  }
+  return new StepFailure('move', error, rollback);
 }
 
 function snapshot(index: number, s: BarState): MappedBar {
@@ -502,7 +727,8 @@ function snapshot(index: number, s: BarState): MappedBar {
     index,
     planned: s.planned,
     guestAddress: s.planned.guestAddress,
-    state: stateOf(s.planned),
+    state: s.parked ? 'trapped' : stateOf(s.planned),
+    ...(s.parked && { parked: s.parked }),
     decode: s.decode,
     regions: Object.freeze(regions),
   });

@@ -1,6 +1,4 @@
-import { VfioBarsError, hex } from '../errors.js';
-import { SystemError } from '../sys/system-error.js';
-import { KvmError } from '../kvm/errors.js';
+import { VfioBarsError, causeFacts, hex } from '../errors.js';
 
 /** The mapper step that failed: argument checks, one of the three acquisitions, or one of the verbs. */
 export type MapStep = 'validate' | 'mmap' | 'kvm-slot' | 'dma-map' | 'move' | 'decode' | 'unmap';
@@ -60,10 +58,8 @@ export class MapError extends VfioBarsError {
 
   /** Wraps the failure of one step, keeping errno and naming the BAR and GPA. */
   static fromStep(cause: unknown, step: MapStep, bar: number, gpa: bigint | undefined, rollbackErrors: unknown[]): MapError {
-    const code = cause instanceof VfioBarsError ? cause.code : 'UNKNOWN'; // SystemError and KvmError are VfioBarsErrors
-    const errno = cause instanceof SystemError || cause instanceof KvmError ? cause.errno : undefined;
+    const { code, errno, detail } = causeFacts(cause);
     const where = gpa === undefined ? `BAR${bar}` : `BAR${bar} at gpa ${hex(gpa)}`;
-    const detail = cause instanceof Error ? cause.message : String(cause);
     return new MapError(
       `${step} failed for ${where}: ${detail}`,
       { step, code, bar, ...(gpa !== undefined && { gpa }), ...(errno !== undefined && { errno }), rollbackErrors },

@@ -2,3 +2,4 @@ export { BarMapper, type BarMapperOptions, type MappedBar, type MappedRegion, ty
 export { hugePfnAlignment, hugePfnBlock, hugePfnPlacement, type HugePfnPlacement } from './huge-pfn.js';
 export { MapError, type MapErrorDetails, type MapStep } from './errors.js';
 export type { MapperLogger } from './logger.js';
+export type { BarParking, ParkCode } from './parking.js';

@@ -5,6 +5,7 @@ export { VfioDevice, type VfioOpenOptions, type IommuMode } from './device.js';
 export type { MmioDmaUnsupported } from './mmio-dma-support.js';
 export { IommuContext, type IommuContextOptions, type IommuRequest } from './iommu-context.js';
 export type { GuestDmaMapping, DmaProtection } from './guest-dma.js';
+export { physicalExtents, type PhysicalExtent, type PhysicalExtentsOptions } from './physical-memory.js';
 export type { KvmVfioFileRegistry } from './kvm-file-registry.js';
 export { MAX_DEVICE_REGIONS, MAX_DEVICE_IRQS, MAX_IRQ_VECTORS } from './describe.js';
 export { VfioError, type VfioErrorDetails } from './errors.js';

@@ -12,6 +12,7 @@ import { VfioError } from './errors.js';
 import { UndoStack } from '../util/undo-stack.js';
 import { IommufdDmaMapper, Type1DmaMapper } from './dma.js';
 import { probeIommufdMmioDma } from './mmio-dma-support.js';
+import { physicalExtents, type PhysicalExtent } from './physical-memory.js';
 import { checkGuestMapping, checkRange, findOverlap, type DmaProtection, type GuestDmaMapping } from './guest-dma.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -190,13 +191,16 @@ export class IommuContext implements Disposable {
    * the VMM mapped, e.g. its guest RAM). On a container that no group has joined yet the mapping is recorded
    * and made when the first group joins (the kernel cannot map earlier); later joins need nothing.
    * @param prot `'read-write'` (default) or `'read'` (the device can only read).
+   * Under noiommu nothing is programmed: devices DMA to host physical addresses, so the call only checks
+   * (from /proc/self/pagemap, CAP_SYS_ADMIN) that `hostAddress` is resident, physically contiguous memory
+   * whose physical address is `iova` (a VMM places guest RAM at GPA = PA; see {@link physicalExtents}).
    * @throws VfioError `BAD_ARGUMENT` (not a page-aligned, non-empty u64 range), `DMA_OVERLAP`, `TOO_MANY_MAPPINGS`,
-   *   `NO_IOMMU` (noiommu has no IOMMU to program), `CLOSED`, or the kernel's errno (`EEXIST`, `ENOMEM`...).
+   *   `NO_IOMMU` (noiommu and the memory is not at physical `iova`; `cause` says why), `CLOSED`, or the kernel's
+   *   errno (`EEXIST`, `ENOMEM`...).
    */
   mapGuestMemory(iova: bigint, hostAddress: bigint, size: bigint, prot: DmaProtection = 'read-write'): void {
     this.#assertOpen();
     const mapping = checkGuestMapping(iova, hostAddress, size, prot, BigInt(this.syscalls.pageSize()));
-    if (this.#mode === 'noiommu') throw this.#noIommu(mapping);
     const overlap = findOverlap(this.#mappings.values(), mapping.iova, mapping.size);
     if (overlap) {
       const message = `DMA mapping ${hex(mapping.iova)}+${hex(mapping.size)} overlaps ${hex(overlap.iova)}+${hex(overlap.size)}`;
@@ -283,7 +287,7 @@ export class IommuContext implements Disposable {
       const containerArg = Buffer.alloc(4);
       containerArg.writeInt32LE(this.#fd);
       this.syscalls.ioctl(fd, 'VFIO_GROUP_SET_CONTAINER', containerArg);
-      if (this.#mode === undefined) this.#setIommu(node.noiommu, bdf, steps);
+      if (this.#mode === undefined) this.#setIommu(node.noiommu, { bdf, group }, steps);
       steps.release();
       this.#groups.set(group, { fd, refs: 1 });
       undo.push(() => this.#releaseGroup(group));
@@ -300,22 +304,18 @@ export class IommuContext implements Disposable {
       const kind = noiommu ? 'no-IOMMU' : 'IOMMU';
       throw new VfioError(`${bdf}: group ${group} (${kind}) cannot join a ${this.#mode} container`, { code: 'MODE_MISMATCH', bdf, group });
     }
-    if (noiommu && this.#mappings.size > 0) {
-      const message = `${bdf}: group ${group} is a no-IOMMU group but guest memory is DMA-mapped in this context`;
-      throw new VfioError(message, { code: 'NO_IOMMU', bdf, group });
-    }
   }
 
   /** First group in: choose the type, VFIO_SET_IOMMU, then make the recorded guest mappings. */
-  #setIommu(noiommu: boolean, bdf: string, steps: UndoStack): void {
-    const choice = chooseIommuType(this.syscalls, this.#fd, noiommu, bdf);
+  #setIommu(noiommu: boolean, joining: { bdf: string; group: string }, steps: UndoStack): void {
+    const choice = chooseIommuType(this.syscalls, this.#fd, noiommu, joining.bdf);
     this.syscalls.ioctl(this.#fd, 'VFIO_SET_IOMMU', choice.type);
     this.#mode = choice.mode;
     this.#reason = choice.reason;
     this.#dma = choice.mode === 'noiommu' ? undefined : new Type1DmaMapper(choice.mode, this.syscalls, this.#fd);
     // If a later step fails, the group's close takes the IOMMU (and any mapping) with it: forget them too.
     steps.push(() => this.#forgetIommu());
-    for (const mapping of this.guestMappings) this.#kernelMap(mapping);
+    for (const mapping of this.guestMappings) this.#kernelMap(mapping, joining);
     this.#applied = true;
   }
 
@@ -347,7 +347,11 @@ export class IommuContext implements Disposable {
     (this.#dma as IommufdDmaMapper).noteMmioDma(probeIommufdMmioDma(this.syscalls, deviceFd));
   }
 
-  #kernelMap(mapping: GuestDmaMapping): void {
+  #kernelMap(mapping: GuestDmaMapping, joining?: { bdf: string; group: string }): void {
+    if (this.#mode === 'noiommu') {
+      this.#checkIdentity(mapping, joining);
+      return;
+    }
     try {
       this.#dma!.mapDma(mapping.iova, mapping.hostAddress, mapping.size, mapping.prot);
     } catch (error) {
@@ -356,6 +360,7 @@ export class IommuContext implements Disposable {
   }
 
   #kernelUnmap(mapping: GuestDmaMapping): void {
+    if (this.#mode === 'noiommu') return;
     try {
       this.#dma!.unmapDma(mapping.iova, mapping.size);
     } catch (error) {
@@ -369,9 +374,24 @@ export class IommuContext implements Disposable {
     return VfioError.fromSystem(error, context, { iova: mapping.iova, size: mapping.size });
   }
 
-  #noIommu(mapping: GuestDmaMapping): VfioError {
-    const details = { code: 'NO_IOMMU', iova: mapping.iova, size: mapping.size };
-    return new VfioError('noiommu: there is no IOMMU to program; devices DMA to host physical addresses', details);
+  /**
+   * noiommu: nothing translates device DMA, so the device reaches `hostAddress` at `iova` only if `iova` is
+   * its host physical address and the range is physically contiguous (IOVA = PA, as DPDK does).
+   */
+  #checkIdentity(mapping: GuestDmaMapping, joining?: { bdf: string; group: string }): void {
+    const details = { code: 'NO_IOMMU', iova: mapping.iova, size: mapping.size, ...joining };
+    const context = `noiommu: devices DMA to host physical addresses, so ${hex(mapping.iova)}+${hex(mapping.size)} must be`
+      + ` memory at that physical address`;
+    let extent: PhysicalExtent;
+    try {
+      [extent] = physicalExtents(mapping.hostAddress, mapping.size, { syscalls: this.syscalls, maxExtents: 1 }) as [PhysicalExtent];
+    } catch (error) {
+      const reason = error instanceof VfioError || error instanceof SystemError ? error.message : String(error);
+      throw new VfioError(`${context}: ${reason}`, details, { cause: error });
+    }
+    if (extent.physicalAddress !== mapping.iova) {
+      throw new VfioError(`${context}, but host ${hex(mapping.hostAddress)} is at physical ${hex(extent.physicalAddress)}`, details);
+    }
   }
 
   #assertOpen(): void {

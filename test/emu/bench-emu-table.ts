@@ -161,3 +161,41 @@ export function replaceReadmeSection(readme: string, section: string): string {
   if (limits < 0) return `${readme.trimEnd()}\n\n${marked}\n`;
   return `${readme.slice(0, limits)}\n${marked}\n${readme.slice(limits)}`;
 }
+
+/** The nested-guest part of bench/emu-results.json (written by bench-emu.run.ts). */
+export interface NestedBenchResults {
+  date: string;
+  /** `QEMU emulator version …` of the nested QEMU. */
+  nestedQemu: string;
+  outerSeconds: number;
+  runs: BenchRun[];
+}
+
+/** The README subsection of the nested-guest comparison: how it was measured, then both tables. */
+export function nestedSection(results: NestedBenchResults): string {
+  const { date, nestedQemu: host, outerSeconds, runs } = results;
+  return [
+    '### Inside the emulated host: QEMU side by side with the example VMM (`npm run bench:emu`)',
+    '',
+    'One boot of the emulated 64 KiB aarch64 host (TCG, SMMUv3) with QEMU\'s NVMe (16 KiB BAR0, MSI-X table at',
+    `+0x2000) bound to vfio-pci; the same nested guest (4 KiB-page Linux 6.1, busybox) runs under Debian's arm64 ${host}`,
+    'and under the example VMM (which gives BAR0 one direct slot), and between two console markers reads the disk in three',
+    'rounds of `dd bs=1M count=16 iflag=direct` then `dd bs=4k count=4096 iflag=direct` (16 MiB each). Counts cover that',
+    'window only and are given per round:',
+    'trapped BAR accesses are those the VMM served itself (QEMU: its `memory_region_ram_device_*` and `vfio_region_*`',
+    'trace; the example: its own counter), MMIO exits are QEMU\'s `kvm_run_exit` with reason MMIO or the example\'s bus',
+    'dispatches, minus the console\'s (the END marker\'s bytes). dd times are the guest\'s clock (10 ms resolution: busybox',
+    '`date` has no `%N`), median round (min–max); under TCG on two shared cores they are slow and noisy in absolute',
+    'terms: read the ratios, measured in one outer boot, against QEMU with its default options. QEMU runs with those trace',
+    'events on in both configurations; a trace line is a buffered write, far below the cost of an exit here.',
+    'Not run by CI. It prepares what it boots (cached in `$VFIO_BARS_CACHE`): the tier\'s kernels and initramfs',
+    '(`test/emu/prepare.sh`) and Debian\'s arm64 QEMU with its library closure (`bench/emu/prepare-qemu-arm64.sh`).',
+    `Last run ${date.slice(0, 10)}, outer boot ${outerSeconds.toFixed(0)} s; raw numbers in \`bench/emu-results.json\`.`,
+    '',
+    benchTable(runs),
+    '',
+    'Whole nested runs (boot, NVMe probe, the reads, power-off):',
+    '',
+    wholeRunTable(runs),
+  ].join('\n');
+}

@@ -3,14 +3,16 @@
  * SMMUv3, QEMU's NVMe with its 16 KiB BAR0 and MSI-X table at +0x2000), the same nested guest (the example
  * VMM's 4 KiB guest kernel, the bench's busybox init, the same two `dd` reads) runs under Debian's arm64
  * qemu-system-aarch64 7.2 (default, then `x-msix-relocation=bar0`) and under the example VMM. Prints the
- * side-by-side table, writes bench/emu-results.json and regenerates the README's marked section.
+ * side-by-side table, merges its figures into bench/emu-results.json (bench-emu-results.ts: the huge-PFN part's stay)
+ * and regenerates the README's marked section from the merged file. The huge-PFN part is bench-emu-huge-pfn.run.ts.
  * Preparation: test/emu/prepare.sh (kernels, base initramfs, guest) and bench/emu/prepare-qemu-arm64.sh.
  */
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import { benchTable, parseBenchLog, replaceReadmeSection, wholeRunTable, type BenchRun } from './bench-emu-table.js';
+import { saveBenchEmuResults } from './bench-emu-results.js';
+import { benchTable, parseBenchLog, wholeRunTable, type BenchRun } from './bench-emu-table.js';
 import { keepLog, runQemu } from './harness.js';
 import { buildInitrd } from './run-guest.js';
 import { prepareVmm, type VmmArtefacts } from './vmm/run-vmm.js';
@@ -97,38 +99,6 @@ it('bench:emu: QEMU 7.2 (default, x-msix-relocation=bar0) and the example VMM, o
 
 function report(runs: BenchRun[], qemuVersion: string, log: string, outerSeconds: number): void {
   const host = /BENCH-HOST (QEMU emulator version [^\n]+)/.exec(log)?.[1]?.trim() ?? `qemu ${qemuVersion}`;
-  const table = benchTable(runs);
-  const whole = wholeRunTable(runs);
-  console.log(`\n${table}\n\nWhole nested runs:\n${whole}\n`);
-  const date = new Date().toISOString();
-  writeFileSync(
-    path.join(REPO, 'bench', 'emu-results.json'),
-    `${JSON.stringify({ date, nestedQemu: host, outerSeconds, runs }, null, 2)}\n`,
-  );
-  const section = [
-    '### Inside the emulated host: QEMU side by side with the example VMM (`npm run bench:emu`)',
-    '',
-    'One boot of the emulated 64 KiB aarch64 host (TCG, SMMUv3) with QEMU\'s NVMe (16 KiB BAR0, MSI-X table at',
-    `+0x2000) bound to vfio-pci; the same nested guest (4 KiB-page Linux 6.1, busybox) runs under Debian's arm64 ${host}`,
-    'and under the example VMM (which gives BAR0 one direct slot), and between two console markers reads the disk in three',
-    'rounds of `dd bs=1M count=16 iflag=direct` then `dd bs=4k count=4096 iflag=direct` (16 MiB each). Counts cover that',
-    'window only and are given per round:',
-    'trapped BAR accesses are those the VMM served itself (QEMU: its `memory_region_ram_device_*` and `vfio_region_*`',
-    'trace; the example: its own counter), MMIO exits are QEMU\'s `kvm_run_exit` with reason MMIO or the example\'s bus',
-    'dispatches, minus the console\'s (the END marker\'s bytes). dd times are the guest\'s clock (10 ms resolution: busybox',
-    '`date` has no `%N`), median round (min–max); under TCG on two shared cores they are slow and noisy in absolute',
-    'terms: read the ratios, measured in one outer boot, against QEMU with its default options. QEMU runs with those trace',
-    'events on in both configurations; a trace line is a buffered write, far below the cost of an exit here.',
-    'Not run by CI. It prepares what it boots (cached in `$VFIO_BARS_CACHE`): the tier\'s kernels and initramfs',
-    '(`test/emu/prepare.sh`) and Debian\'s arm64 QEMU with its library closure (`bench/emu/prepare-qemu-arm64.sh`).',
-    `Last run ${date.slice(0, 10)}, outer boot ${outerSeconds.toFixed(0)} s; raw numbers in \`bench/emu-results.json\`.`,
-    '',
-    table,
-    '',
-    'Whole nested runs (boot, NVMe probe, the reads, power-off):',
-    '',
-    whole,
-  ].join('\n');
-  const readme = path.join(REPO, 'README.md');
-  writeFileSync(readme, replaceReadmeSection(readFileSync(readme, 'utf8'), section));
+  console.log(`\n${benchTable(runs)}\n\nWhole nested runs:\n${wholeRunTable(runs)}\n`);
+  saveBenchEmuResults(REPO, { date: new Date().toISOString(), nestedQemu: host, outerSeconds, runs });
 }

@@ -1,22 +1,36 @@
 /**
- * What every emulated-tier run shares: QEMU run to its end or killed at a deadline, a silent guest
- * reported as "timed out after N s" with its log kept, and logs pruned so they never pile up.
+ * What every emulated-tier run shares (guest scenarios, the example VMM, the emulated benchmarks): QEMU run
+ * to its end or killed at a deadline (total, or silence: see console-runner.ts), a timed-out run reported as
+ * "timed out after N s" with its log kept, and logs pruned so they never pile up (retention.ts).
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { runConsole } from './console-runner.js';
+import { KEEP_LOGS, keepNewest } from './retention.js';
 
-/** Logs kept per scenario name; older ones are deleted. */
+/** Logs kept per scenario name; older ones are deleted (and never more than KEEP_LOGS in all). */
 export const LOGS_KEPT = 5;
 
-/** The guest went silent: QEMU was killed at the deadline; the log was kept. */
+/** Silence longer than this fails a run: a boot prints within seconds, and the guests log each step. */
+export const SILENCE_MS = 120_000;
+
+/** The guest went silent or ran too long: QEMU was killed at the deadline; the log was kept. */
 export class EmuTimeoutError extends Error {
-  constructor(readonly seconds: number, readonly logPath: string, tail: string) {
-    super(`timed out after ${seconds} s (log kept at ${logPath}):\n${tail}`);
+  /**
+   * @param what the deadline that struck, e.g. `timed out after 240 s (total limit 240 s)`, or its seconds
+   * @param logPath where the run's console was kept
+   * @param tail the console's last lines, for the failure message
+   */
+  constructor(what: string | number, readonly logPath: string, tail: string) {
+    super(`${typeof what === 'number' ? `timed out after ${what} s` : what} (log kept at ${logPath}):\n${tail}`);
+    this.name = 'EmuTimeoutError';
   }
 }
 
-/** Writes the run's log under CACHE/logs and deletes all but the newest {@link LOGS_KEPT} of this scenario. */
+/**
+ * Writes the run's log as `CACHE/logs/<name>-<time>.log`, keeps the newest {@link LOGS_KEPT} of this scenario
+ * and the newest KEEP_LOGS logs in all, and returns its path.
+ */
 export function keepLog(cache: string, name: string, text: string): string {
   const dir = path.join(cache, 'logs');
   mkdirSync(dir, { recursive: true });
@@ -25,40 +39,26 @@ export function keepLog(cache: string, name: string, text: string): string {
   for (let n = 1; existsSync(logPath); n++) logPath = path.join(dir, `${name}-${stamp}-${n}.log`);
   writeFileSync(logPath, text);
   pruneLogs(dir, `${name}-`, LOGS_KEPT);
+  keepNewest(dir, /\.log$/, KEEP_LOGS);
   return logPath;
 }
 
-/** Deletes the oldest `prefix*.log` files in `dir` beyond the newest `keep`. */
+/** Deletes the oldest `prefix<ISO time>*.log` files in `dir` beyond the newest `keep` (other scenarios' stay). */
 export function pruneLogs(dir: string, prefix: string, keep: number): void {
-  const logs = readdirSync(dir)
-    .filter((f) => f.startsWith(prefix) && f.endsWith('.log') && /^\d{4}-/.test(f.slice(prefix.length)))
-    .map((f) => ({ f, mtime: statSync(path.join(dir, f)).mtimeMs }))
-    .sort((x, y) => y.mtime - x.mtime || y.f.localeCompare(x.f));
-  for (const { f } of logs.slice(keep)) rmSync(path.join(dir, f), { force: true });
+  const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  keepNewest(dir, new RegExp(`^${escaped}\\d{4}-.*\\.log$`), keep);
 }
 
-/** Runs QEMU to its end or until `timeoutMs`, when it is killed and `timedOut` says so. */
-export function runQemu(args: string[], timeoutMs: number, binary = 'qemu-system-aarch64'): Promise<{ log: string; timedOut: boolean }> {
-  return new Promise((resolve, reject) => {
-    const qemu = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const chunks: Buffer[] = [];
-    let timedOut = false;
-    qemu.stdout.on('data', (c: Buffer) => chunks.push(c));
-    qemu.stderr.on('data', (c: Buffer) => chunks.push(c));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      qemu.kill('SIGKILL');
-      // A child of the killed process may still hold the pipes open: stop reading so 'close' comes.
-      qemu.stdout.destroy();
-      qemu.stderr.destroy();
-    }, timeoutMs);
-    qemu.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    qemu.on('close', () => {
-      clearTimeout(timer);
-      resolve({ log: Buffer.concat(chunks).toString('utf8').replace(/\r/g, ''), timedOut });
-    });
-  });
+/**
+ * Runs QEMU (or `binary`) to its end, or kills it after `timeoutMs` in all or {@link SILENCE_MS} of silence;
+ * `timedOut` and `message` say which.
+ */
+export async function runQemu(
+  args: string[],
+  timeoutMs: number,
+  binary = 'qemu-system-aarch64',
+): Promise<{ log: string; timedOut: boolean; message?: string }> {
+  const outcome = await runConsole(binary, args, { totalMs: timeoutMs, silenceMs: Math.min(SILENCE_MS, timeoutMs) });
+  if (outcome.kind === 'timed-out') return { log: outcome.console, timedOut: true, message: outcome.message };
+  return { log: outcome.console, timedOut: false };
 }

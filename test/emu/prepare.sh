@@ -26,7 +26,8 @@ fi
 
 # --- kernels ------------------------------------------------------------------------------------
 for pages in 64K 16K 4K; do
-  image=$("$HERE/build-kernel.sh" "$pages" | tail -n 1)
+  extra=""; [ "$pages" != 64K ] || extra="$HERE/kernel/host-64k.fragment"
+  image=$("$HERE/build-kernel.sh" "$pages" $extra | tail -n 1)
   echo "KERNEL_$pages=$image"
 done
 

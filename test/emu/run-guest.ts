@@ -7,7 +7,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import path from 'node:path';
 import { runConsole, type ConsoleOutcome } from './console-runner.js';
 import { parseGuestResult, type GuestOutcome, type GuestSuccess } from './guest-contract.js';
-import { KEEP_LOGS, KEEP_OVERLAYS, keepNewest } from './retention.js';
+import { EmuTimeoutError, SILENCE_MS, keepLog } from './harness.js';
+import { KEEP_OVERLAYS, keepNewest } from './retention.js';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
 
@@ -110,13 +111,6 @@ export interface GuestRun {
 /** A guest run that succeeded, as the host↔guest contract (guest-contract.ts) types it. */
 export type GuestResult = GuestSuccess;
 
-/** Fails a guest run that went silent or ran too long; the log is kept at `logPath`. */
-export class GuestTimeoutError extends Error {
-  constructor(readonly scenario: string, detail: string, readonly logPath: string) {
-    super(`${scenario}: guest ${detail}; log kept at ${logPath}`);
-    this.name = 'GuestTimeoutError';
-  }
-}
 
 function kernelFor(a: Artefacts, s: Scenario): string {
   if (s.kernel !== '6.12') return { '4K': a.KERNEL_4K, '16K': a.KERNEL_16K, '64K': a.KERNEL_64K }[s.pages];
@@ -136,9 +130,6 @@ function initrdFor(a: Artefacts, initrd: string, s: Scenario): string {
 function guestCmdlineFlags(s: Scenario): string[] {
   return [...(s.iommuMode ? [`vfiobars.iommu=${s.iommuMode}`] : []), ...(s.node === 'floor' ? ['vfiobars.node=floor'] : [])];
 }
-
-/** Silence longer than this fails the run: boot prints within seconds, and the guest test logs each step. */
-const SILENCE_MS = 120_000;
 
 export async function bootScenario(a: Artefacts, initrd: string, s: Scenario, timeoutMs = 240_000): Promise<GuestRun> {
   const kernel = kernelFor(a, s);
@@ -164,27 +155,25 @@ export async function bootScenario(a: Artefacts, initrd: string, s: Scenario, ti
   const started = Date.now();
   const outcome = await runConsole('qemu-system-aarch64', args, { totalMs: timeoutMs, silenceMs: Math.min(SILENCE_MS, timeoutMs) });
   const seconds = (Date.now() - started) / 1000;
-  const { result, logPath } = recordRun(path.join(a.CACHE, 'logs'), s.name, `qemu-system-aarch64 ${args.join(' ')}`, outcome);
+  const { result, logPath } = recordRun(a.CACHE, s.name, `qemu-system-aarch64 ${args.join(' ')}`, outcome);
   return { result, log: outcome.console, logPath, seconds };
 }
 
 /**
- * Keeps the run's console as `<logs>/<name>-<time>.log` (the newest KEEP_LOGS logs stay), then fails a
- * timed-out run with GuestTimeoutError or parses the result line against the host↔guest contract.
- * @throws GuestTimeoutError, or an Error naming the log when the result line breaks the contract.
+ * Keeps the run's console with the tier's other logs (harness.ts keepLog), then fails a timed-out run with
+ * EmuTimeoutError or parses the result line against the host↔guest contract.
+ * @throws EmuTimeoutError, or an Error naming the log when the result line breaks the contract.
  */
-export function recordRun(logs: string, name: string, header: string, outcome: ConsoleOutcome): { result: GuestOutcome; logPath: string } {
+export function recordRun(cache: string, name: string, header: string, outcome: ConsoleOutcome): { result: GuestOutcome; logPath: string } {
   const log = outcome.console;
-  const logPath = path.join(logs, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
-  mkdirSync(logs, { recursive: true });
-  writeFileSync(logPath, `${header}\n\n${log}`);
-  keepNewest(logs, /\.log$/, KEEP_LOGS);
-  if (outcome.kind === 'timed-out') throw new GuestTimeoutError(name, outcome.message, logPath);
+  const logPath = keepLog(cache, name, `${header}\n\n${log}`);
+  const tail = log.split('\n').slice(-40).join('\n');
+  if (outcome.kind === 'timed-out') throw new EmuTimeoutError(`${name}: guest ${outcome.message}`, logPath, tail);
   try {
     return { result: parseGuestResult(log), logPath };
   } catch (error) {
     throw new Error(
-      `${name}: ${(error as Error).message} (log kept at ${logPath}):\n${log.split('\n').slice(-40).join('\n')}`,
+      `${name}: ${(error as Error).message} (log kept at ${logPath}):\n${tail}`,
       { cause: error },
     );
   }

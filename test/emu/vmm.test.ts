@@ -33,7 +33,8 @@ async function run(s: VmmScenario): Promise<VmmRun> {
 }
 
 interface PassthroughReport {
-  bars: { index: number; gpa: string; guestSize: string; state: string; slots: number }[];
+  iommu: string;
+  bars: { index: number; gpa: string; guestSize: string; state: string; slots: number; parked?: string }[];
   trappedAccesses: number;
   configAccesses: number;
 }
@@ -67,24 +68,39 @@ describe('example arm64 VMM inside the emulated aarch64 hosts', () => {
 
   // BAR0 (16 KiB, MSI-X table inside) is doubled so the relocated table is trapped apart from the registers;
   // on 64 KiB pages the register half is also expanded to one page. Either way one direct slot.
+  // On 64 KiB pages also without an IOMMU (guest RAM at guest physical = host physical, one huge page) and on
+  // Linux 6.12 through iommufd and the VFIO cdev.
   const hosts = [
-    { pages: '64K', guestSize: '0x20000' },
-    { pages: '16K', guestSize: '0x8000' },
-    { pages: '4K', guestSize: '0x8000' },
+    { pages: '64K', iommu: 'smmu', guestSize: '0x20000', mode: 'type1v2', label: 'SMMUv3' },
+    { pages: '64K', iommu: 'noiommu', guestSize: '0x20000', mode: 'noiommu', label: 'noiommu (guest RAM at its physical address)' },
+    { pages: '64K', iommu: 'smmu', kernel: '6.12', vmmIommu: 'iommufd', guestSize: '0x20000', mode: 'iommufd',
+      label: "Linux 6.12, SMMUv3, iommu: 'iommufd'" },
+    { pages: '16K', iommu: 'smmu', guestSize: '0x8000', mode: 'type1v2', label: 'SMMUv3' },
+    { pages: '4K', iommu: 'smmu', guestSize: '0x8000', mode: 'type1v2', label: 'SMMUv3' },
   ] as const;
   for (const host of hosts) {
-    const title = `${host.pages} host, SMMUv3: QEMU's NVMe passed through; `
+    const title = `${host.pages} host, ${host.label}: QEMU's NVMe passed through; `
       + "the guest's nvme driver probes, reads the host's pattern, writes one back, MSI-X counts";
     it(title, async () => {
-      const name = `vmm-nvme-${host.pages.toLowerCase()}-smmu`;
+      const kernel = 'kernel' in host ? host.kernel : '6.1';
+      const name = `vmm-nvme-${host.pages.toLowerCase()}-${host.iommu}${kernel === '6.12' ? '-6.12' : ''}`;
       const disk = path.join(artefacts.CACHE, 'vmm-nvme-disk.img');
       const md5 = patternDisk(disk);
-      const { report: r, guest } = await run({ name, pages: host.pages, iommu: 'smmu', nvmeDisk: disk });
+      const { report: r, guest } = await run({
+        name, pages: host.pages, iommu: host.iommu, kernel, nvmeDisk: disk,
+        ...('vmmIommu' in host ? { vmmIommu: host.vmmIommu } : {}),
+      });
       const device = (r as { passthrough?: PassthroughReport }).passthrough!;
       console.log(
-        `${name}: BARs ${JSON.stringify(device.bars)}, trapped accesses ${device.trappedAccesses}, config accesses ${device.configAccesses}`
+        `${name}: iommu ${device.iommu}, BARs ${JSON.stringify(device.bars)}, `
+          + `trapped accesses ${device.trappedAccesses}, config accesses ${device.configAccesses}`,
       );
       expect(r.event).toBe('shutdown');
+      expect(device.iommu).toBe(host.mode);
+      // Without an IOMMU guest RAM sits at its huge page's host physical address (512 MiB aligned), not at 1 GiB.
+      const ramBase = BigInt((r as { ramBase?: string }).ramBase!);
+      if (host.iommu === 'noiommu') expect([ramBase % 0x2000_0000n, ramBase === 0x4000_0000n]).toEqual([0n, false]);
+      else expect(ramBase).toBe(0x4000_0000n);
       expect(guest.get('VMM-GUEST-PCI')).toEqual(['0000:00:01.0 ']);
       expect(guest.get('VMM-GUEST-NVME')?.[0]).toBe('model=QEMUNVMeCtrl sectors=8192');
       expect(guest.get('VMM-GUEST-READMD5')).toEqual([md5]);
@@ -100,6 +116,7 @@ describe('example arm64 VMM inside the emulated aarch64 hosts', () => {
       const bar0 = device.bars.find((b) => b.index === 0)!;
       expect(['0x10000000', '0x8000000000']).toContain(bar0.gpa);
       expect(bar0.state).toBe('direct');
+      expect(device.bars.filter((b) => b.parked !== undefined)).toEqual([]);
       expect(bar0.slots).toBeGreaterThanOrEqual(1);
       expect(bar0.guestSize).toBe(host.guestSize);
       expect(device.trappedAccesses).toBeGreaterThan(0);

@@ -112,6 +112,11 @@ describe('the machine device tree', () => {
     expect(str(child(child(tree, 'cpus'), 'cpu@0').props.get('enable-method')!)).toEqual(['psci']);
   });
 
+  it('puts RAM where the VMM placed it (a noiommu host: at the huge page\'s physical address)', () => {
+    const atPhysical = readFdt(buildDeviceTree({ ramBase: 0xa000_0000n, ramSize: 0x1000_0000n, vcpus: 1, bootargs: '' }));
+    expect(u32s(child(atPhysical, 'memory@a0000000').props.get('reg')!)).toEqual([0, 0xa000_0000, 0, 0x1000_0000]);
+  });
+
   it('places the GICv3, its ITS, the timer PPIs and the pl011 SPI where the VMM creates them', () => {
     const gic = child(tree, 'intc@8000000');
     expect(u32s(gic.props.get('reg')!)).toEqual([0, 0x800_0000, 0, 0x1_0000, 0, 0x80a_0000, 0, 0x2_0000]);

@@ -21,6 +21,7 @@ import { createKvmDevice, setKvmVfioAttr, type FakeKvmVfioHost, type KvmDeviceFi
 import { hostileDeviceInfo, hostileIrqInfo, hostileRegionInfo, type HostileReplies } from './fake-hostile.js';
 import { FakeIrq } from './fake-irq.js';
 import { FakeRegions } from './fake-regions.js';
+import { FakePagemap, PAGEMAP_PATH } from './fake-pagemap.js';
 
 const E = constants.errno;
 
@@ -34,6 +35,7 @@ type FdKind =
   | KvmDeviceFile
   | { kind: 'iommufd'; ioas: Map<number, Map<bigint, bigint>> }
   | { kind: 'memfd'; size: bigint }
+  | { kind: 'pagemap' }
   | { kind: 'other'; path: string };
 
 export interface FakeKernelOptions {
@@ -69,6 +71,8 @@ export class FakeKernel implements Syscalls {
   readonly irq: FakeIrq;
   /** Bytes behind each device region for pread/pwrite (test/fake/fake-regions.ts). */
   readonly regions: FakeRegions;
+  /** /proc/self/pagemap: where host pages sit physically (noiommu DMA checks). */
+  readonly pagemap: FakePagemap;
   readonly #pageSize: bigint;
   readonly #device: DeviceDescription | undefined;
   readonly #config: Buffer;
@@ -94,6 +98,7 @@ export class FakeKernel implements Syscalls {
     this.#dmaBufExport = options.dmaBufExport ?? false;
     this.irq = new FakeIrq(options.device?.irqs);
     this.regions = new FakeRegions(options.device, this.#config);
+    this.pagemap = new FakePagemap(this.#pageSize);
     const group = options.group ?? '7';
     const dev = options.devRoot ?? '/dev';
     this.#kvmVfio = options.kvmVfio ?? true;
@@ -112,6 +117,7 @@ export class FakeKernel implements Syscalls {
       // The cdev path (Linux 6.6+): the device nodes themselves, and iommufd.
       ...[...topology.cdevs].map(([node, bdf]): [string, () => FdKind] => [node, () => ({ kind: 'device', bdf, cdev: true })]),
       [`${dev}/iommu`, () => ({ kind: 'iommufd', ioas: new Map() })],
+      [PAGEMAP_PATH, () => ({ kind: 'pagemap' })],
     ]);
   }
 
@@ -180,7 +186,18 @@ export class FakeKernel implements Syscalls {
   }
 
   close(fd: number): void {
-    this.#enter('close', String(fd), { syscall: 'close', fd });
+    // Linux releases the descriptor even when close(2) reports an error, so an injected fault does too.
+    let injected: Error | undefined;
+    try {
+      this.#enter('close', String(fd), { syscall: 'close', fd });
+    } catch (error) {
+      injected = error as Error;
+    }
+    this.#release(fd);
+    if (injected !== undefined) throw injected;
+  }
+
+  #release(fd: number): void {
     const file = this.#fds.get(fd);
     if (!this.#fds.delete(fd)) this.#fail(E.EBADF, { syscall: 'close', fd });
     if (file?.kind === 'group') this.#releaseGroupFile(file);
@@ -284,6 +301,8 @@ export class FakeKernel implements Syscalls {
   pread(fd: number, buffer: Buffer, offset: bigint): number {
     this.#enter('pread', `${fd}@${offset.toString(16)}`, { syscall: 'pread', fd });
     const file = this.#fds.get(fd);
+    const fail = (errno: number): never => this.#fail(errno, { syscall: 'pread', fd });
+    if (file?.kind === 'pagemap') return this.pagemap.read(buffer, offset, fail, E.EINVAL);
     if (file?.kind !== 'device') return this.#fail(E.EBADF, { syscall: 'pread', fd });
     if (cdevNotBound(file, 'pread')) return this.#fail(E.EINVAL, { syscall: 'pread', fd });
     return this.regions.read(buffer, offset, (errno) => this.#fail(errno, { syscall: 'pread', fd }));

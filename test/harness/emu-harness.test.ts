@@ -10,7 +10,8 @@ import path from 'node:path';
 import { runConsole } from '../emu/console-runner.js';
 import { keepNewest } from '../emu/retention.js';
 import { ContractError, parseGuestResult, type GuestSuccess } from '../emu/guest-contract.js';
-import { GuestTimeoutError, recordRun } from '../emu/run-guest.js';
+import { EmuTimeoutError } from '../emu/harness.js';
+import { recordRun } from '../emu/run-guest.js';
 import { captureError } from '../helpers/capture-error.js';
 
 const dirs: string[] = [];
@@ -78,34 +79,37 @@ describe('runConsole: deadlines', () => {
 });
 
 describe('recordRun: logs kept, timeouts and contract breaks named', () => {
-  it('a timed-out run throws GuestTimeoutError naming the kept log, which holds the console', () => {
-    const logs = tempDir();
+  it('a timed-out run throws EmuTimeoutError naming the kept log, which holds the console', () => {
+    const cache = tempDir();
     const error = captureError(
       () => recordRun(
-        logs,
+        cache,
         'seed',
         'qemu …',
         { kind: 'timed-out', console: 'booting\n', message: 'timed out after 120 s (no console output for 120 s)' },
       )
     );
-    expect(error).toBeInstanceOf(GuestTimeoutError);
-    expect((error as Error).message).toMatch(/^seed: guest timed out after 120 s .*; log kept at /);
-    const logPath = (error as GuestTimeoutError).logPath;
+    expect(error).toBeInstanceOf(EmuTimeoutError);
+    expect((error as Error).message).toMatch(/^seed: guest timed out after 120 s .*\(log kept at .*\):\nbooting/);
+    const logPath = (error as EmuTimeoutError).logPath;
     expect(readFileSync(logPath, 'utf8')).toBe('qemu …\n\nbooting\n');
   });
 
   it('a good run parses against the contract and keeps its log', () => {
-    const logs = tempDir();
-    const { result, logPath } = recordRun(logs, 'seed', 'qemu', { kind: 'exited', console: console(seedResult()), code: 0, signal: null });
+    const cache = tempDir();
+    const logs = path.join(cache, 'logs');
+    const { result, logPath } = recordRun(cache, 'seed', 'qemu', { kind: 'exited', console: console(seedResult()), code: 0, signal: null });
     expect(result).toEqual(seedResult());
     expect(readdirSync(logs)).toEqual([path.basename(logPath)]);
   });
 
   it('logs are bounded: only the newest 40 stay', () => {
-    const logs = tempDir();
+    const cache = tempDir();
+    const logs = path.join(cache, 'logs');
+    mkdirSync(logs);
     for (let i = 0; i < 45; i++) writeFileSync(path.join(logs, `old-${String(i).padStart(2, '0')}.log`), '');
     for (let i = 0; i < 45; i++) utimesSync(path.join(logs, `old-${String(i).padStart(2, '0')}.log`), 1000 + i, 1000 + i);
-    recordRun(logs, 'seed', 'qemu', { kind: 'exited', console: console(seedResult()), code: 0, signal: null });
+    recordRun(cache, 'seed', 'qemu', { kind: 'exited', console: console(seedResult()), code: 0, signal: null });
     const left = readdirSync(logs);
     expect(left).toHaveLength(40);
     expect(left.filter((n) => n.startsWith('seed-'))).toHaveLength(1);

@@ -111,7 +111,7 @@ describe('IommuContext, legacy container', () => {
     expect(kernel.live().dmaMaps).toBe(0);
   });
 
-  it('a no-IOMMU group cannot be the first to join a container that has guest RAM waiting to be mapped', () => {
+  it('a no-IOMMU group cannot be the first to join a container whose waiting guest RAM is not at its physical address', () => {
     const { kernel, options } = multiSetup();
     using context = IommuContext.open(options);
     context.mapGuestMemory(0n, RAM, 0x1000n);

@@ -27,7 +27,15 @@ export interface VmmScenario {
   name: string;
   /** Outer host page size (the tier's kernels). */
   pages: '4K' | '16K' | '64K';
+  /**
+   * The outer host's IOMMU. `noiommu`: no SMMU, vfio-pci's unsafe no-IOMMU mode and one 512 MiB huge page
+   * reserved, which the VMM's guest RAM uses at guest physical = host physical (`--ram-at-physical`).
+   */
   iommu: 'smmu' | 'noiommu';
+  /** Outer host kernel: the tier's 6.1 (default) or the 6.12 one with iommufd and the VFIO cdev (64K only). */
+  kernel?: '6.1' | '6.12';
+  /** The VMM's `--iommu` request. Default `'auto'` (`'noiommu'` with `iommu: 'noiommu'`). */
+  vmmIommu?: 'auto' | 'type1' | 'iommufd';
   /** Nested guest command line. Default: quiet console. */
   append?: string;
   memMiB?: number;
@@ -50,6 +58,21 @@ function passthroughOf(s: VmmScenario): { id: string; marker: string } | undefin
   return undefined;
 }
 
+/** The example VMM's flags for a scenario. */
+function vmmFlags(s: VmmScenario): string {
+  const flags = s.pci ? ['--pci'] : [];
+  if (s.iommu === 'noiommu') flags.push('--iommu', 'noiommu', '--ram-at-physical');
+  else flags.push('--iommu', s.vmmIommu ?? 'auto');
+  return flags.join(' ');
+}
+
+/** The outer host's kernel Image for a scenario. */
+function hostKernel(a: VmmArtefacts, s: VmmScenario): string {
+  if (s.kernel !== '6.12') return { '4K': a.KERNEL_4K, '16K': a.KERNEL_16K, '64K': a.KERNEL_64K }[s.pages];
+  if (s.pages !== '64K' || !a.KERNEL_612_64K) throw new Error(`${s.name}: the tier builds its 6.12 kernel for 64K pages only`);
+  return a.KERNEL_612_64K;
+}
+
 /** Base + library overlay (buildInitrd) + this archive: /test/run.sh, the example, the nested guest. */
 export function buildVmmInitrd(a: VmmArtefacts, s: VmmScenario): { initrd: string; dispose: () => void } {
   execFileSync('npx', ['tsc', '-p', path.join(EXAMPLE, 'tsconfig.json')], { cwd: REPO, stdio: 'inherit' });
@@ -67,7 +90,7 @@ export function buildVmmInitrd(a: VmmArtefacts, s: VmmScenario): { initrd: strin
     VMM_TIMEOUT: String(s.vmmTimeoutS ?? 120),
     VMM_MEM: String(s.memMiB ?? 256),
     VMM_APPEND: `${s.append ?? 'console=ttyAMA0 quiet panic=-1'}${passthroughOf(s) ? ` ${passthroughOf(s)!.marker}` : ''}`,
-    VMM_FLAGS: s.pci ? '--pci' : '',
+    VMM_FLAGS: vmmFlags(s),
     VMM_VFIO: passthroughOf(s)?.id ?? '',
   };
   writeFileSync(path.join(root, 'test', 'vmm.env'), Object.entries(env).map(([k, v]) => `${k}='${v}'\n`).join(''));
@@ -96,10 +119,11 @@ export interface VmmRun {
 
 
 export async function bootVmm(a: VmmArtefacts, initrd: string, s: VmmScenario): Promise<VmmRun> {
-  const kernel = { '4K': a.KERNEL_4K, '16K': a.KERNEL_16K, '64K': a.KERNEL_64K }[s.pages];
+  const kernel = hostKernel(a, s);
   const disk = s.nvmeDisk ?? path.join(a.CACHE, 'nvme-disk.img');
   if (!existsSync(disk)) writeFileSync(disk, Buffer.alloc(1 << 20));
-  const append = ['console=ttyAMA0', 'panic=-1', ...(s.iommu === 'noiommu' ? ['vfio.enable_unsafe_noiommu_mode=1'] : [])].join(' ');
+  const noiommu = ['vfio.enable_unsafe_noiommu_mode=1', 'hugepages=1'];
+  const append = ['console=ttyAMA0', 'panic=-1', ...(s.iommu === 'noiommu' ? noiommu : [])].join(' ');
   const args = [
     '-M', `virt,virtualization=on,gic-version=3${s.iommu === 'smmu' ? ',iommu=smmuv3' : ''}`,
     '-cpu', 'max,pauth-impdef=on', '-accel', 'tcg,thread=multi', '-smp', '2', '-m', '2G',
@@ -109,11 +133,11 @@ export async function bootVmm(a: VmmArtefacts, initrd: string, s: VmmScenario): 
   ];
   const timeoutS = s.timeoutS ?? 300;
   const started = Date.now();
-  const { log, timedOut } = await runQemu(args, timeoutS * 1000);
+  const { log, timedOut, message } = await runQemu(args, timeoutS * 1000);
   const seconds = (Date.now() - started) / 1000;
   const logPath = keepLog(a.CACHE, s.name, `qemu-system-aarch64 ${args.join(' ')}\n\n${log}`);
   const tail = log.split('\n').slice(-40).join('\n');
-  if (timedOut) throw new EmuTimeoutError(timeoutS, logPath, tail);
+  if (timedOut) throw new EmuTimeoutError(`${s.name}: ${message ?? `timed out after ${timeoutS} s`}`, logPath, tail);
   const reportLine = log.split('\n').find((l) => l.startsWith('VMM-REPORT '));
   if (!reportLine) throw new Error(`the VMM printed no report (log kept at ${logPath}):\n${tail}`);
   const guest = new Map<string, string[]>();
