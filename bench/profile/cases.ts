@@ -4,6 +4,10 @@
  *
  *   node bench/.out/profile/cases.js [rounds] id...      e.g. node bench/.out/profile/cases.js 9 noop map-unmap
  *   node bench/.out/profile/cases.js --warm 9 map-unmap  first runs the library side ~1 s untimed (JIT warm)
+ *
+ * Slot changes that wait for KVM's SRCU grace period (move, add/delete, map/unmap) cost several times more
+ * on one CPU than on the other of this machine, for C and Node alike (`taskset -c 0` / `-c 1` on either
+ * side): which CPU each side runs on decides those ratios more than its code does. Compare them pinned.
  */
 import { loadavg } from 'node:os';
 import path from 'node:path';
