@@ -3,6 +3,7 @@
  * rounds (the side going first alternates), then medians and interquartile ranges.
  */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { pinThread } from './affinity.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -51,6 +52,11 @@ export class CBaseline {
     const binary = path.join(mkdtempSync(path.join(tmpdir(), 'vfio-bars-bench-')), 'kvm-bench');
     execFileSync('cc', ['-O2', '-Wall', '-Werror', '-pthread', '-o', binary, path.join(sourceDir, 'c', 'kvm-bench.c')]);
     return new CBaseline(binary);
+  }
+
+  /** Pins the C program's calling thread to `cpu`, or unpins it (undefined). */
+  async pin(cpu: number | undefined): Promise<void> {
+    await this.request(`pin ${cpu ?? -1}`);
   }
 
   async request(line: string): Promise<string> {
@@ -138,8 +144,23 @@ export interface CaseResult {
   readonly rssKiB: { readonly before: number; readonly after: number };
 }
 
-/** Warm-up round, then `rounds` interleaved rounds; each round is `iterations` operations per side. */
+/**
+ * Warm-up round, then `rounds` interleaved rounds; each round is `iterations` operations per side. With
+ * `bench.cpu`, both sides' calling threads run on that CPU throughout (the counted pass too).
+ */
 export async function runCase(bench: BenchCase, c: CBaseline, rounds: number): Promise<CaseResult> {
+  if (bench.cpu === undefined) return runCaseHere(bench, c, rounds);
+  pinThread(bench.cpu);
+  await c.pin(bench.cpu);
+  try {
+    return await runCaseHere(bench, c, rounds);
+  } finally {
+    pinThread(undefined);
+    await c.pin(undefined);
+  }
+}
+
+async function runCaseHere(bench: BenchCase, c: CBaseline, rounds: number): Promise<CaseResult> {
   const lib = bench.lib(realSyscalls(), c.binary);
   const libTimes: RoundTimes[] = [];
   const cTimes: RoundTimes[] = [];

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -381,6 +382,25 @@ static int try_shared_vm_fd(int fd) {
   return 0;
 }
 
+/* The idle thread: it only shares the file table (see main). */
+static void *idle_main(void *arg) {
+  (void)arg;
+  for (;;) pause();
+  return NULL;
+}
+
+/* Pins the calling (main) thread to `cpu`, or lets it run anywhere again for cpu < 0. */
+static void pin_to(long cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (cpu < 0) {
+    for (int i = 0; i < CPU_SETSIZE; i++) CPU_SET(i, &set);
+  } else {
+    CPU_SET((int)cpu, &set);
+  }
+  if (sched_setaffinity(0, sizeof set, &set) < 0) die("sched_setaffinity");
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "--shared-vm-fd")) return try_shared_vm_fd(atoi(argv[2]));
   /* `kvm-bench --kicker`: the library's kicker; fd 0 go bytes, fd 3 the eventfd, fd 4 a memfd for the time */
@@ -392,6 +412,10 @@ int main(int argc, char **argv) {
     kicker(0, 3, when);
   }
   page = sysconf(_SC_PAGESIZE);
+  /* Like Node, never single-threaded: Linux skips the file refcount in fdget() while a process's file table
+   * is not shared (fs/file.c __fget_light), which a Node process never has, so the C side may not have it either. */
+  pthread_t idle;
+  if (pthread_create(&idle, NULL, idle_main, NULL)) die("pthread_create idle");
   kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (kvm_fd < 0) die("/dev/kvm");
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -410,6 +434,9 @@ int main(int argc, char **argv) {
       cpu_ns(&u1, &s1);
       if (ops < 0) { t1 = t0 + (uint64_t)(-ops); ops = n; } /* a latency total, not the round's time */
       printf("%.1f %.1f %.1f\n", (double)(t1 - t0) / (double)ops, (double)(u1 - u0) / (double)ops, (double)(s1 - s0) / (double)ops);
+    } else if (sscanf(line, "pin %ld", &n) == 1) {
+      pin_to(n); /* n < 0: every CPU again */
+      puts("ok");
     } else if (!strncmp(line, "teardown", 8)) {
       teardown();
       puts("ok");
