@@ -491,39 +491,63 @@ class RelayThread {
   }
 }
 
+/** What both relay sides share: the guest, the stand-in device, the device's own eventfd and the kicker. */
+interface RelayRig {
+  guest: MsiGuest;
+  device: StandInMsixDevice;
+  /** Blocking: the relay's read waits on it. No irqfd on it: the relay carries the interrupt. */
+  deviceEventfd: number;
+  kicker: Kicker;
+}
+
+/** Builds the rig into `rig` one piece at a time, so a failure part-way leaves there what to close. */
+function buildRelayRig(sys: Syscalls, cBinary: string, rig: Partial<RelayRig>): RelayRig {
+  rig.guest = MsiGuest.create(sys);
+  rig.device = StandInMsixDevice.create(sys, rig.guest);
+  rig.guest.runUntilReady();
+  rig.deviceEventfd = sys.eventfd(0, EFD_CLOEXEC);
+  rig.kicker = Kicker.start(sys, cBinary, rig.deviceEventfd);
+  return rig as RelayRig;
+}
+
+/** Stops the relay's threads (`stop`), then closes what the rig holds, in reverse; `rig` is left empty. */
+async function closeRelayRig(sys: Syscalls, rig: Partial<RelayRig>, stop: () => Promise<void>): Promise<void> {
+  const parts = { ...rig };
+  delete rig.guest;
+  delete rig.device;
+  delete rig.deviceEventfd;
+  delete rig.kicker;
+  const cleanups: (() => void)[] = []; // run in reverse
+  try {
+    await stop();
+  } finally {
+    if (parts.guest) cleanups.push(() => parts.guest!.close());
+    if (parts.device) cleanups.push(() => parts.device!.close());
+    if (parts.deviceEventfd !== undefined) cleanups.push(() => sys.close(parts.deviceEventfd!));
+    if (parts.kicker) cleanups.push(() => parts.kicker!.close());
+    runCleanups(cleanups);
+  }
+}
+
 /**
  * The JavaScript relay on a thread of its own, shaped like the C relay: kicker → the device's eventfd →
  * a worker blocked in fs.readSync → fs.writeSync of the vector's eventfd → KVM irqfd → MSI route → the
  * vCPU, whose KVM_RUN runs on this thread as in the direct case.
  */
 export function msiRelayThreadSide(sys: Syscalls, cBinary: string): Side {
-  let guest: MsiGuest | undefined;
-  let device: StandInMsixDevice | undefined;
-  let deviceEventfd: number | undefined;
-  let kicker: Kicker | undefined;
+  const rig: Partial<RelayRig> = {};
   let relay: RelayThread | undefined;
   const teardown = async (): Promise<void> => {
-    const parts = { guest, device, deviceEventfd, kicker, relay };
-    relay = kicker = deviceEventfd = device = guest = undefined;
-    const cleanups: (() => void)[] = []; // run in reverse
-    try {
-      await parts.relay?.stop();
-    } finally {
-      if (parts.guest) cleanups.push(() => parts.guest!.close());
-      if (parts.device) cleanups.push(() => parts.device!.close());
-      if (parts.deviceEventfd !== undefined) cleanups.push(() => sys.close(parts.deviceEventfd!));
-      if (parts.kicker) cleanups.push(() => parts.kicker!.close());
-      runCleanups(cleanups);
-    }
+    const stopping = relay;
+    relay = undefined;
+    await closeRelayRig(sys, rig, async () => {
+      await stopping?.stop();
+    });
   };
   return {
     setup: async () => {
       try {
-        guest = MsiGuest.create(sys);
-        device = StandInMsixDevice.create(sys, guest);
-        guest.runUntilReady();
-        deviceEventfd = sys.eventfd(0, EFD_CLOEXEC); // blocking: the relay's read waits on it
-        kicker = Kicker.start(sys, cBinary, deviceEventfd);
+        const { device, deviceEventfd } = buildRelayRig(sys, cBinary, rig);
         relay = await RelayThread.start(deviceEventfd, device.eventfd);
       } catch (error) {
         await teardown();
@@ -532,7 +556,7 @@ export function msiRelayThreadSide(sys: Syscalls, cBinary: string): Side {
     },
     round: (n) => {
       if (relay!.failure !== undefined) throw asError(relay!.failure);
-      return latencyRound(guest!, kicker!, n);
+      return latencyRound(rig.guest!, rig.kicker!, n);
     },
     teardown,
   };
@@ -708,35 +732,21 @@ class VcpuWorker {
  * is the mean latency from the device eventfd write to the handler's first instruction (TSC stamps).
  */
 export function msiRelaySide(sys: Syscalls, cBinary: string): Side {
-  let guest: MsiGuest | undefined;
-  let device: StandInMsixDevice | undefined;
-  let deviceEventfd: number | undefined;
-  let kicker: Kicker | undefined;
+  const rig: Partial<RelayRig> = {};
   let relay: JsRelay | undefined;
   let worker: VcpuWorker | undefined;
   const teardown = async (): Promise<void> => {
-    const parts = { guest, device, deviceEventfd, kicker, relay, worker };
-    worker = relay = kicker = deviceEventfd = device = guest = undefined;
-    const cleanups: (() => void)[] = []; // run in reverse
-    try {
-      await parts.worker?.stop();
-      await parts.relay?.stop();
-    } finally {
-      if (parts.guest) cleanups.push(() => parts.guest!.close());
-      if (parts.device) cleanups.push(() => parts.device!.close());
-      if (parts.deviceEventfd !== undefined) cleanups.push(() => sys.close(parts.deviceEventfd!));
-      if (parts.kicker) cleanups.push(() => parts.kicker!.close());
-      runCleanups(cleanups);
-    }
+    const stopping = { relay, worker };
+    worker = relay = undefined;
+    await closeRelayRig(sys, rig, async () => {
+      await stopping.worker?.stop();
+      await stopping.relay?.stop();
+    });
   };
   return {
     setup: async () => {
       try {
-        guest = MsiGuest.create(sys);
-        device = StandInMsixDevice.create(sys, guest);
-        guest.runUntilReady();
-        deviceEventfd = sys.eventfd(0, EFD_CLOEXEC); // blocking: the relay's read waits on it
-        kicker = Kicker.start(sys, cBinary, deviceEventfd);
+        const { guest, device, deviceEventfd, kicker } = buildRelayRig(sys, cBinary, rig);
         relay = new JsRelay(deviceEventfd, device.eventfd);
         const runSize = sys.ioctl(guest.vm.kvmFd, 'KVM_GET_VCPU_MMAP_SIZE');
         worker = new VcpuWorker({
@@ -751,7 +761,7 @@ export function msiRelaySide(sys: Syscalls, cBinary: string): Side {
     round: async (n) => {
       const cycles = await worker!.round(n);
       if (relay!.error !== undefined) throw asError(relay!.error);
-      return kicker!.toNs(medianOf(cycles));
+      return rig.kicker!.toNs(medianOf(cycles));
     },
     teardown,
   };
