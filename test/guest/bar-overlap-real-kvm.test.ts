@@ -12,6 +12,7 @@ import { planBarMappings } from '../../src/plan/index.js';
 import { PROT, type HostMapping } from '../../src/sys/syscalls.js';
 import { describeKvm } from '../helpers/kvm-required.js';
 import { MemfdTwoBarDevice } from './memfd-two-bar-device.js';
+import { x86 } from '../helpers/x86-code.js';
 
 const BAR0 = 0x4000_0000n; // 16 KiB NVMe BAR0, relocated MSI-X: 32 KiB in the guest, table at 0x4000
 const BAR2 = 0x4010_0000n; // 16 KiB
@@ -19,17 +20,6 @@ const CODE = 0x7ff0_0000n; // the VM's one page of RAM
 const TABLE = 0x4000n;
 const COMMAND = 0x04;
 
-const x86 = {
-  store: (address: bigint, value: number): number[] => [0xc7, 0x05, ...u32(Number(address)), ...u32(value)],
-  load: (address: bigint): number[] => [0xa1, ...u32(Number(address))],
-  out: (port: number): number[] => [0xe7, port],
-  hlt: [0xf4],
-};
-function u32(v: number): number[] {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(v >>> 0);
-  return [...b];
-}
 
 interface World extends Disposable {
   device: MemfdTwoBarDevice;

@@ -14,6 +14,7 @@ import { X86_REGS, X86_SREGS } from '../../src/uapi/index.js';
 import type { MsixStrategy } from '../../src/plan/types.js';
 import { describeKvm } from '../helpers/kvm-required.js';
 import { MemfdMsixDevice } from './memfd-msix-device.js';
+import { u32, x86 } from '../helpers/x86-code.js';
 
 const BAR = 0x4000_0000n;
 const CODE = 0x7ff0_0000n;
@@ -23,18 +24,6 @@ function hostOf(mapper: BarMapper): GuestBarHost {
   return mapper;
 }
 
-/** x86 32-bit code builders. */
-const x86 = {
-  store: (address: bigint, value: number): number[] => [0xc7, 0x05, ...u32(Number(address)), ...u32(value)],
-  load: (address: bigint): number[] => [0xa1, ...u32(Number(address))],
-  out: (port: number): number[] => [0xe7, port],
-  hlt: [0xf4],
-};
-function u32(v: number): number[] {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(v >>> 0);
-  return [...b];
-}
 
 interface Guest extends Disposable {
   vm: KvmVm;

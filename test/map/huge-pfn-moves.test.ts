@@ -8,24 +8,13 @@ import { hugePfnPlacement } from '../../src/map/huge-pfn.js';
 import { KvmVm } from '../../src/kvm/index.js';
 import { VfioDevice } from '../../src/vfio/index.js';
 import { planBarMappings } from '../../src/plan/index.js';
-import type { DeviceDescription } from '../../src/vfio/description.js';
-import { qemuE1000e } from '../helpers/profiles.js';
+import { e1000eBigBar0, qemuE1000e } from '../helpers/profiles.js';
 import { FakeKernel } from '../fake/fake-kernel.js';
 import { fakeSysfs } from '../vfio/fixtures.js';
 
 const BDF = qemuE1000e.bdf;
 const ROOTS = fakeSysfs(BDF, '3');
-/** An 8 MiB BAR0 with its MSI-X table in the middle, kept as a hole: two mappings, each holding 2 MiB blocks. */
-const big: DeviceDescription = {
-  ...qemuE1000e,
-  regions: [{ ...qemuE1000e.regions[0]!, size: 0x80_0000n }, ...qemuE1000e.regions.slice(1)],
-  msix: {
-    capOffset: 0xa0,
-    vectors: 5,
-    table: { bir: 0, offset: 0x40_0000n, size: 0x50n },
-    pba: { bir: 0, offset: 0x40_0800n, size: 0x8n },
-  },
-};
+const big = e1000eBigBar0;
 const ALIGNED = [0x4000_0000n, 0x5000_0000n];
 const MISALIGNED = [0x4010_0000n, 0x6030_0000n];
 

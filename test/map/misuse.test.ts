@@ -11,8 +11,7 @@ import { KvmVm } from '../../src/kvm/index.js';
 import { VfioDevice } from '../../src/vfio/index.js';
 import type { DmaMapper, VfioDeviceHandle } from '../../src/vfio/device-handle.js';
 import { planBarMappings, type MappingPlan } from '../../src/plan/index.js';
-import { qemuE1000e } from '../helpers/profiles.js';
-import type { DeviceDescription } from '../../src/vfio/description.js';
+import { e1000eBigBar0, qemuE1000e } from '../helpers/profiles.js';
 import { FakeKernel } from '../fake/fake-kernel.js';
 import { fakeSysfs } from '../vfio/fixtures.js';
 import { captureError } from '../helpers/capture-error.js';
@@ -391,17 +390,8 @@ describe('BarMapper and IOMMUs that cannot DMA-map a BAR', () => {
 });
 
 describe('BarMapper asks for huge-PFN placement', () => {
-  /** An 8 MiB BAR0 with its MSI-X table in the middle, kept as a hole: the second mapping starts 4 MiB + 4 KiB in. */
-  const big: DeviceDescription = {
-    ...qemuE1000e,
-    regions: [{ ...qemuE1000e.regions[0]!, size: 0x80_0000n }, ...qemuE1000e.regions.slice(1)],
-    msix: {
-      capOffset: 0xa0,
-      vectors: 5,
-      table: { bir: 0, offset: 0x40_0000n, size: 0x50n },
-      pba: { bir: 0, offset: 0x40_0800n, size: 0x8n },
-    },
-  };
+  const big = e1000eBigBar0;
+
   it('each mapping\'s host address is congruent to its file offset modulo 2 MiB', () => {
     const kernel = new FakeKernel({ device: big, devRoot: ROOTS.devRoot, group: '3' });
     using device = VfioDevice.open(BDF, { ...ROOTS, syscalls: kernel, iommu: 'type1' });
