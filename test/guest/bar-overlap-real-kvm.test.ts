@@ -9,10 +9,9 @@ import { KvmVcpu, KvmVm } from '../../src/kvm/index.js';
 import { setupX86 } from '../../src/kvm/probe-x86.js';
 import { BarMapper } from '../../src/map/index.js';
 import { planBarMappings } from '../../src/plan/index.js';
-import { PROT, type HostMapping } from '../../src/sys/syscalls.js';
 import { describeKvm } from '../helpers/kvm-required.js';
 import { MemfdTwoBarDevice } from './memfd-two-bar-device.js';
-import { x86 } from '../helpers/x86-code.js';
+import { codePage, x86 } from '../helpers/x86-code.js';
 
 const BAR0 = 0x4000_0000n; // 16 KiB NVMe BAR0, relocated MSI-X: 32 KiB in the guest, table at 0x4000
 const BAR2 = 0x4010_0000n; // 16 KiB
@@ -34,16 +33,11 @@ function world(): World {
   const device = new MemfdTwoBarDevice();
   const vm = KvmVm.create({ syscalls: device.syscalls });
   const sys = vm.syscalls;
-  const fd = sys.memfdCreate('guest-code', 0);
-  sys.ftruncate(fd, 0x1000n);
-  const page: HostMapping = sys.mmap(fd, 0n, 0x1000n, PROT.READ | PROT.WRITE);
-  sys.close(fd);
-  vm.addSlot({ guestPhysAddr: CODE, memorySize: 0x1000n, userspaceAddr: page.address });
+  const { page, code } = codePage(vm, CODE);
   const vcpu = KvmVcpu.create(vm);
   const mapper = new BarMapper(device, vm, { logger: { debug: () => undefined, info: () => undefined, warn: () => undefined } });
   mapper.map(planBarMappings(device.describe(), { pageSize: 0x1000, barAddresses: { 0: BAR0, 2: BAR2 } }));
   const guest = new PassthroughDevice(device, mapper, vm);
-  const code = new Uint8Array(page.view!);
   const run = (program: number[]): { reports: bigint[]; exits: string[] } => {
     code.fill(0);
     code.set([...program, ...x86.hlt]);

@@ -9,12 +9,11 @@ import { KvmVcpu, KvmVm } from '../../src/kvm/index.js';
 import { setupX86 } from '../../src/kvm/probe-x86.js';
 import { BarMapper } from '../../src/map/index.js';
 import { planBarMappings } from '../../src/plan/index.js';
-import { PROT, type HostMapping } from '../../src/sys/syscalls.js';
 import { X86_REGS, X86_SREGS } from '../../src/uapi/index.js';
 import type { MsixStrategy } from '../../src/plan/types.js';
 import { describeKvm } from '../helpers/kvm-required.js';
 import { MemfdMsixDevice } from './memfd-msix-device.js';
-import { u32, x86 } from '../helpers/x86-code.js';
+import { codePage, u32, x86 } from '../helpers/x86-code.js';
 
 const BAR = 0x4000_0000n;
 const CODE = 0x7ff0_0000n;
@@ -36,14 +35,10 @@ function guestVm(device: MemfdMsixDevice, before: (vm: KvmVm) => void = () => un
   const vm = KvmVm.create({ syscalls: device.syscalls });
   before(vm);
   const sys = vm.syscalls;
-  const fd = sys.memfdCreate('guest-code', 0);
-  sys.ftruncate(fd, 0x1000n);
-  const page: HostMapping = sys.mmap(fd, 0n, 0x1000n, PROT.READ | PROT.WRITE);
-  sys.close(fd);
-  vm.addSlot({ guestPhysAddr: CODE, memorySize: 0x1000n, userspaceAddr: page.address });
+  const { page, code } = codePage(vm, CODE);
   const vcpu = KvmVcpu.create(vm);
   return {
-    vm, vcpu, code: new Uint8Array(page.view!),
+    vm, vcpu, code,
     [Symbol.dispose]: () => {
       vcpu.close();
       vm.close();
