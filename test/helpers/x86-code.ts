@@ -1,5 +1,6 @@
 /** x86 32-bit machine-code builders for the small guest programs the real-KVM tests run. */
-import { PROT, type HostMapping, type KvmVm } from '../../src/index.js';
+import type { HostMapping, KvmVm } from '../../src/index.js';
+import { hostMemory } from './host-memory.js';
 
 /** `v` as the four little-endian bytes of an imm32 or disp32. */
 export function u32(v: number): number[] {
@@ -21,15 +22,7 @@ export const x86 = {
 
 /** One page of guest code: a memfd page registered as a slot at `gpa`; write the program into `code`. */
 export function codePage(vm: KvmVm, gpa: bigint): { page: HostMapping; code: Uint8Array } {
-  const sys = vm.syscalls;
-  const fd = sys.memfdCreate('guest-code', 0);
-  let page: HostMapping;
-  try {
-    sys.ftruncate(fd, 0x1000n);
-    page = sys.mmap(fd, 0n, 0x1000n, PROT.READ | PROT.WRITE);
-  } finally {
-    sys.close(fd);
-  }
+  const page = hostMemory(vm.syscalls, 0x1000n, 'guest-code');
   vm.addSlot({ guestPhysAddr: gpa, memorySize: 0x1000n, userspaceAddr: page.address });
   return { page, code: new Uint8Array(page.view!) };
 }

@@ -5,23 +5,15 @@
 import { describe, expect, it } from 'vitest';
 import { KvmVm } from '../../src/kvm/index.js';
 import { realSyscalls } from '../../src/sys/real-syscalls.js';
-import { PROT, type HostMapping, type Syscalls } from '../../src/sys/syscalls.js';
+import type { Syscalls } from '../../src/sys/syscalls.js';
 import { FakeKernel } from '../fake/fake-kernel.js';
 import { captureError } from '../helpers/capture-error.js';
 import { describeKvm } from '../helpers/kvm-required.js';
+import { hostMemory } from '../helpers/host-memory.js';
 
 const RAM_GPA = 0n;
 const BAR_GPA = 0x10_0000n;
 
-function hostMemory(sys: Syscalls, size: bigint): HostMapping {
-  const fd = sys.memfdCreate('vfio-bars-test', 0);
-  try {
-    sys.ftruncate(fd, size);
-    return sys.mmap(fd, 0n, size, PROT.READ | PROT.WRITE);
-  } finally {
-    sys.close(fd);
-  }
-}
 
 /** A VMM: its own VM with RAM in slot 0 (one page at GPA 0). */
 function vmm(sys: Syscalls, kvmPath = '/dev/kvm') {

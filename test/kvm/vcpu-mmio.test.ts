@@ -6,9 +6,9 @@ import { expect, it } from 'vitest';
 import { KvmVcpu, KvmVm } from '../../src/kvm/index.js';
 import { X86_REPORT_PORT, setupX86, x86ReadProgram } from '../../src/kvm/probe-x86.js';
 import { realSyscalls } from '../../src/sys/real-syscalls.js';
-import { PROT } from '../../src/sys/syscalls.js';
 import { describeKvm } from '../helpers/kvm-required.js';
 import { captureError } from '../helpers/capture-error.js';
+import { hostMemory } from '../helpers/host-memory.js';
 
 const sys = realSyscalls();
 const PAGE = BigInt(sys.pageSize());
@@ -19,10 +19,7 @@ describeKvm('KvmVcpu on the real /dev/kvm: a VMM answers MMIO reads', () => {
   it('the guest loads the value the VMM wrote into kvm_run (32- and 64-bit reads)', () => {
     for (const [width, answers] of [[4, [0xcafe_f00dn]], [8, [0x1122_3344n, 0x5566_7788n]]] as const) {
       using vm = KvmVm.create();
-      const fd = sys.memfdCreate('vfio-bars-code', 0);
-      sys.ftruncate(fd, PAGE);
-      const code = sys.mmap(fd, 0n, PAGE, PROT.READ | PROT.WRITE);
-      sys.close(fd);
+      const code = hostMemory(sys, PAGE, 'vfio-bars-code');
       try {
         new Uint8Array(code.view!).set(x86ReadProgram(DEVICE_GPA, width));
         vm.addSlot({ guestPhysAddr: CODE_GPA, memorySize: PAGE, userspaceAddr: code.address });

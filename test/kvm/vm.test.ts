@@ -1,23 +1,14 @@
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { KvmError, KvmVm, GuestMemoryProbe } from '../../src/kvm/index.js';
 import { realSyscalls } from '../../src/sys/real-syscalls.js';
-import { PROT, type HostMapping } from '../../src/sys/syscalls.js';
+import type { HostMapping } from '../../src/sys/syscalls.js';
 import { describeKvm } from '../helpers/kvm-required.js';
 import { captureError } from '../helpers/capture-error.js';
+import { hostMemory } from '../helpers/host-memory.js';
 
 const sys = realSyscalls();
 const PAGE = BigInt(sys.pageSize());
 
-/** A memfd-backed host mapping standing in for guest RAM or a device region. */
-function hostMemory(size: bigint): HostMapping {
-  const fd = sys.memfdCreate('vfio-bars-test', 0);
-  try {
-    sys.ftruncate(fd, size);
-    return sys.mmap(fd, 0n, size, PROT.READ | PROT.WRITE);
-  } finally {
-    sys.close(fd);
-  }
-}
 
 describeKvm('KvmVm on the real /dev/kvm', () => {
   let vm: KvmVm;
@@ -25,7 +16,7 @@ describeKvm('KvmVm on the real /dev/kvm', () => {
 
   beforeEach(() => {
     vm = KvmVm.create();
-    memory = hostMemory(4n * PAGE);
+    memory = hostMemory(sys, 4n * PAGE);
   });
   afterEach(() => {
     vm.close();
@@ -139,7 +130,7 @@ describeKvm('KvmVm.adopt: inside a VM the VMM owns', () => {
   it('uses only the granted slot ids, coexists with the VMM slots, and gives back exactly its own on close', () => {
     const kvm = sys.open('/dev/kvm', 2);
     const vmFd = sys.ioctl(kvm, 'KVM_CREATE_VM', 0);
-    const memory = hostMemory(4n * PAGE);
+    const memory = hostMemory(sys, 4n * PAGE);
     try {
       // The VMM's own RAM slot 0.
       sys.setUserMemoryRegion(vmFd, { slot: 0, flags: 0, guestPhysAddr: 0n, memorySize: PAGE, userspaceAddr: memory.address });
