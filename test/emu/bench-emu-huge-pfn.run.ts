@@ -13,7 +13,7 @@ import path from 'node:path';
 import { expect, it } from 'vitest';
 import { hugePfnTable, parseHugePfnLog } from './bench-emu-huge-pfn.js';
 import { saveBenchEmuResults } from './bench-emu-results.js';
-import { keepLog, runQemu } from './harness.js';
+import { bootOuterHost, outerHostArgs } from './harness.js';
 import { buildInitrd, prepare } from './run-guest.js';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
@@ -43,18 +43,12 @@ it('bench:emu huge-pfn: touching a 1 GiB vfio-pci BAR on Linux 6.12, placed by t
   const base = buildInitrd(a);
   const stage = path.dirname(base);
   try {
-    const args = [
-      '-M', 'virt,virtualization=on,gic-version=3,iommu=smmuv3', '-cpu', 'max,pauth-impdef=on',
-      '-accel', 'tcg,thread=multi', '-smp', '2', '-m', '2G', '-nographic', '-no-reboot',
-      '-kernel', a.KERNEL_612_64K, '-initrd', hugePfnInitrd(base), '-append', 'console=ttyAMA0 panic=-1',
-      '-nic', 'none', '-object', BACKEND, '-device', 'ivshmem-plain,memdev=ivm',
-    ];
-    const started = Date.now();
-    const { log, timedOut, message } = await runQemu(args, OUTER_TIMEOUT_S * 1000);
-    const outerSeconds = (Date.now() - started) / 1000;
-    const logPath = keepLog(a.CACHE, 'bench-emu-huge-pfn', `qemu-system-aarch64 ${args.join(' ')}\n\n${log}`);
+    const args = outerHostArgs({
+      kernel: a.KERNEL_612_64K, initrd: hugePfnInitrd(base), append: 'console=ttyAMA0 panic=-1', smmu: true,
+      devices: ['-object', BACKEND, '-device', 'ivshmem-plain,memdev=ivm'],
+    });
+    const { log, logPath, seconds: outerSeconds } = await bootOuterHost(a.CACHE, 'bench-emu-huge-pfn', args, OUTER_TIMEOUT_S);
     console.log(`outer boot ${outerSeconds.toFixed(1)} s, log ${logPath}`);
-    expect(timedOut, `${message ?? `timed out after ${OUTER_TIMEOUT_S} s`} (log kept at ${logPath})`).toBe(false);
     const result = parseHugePfnLog(log);
     console.log(`\n${hugePfnTable(result)}\n`);
     const backend = BACKEND.replace(/id=[^,]+,?/, '').replace(/,/g, ' ');

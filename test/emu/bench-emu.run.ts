@@ -13,7 +13,7 @@ import path from 'node:path';
 import { expect, it } from 'vitest';
 import { saveBenchEmuResults } from './bench-emu-results.js';
 import { benchTable, parseBenchLog, wholeRunTable, type BenchRun } from './bench-emu-table.js';
-import { keepLog, runQemu } from './harness.js';
+import { bootOuterHost, outerHostArgs } from './harness.js';
 import { buildInitrd } from './run-guest.js';
 import { prepareVmm, type VmmArtefacts } from './vmm/run-vmm.js';
 
@@ -76,18 +76,12 @@ it('bench:emu: QEMU 7.2 (default, x-msix-relocation=bar0) and the example VMM, o
   const qemu = prepareQemu();
   const { initrd, stage } = benchInitrd(a, qemu.overlay);
   try {
-    const args = [
-      '-M', 'virt,virtualization=on,gic-version=3,iommu=smmuv3', '-cpu', 'max,pauth-impdef=on',
-      '-accel', 'tcg,thread=multi', '-smp', '2', '-m', '3G', '-nographic', '-no-reboot',
-      '-kernel', a.KERNEL_64K, '-initrd', initrd, '-append', 'console=ttyAMA0 panic=-1',
-      '-nic', 'none', '-device', 'nvme,serial=deadbeef,drive=d0', '-drive', `if=none,id=d0,file=${benchDisk(a)},format=raw`,
-    ];
-    const started = Date.now();
-    const { log, timedOut } = await runQemu(args, OUTER_TIMEOUT_S * 1000);
-    const outerSeconds = (Date.now() - started) / 1000;
-    const logPath = keepLog(a.CACHE, 'bench-emu', `qemu-system-aarch64 ${args.join(' ')}\n\n${log}`);
+    const devices = ['-device', 'nvme,serial=deadbeef,drive=d0', '-drive', `if=none,id=d0,file=${benchDisk(a)},format=raw`];
+    const args = outerHostArgs({
+      kernel: a.KERNEL_64K, initrd, append: 'console=ttyAMA0 panic=-1', smmu: true, memory: '3G', devices,
+    });
+    const { log, logPath, seconds: outerSeconds } = await bootOuterHost(a.CACHE, 'bench-emu', args, OUTER_TIMEOUT_S);
     console.log(`outer boot ${outerSeconds.toFixed(1)} s, log ${logPath}`);
-    expect(timedOut, `timed out after ${OUTER_TIMEOUT_S} s (log kept at ${logPath})`).toBe(false);
     const runs = parseBenchLog(log);
     report(runs, qemu.version, log, outerSeconds);
     expect(runs.map((r) => r.name).join(','), `runs that reported (log ${logPath})`).toBe(CONFIGS);

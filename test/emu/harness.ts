@@ -62,3 +62,48 @@ export async function runQemu(
   if (outcome.kind === 'timed-out') return { log: outcome.console, timedOut: true, message: outcome.message };
   return { log: outcome.console, timedOut: false };
 }
+
+/** What differs between boots of the emulated host; the rest of the QEMU command line is {@link outerHostArgs}'s. */
+export interface OuterHost {
+  kernel: string;
+  initrd: string;
+  append: string;
+  /** Give the host an SMMUv3 (its devices then sit behind an IOMMU). */
+  smmu: boolean;
+  /** Guest RAM of the host. Default 2G. */
+  memory?: string;
+  /** QEMU arguments for the host's devices, in PCI slot order. */
+  devices: string[];
+}
+
+/** The emulated aarch64 host every run boots: QEMU virt with EL2 (for nested KVM), GICv3, TCG on two vCPUs. */
+export function outerHostArgs(host: OuterHost): string[] {
+  return [
+    '-M', `virt,virtualization=on,gic-version=3${host.smmu ? ',iommu=smmuv3' : ''}`,
+    '-cpu', 'max,pauth-impdef=on', '-accel', 'tcg,thread=multi', '-smp', '2', '-m', host.memory ?? '2G',
+    '-nographic', '-no-reboot', '-kernel', host.kernel, '-initrd', host.initrd, '-append', host.append,
+    '-nic', 'none', ...host.devices,
+  ];
+}
+
+/**
+ * Boots the emulated host with `args` (see {@link outerHostArgs}), keeps the log as `name`, and returns the
+ * console and the outer run's seconds.
+ * @throws EmuTimeoutError naming the kept log when the run went silent or ran past `timeoutS`.
+ */
+export async function bootOuterHost(
+  cache: string,
+  name: string,
+  args: string[],
+  timeoutS: number,
+): Promise<{ log: string; logPath: string; seconds: number }> {
+  const started = Date.now();
+  const { log, timedOut, message } = await runQemu(args, timeoutS * 1000);
+  const seconds = (Date.now() - started) / 1000;
+  const logPath = keepLog(cache, name, `qemu-system-aarch64 ${args.join(' ')}\n\n${log}`);
+  if (timedOut) {
+    const tail = log.split('\n').slice(-40).join('\n');
+    throw new EmuTimeoutError(`${name}: ${message ?? `timed out after ${timeoutS} s`}`, logPath, tail);
+  }
+  return { log, logPath, seconds };
+}

@@ -7,7 +7,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import path from 'node:path';
 import { runConsole, type ConsoleOutcome } from './console-runner.js';
 import { parseGuestResult, type GuestOutcome, type GuestSuccess } from './guest-contract.js';
-import { EmuTimeoutError, SILENCE_MS, keepLog } from './harness.js';
+import { EmuTimeoutError, SILENCE_MS, keepLog, outerHostArgs } from './harness.js';
 import { KEEP_OVERLAYS, keepNewest } from './retention.js';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
@@ -112,7 +112,8 @@ export interface GuestRun {
 export type GuestResult = GuestSuccess;
 
 
-function kernelFor(a: Artefacts, s: Scenario): string {
+/** The outer host's kernel Image for a scenario (guest or example VMM): the 6.1 one of its page size, or 6.12 (64K). */
+export function kernelFor(a: Artefacts, s: Pick<Scenario, 'name' | 'pages' | 'kernel'>): string {
   if (s.kernel !== '6.12') return { '4K': a.KERNEL_4K, '16K': a.KERNEL_16K, '64K': a.KERNEL_64K }[s.pages];
   if (s.pages !== '64K' || !a.KERNEL_612_64K) throw new Error(`${s.name}: no 6.12 kernel for ${s.pages} pages (prepare.sh builds 64K)`);
   return a.KERNEL_612_64K;
@@ -144,14 +145,12 @@ export async function bootScenario(a: Artefacts, initrd: string, s: Scenario, ti
     ...(s.iommu === 'noiommu' ? ['vfio.enable_unsafe_noiommu_mode=1'] : []),
     ...guestCmdlineFlags(s)
   ].join(' ');
-  const args = [
-    '-M', `virt,virtualization=on,gic-version=3${s.iommu === 'smmu' ? ',iommu=smmuv3' : ''}`,
-    '-cpu', 'max,pauth-impdef=on', '-accel', 'tcg,thread=multi', '-smp', '2', '-m', '2G',
-    '-nographic', '-no-reboot', '-kernel', kernel, '-initrd', initrd, '-append', append,
-    '-nic', 'none', ...(s.defaultNic ? ['-device', 'virtio-net-pci,romfile='] : []),
+  const devices = [
+    ...(s.defaultNic ? ['-device', 'virtio-net-pci,romfile='] : []),
     '-device', `nvme,serial=deadbeef,drive=d0${s.nvmeOptions ?? ''}`, '-drive', `if=none,id=d0,file=${disk},format=raw`,
     ...(s.e1000e ? ['-device', 'e1000e,romfile='] : []),
   ];
+  const args = outerHostArgs({ kernel, initrd, append, smmu: s.iommu === 'smmu', devices });
   const started = Date.now();
   const outcome = await runConsole('qemu-system-aarch64', args, { totalMs: timeoutMs, silenceMs: Math.min(SILENCE_MS, timeoutMs) });
   const seconds = (Date.now() - started) / 1000;

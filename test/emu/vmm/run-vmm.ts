@@ -8,8 +8,8 @@
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { EmuTimeoutError, keepLog, runQemu } from '../harness.js';
-import { buildInitrd, prepare, type Artefacts } from '../run-guest.js';
+import { bootOuterHost, outerHostArgs } from '../harness.js';
+import { buildInitrd, kernelFor, prepare, type Artefacts } from '../run-guest.js';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..', '..');
 const EXAMPLE = path.join(REPO, 'examples', 'arm64-vmm');
@@ -66,13 +66,6 @@ function vmmFlags(s: VmmScenario): string {
   return flags.join(' ');
 }
 
-/** The outer host's kernel Image for a scenario. */
-function hostKernel(a: VmmArtefacts, s: VmmScenario): string {
-  if (s.kernel !== '6.12') return { '4K': a.KERNEL_4K, '16K': a.KERNEL_16K, '64K': a.KERNEL_64K }[s.pages];
-  if (s.pages !== '64K' || !a.KERNEL_612_64K) throw new Error(`${s.name}: the tier builds its 6.12 kernel for 64K pages only`);
-  return a.KERNEL_612_64K;
-}
-
 /** Base + library overlay (buildInitrd) + this archive: /test/run.sh, the example, the nested guest. */
 export function buildVmmInitrd(a: VmmArtefacts, s: VmmScenario): { initrd: string; dispose: () => void } {
   execFileSync('npx', ['tsc', '-p', path.join(EXAMPLE, 'tsconfig.json')], { cwd: REPO, stdio: 'inherit' });
@@ -119,25 +112,18 @@ export interface VmmRun {
 
 
 export async function bootVmm(a: VmmArtefacts, initrd: string, s: VmmScenario): Promise<VmmRun> {
-  const kernel = hostKernel(a, s);
+  const kernel = kernelFor(a, s);
   const disk = s.nvmeDisk ?? path.join(a.CACHE, 'nvme-disk.img');
   if (!existsSync(disk)) writeFileSync(disk, Buffer.alloc(1 << 20));
   const noiommu = ['vfio.enable_unsafe_noiommu_mode=1', 'hugepages=1'];
   const append = ['console=ttyAMA0', 'panic=-1', ...(s.iommu === 'noiommu' ? noiommu : [])].join(' ');
-  const args = [
-    '-M', `virt,virtualization=on,gic-version=3${s.iommu === 'smmu' ? ',iommu=smmuv3' : ''}`,
-    '-cpu', 'max,pauth-impdef=on', '-accel', 'tcg,thread=multi', '-smp', '2', '-m', '2G',
-    '-nographic', '-no-reboot', '-kernel', kernel, '-initrd', initrd, '-append', append,
-    '-nic', 'none', '-device', 'nvme,serial=deadbeef,drive=d0', '-drive', `if=none,id=d0,file=${disk},format=raw`,
+  const devices = [
+    '-device', 'nvme,serial=deadbeef,drive=d0', '-drive', `if=none,id=d0,file=${disk},format=raw`,
     ...(s.e1000e ? ['-device', 'e1000e,romfile='] : []),
   ];
-  const timeoutS = s.timeoutS ?? 300;
-  const started = Date.now();
-  const { log, timedOut, message } = await runQemu(args, timeoutS * 1000);
-  const seconds = (Date.now() - started) / 1000;
-  const logPath = keepLog(a.CACHE, s.name, `qemu-system-aarch64 ${args.join(' ')}\n\n${log}`);
+  const args = outerHostArgs({ kernel, initrd, append, smmu: s.iommu === 'smmu', devices });
+  const { log, logPath, seconds } = await bootOuterHost(a.CACHE, s.name, args, s.timeoutS ?? 300);
   const tail = log.split('\n').slice(-40).join('\n');
-  if (timedOut) throw new EmuTimeoutError(`${s.name}: ${message ?? `timed out after ${timeoutS} s`}`, logPath, tail);
   const reportLine = log.split('\n').find((l) => l.startsWith('VMM-REPORT '));
   if (!reportLine) throw new Error(`the VMM printed no report (log kept at ${logPath}):\n${tail}`);
   const guest = new Map<string, string[]>();
